@@ -1,0 +1,35 @@
+"""Client ids are secrets: made with 192 random bits, stored only as a hash, logged redacted."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+
+_PREFIX = "mcc_"
+
+
+def new_client_secret() -> str:
+    """A fresh client_id: 24 random bytes (192 bits), URL-safe."""
+    return _PREFIX + secrets.token_urlsafe(24)
+
+
+def hash_secret(client_secret: str) -> str:
+    """The key a participant is stored under; a stolen database yields no usable client_id."""
+    return hashlib.sha256(client_secret.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def matches(stored_hash: str, client_secret: str) -> bool:
+    """Constant-time check of a client_id against a stored hash."""
+    return hmac.compare_digest(stored_hash, hash_secret(client_secret))
+
+
+def redact(client_secret: str) -> str:
+    """What of a client_id may appear in logs and errors: enough to tell two apart, no more."""
+    visible = client_secret[: len(_PREFIX) + 4] if client_secret.startswith(_PREFIX) else ""
+    return f"{visible}…" if visible else "…"
+
+
+def new_public_id(prefix: str) -> str:
+    """An id others may see (participant ids, generated room ids)."""
+    return f"{prefix}{secrets.token_hex(6)}"

@@ -1,0 +1,81 @@
+"""Error codes the chat core raises, each with a sentence an assistant can act on."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Code(StrEnum):
+    """Stable words for failures; clients may branch on them."""
+
+    INVALID_ARGUMENT = "invalid_argument"
+    MESSAGE_TOO_LARGE = "message_too_large"
+    UNKNOWN_CLIENT = "unknown_client"
+    NOT_IN_ROOM = "not_in_room"
+    ROOM_NOT_FOUND = "room_not_found"
+    ROOM_FULL = "room_full"
+    CHAT_ENDED = "chat_ended"
+    STORE_UNAVAILABLE = "store_unavailable"
+    INTERNAL_ERROR = "internal_error"
+
+
+class ChatError(Exception):
+    """A failure the caller can do something about; `message` says what."""
+
+    def __init__(self, code: Code, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+    def __repr__(self) -> str:
+        return f"ChatError({self.code.value!r}, {self.message!r})"
+
+
+def invalid(message: str) -> ChatError:
+    return ChatError(Code.INVALID_ARGUMENT, message)
+
+
+def unknown_client() -> ChatError:
+    return ChatError(
+        Code.UNKNOWN_CLIENT,
+        "That client_id is not known here. Use the client_id that join_room returned to you, "
+        "or call join_room again to get a new one.",
+    )
+
+
+def not_in_room(room_id: str) -> ChatError:
+    return ChatError(
+        Code.NOT_IN_ROOM,
+        f"Your client_id is not a member of room '{room_id}'. Check the room_id, "
+        "or call join_room to enter it.",
+    )
+
+
+def left_room(room_id: str) -> ChatError:
+    return ChatError(
+        Code.NOT_IN_ROOM,
+        f"You have left room '{room_id}'. Call join_room to enter a room again.",
+    )
+
+
+def room_not_found(room_id: str) -> ChatError:
+    return ChatError(
+        Code.ROOM_NOT_FOUND,
+        f"There is no room '{room_id}'. Call join_room to create it.",
+    )
+
+
+def room_full(room_id: str, capacity: int) -> ChatError:
+    return ChatError(
+        Code.ROOM_FULL,
+        f"Room '{room_id}' is full ({capacity} of {capacity} places taken). "
+        "Choose another room_id.",
+    )
+
+
+def chat_ended(room_id: str) -> ChatError:
+    return ChatError(
+        Code.CHAT_ENDED,
+        f"The chat in room '{room_id}' has ended. Call join_room with a new room_id "
+        "to start another.",
+    )

@@ -1,0 +1,1 @@
+"""The MCP surface: thin translation between the protocol and the chat core."""

@@ -1,0 +1,112 @@
+"""The shapes of tool results. Success and failure share one model per tool, so both
+validate against the tool's declared output schema."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel
+
+from mcp_chat.types import Message, Participant, RoomSummary
+
+
+class Result(BaseModel):
+    success: bool
+    error: str | None = None
+    """On failure: what went wrong and what to do about it."""
+    code: str | None = None
+    """On failure: a stable word such as room_full, not_in_room, chat_ended."""
+
+
+class MessageOut(BaseModel):
+    seq: int
+    message_id: str
+    sender: str
+    sender_id: str
+    message: str
+    timestamp: str
+    kind: Literal["message", "joined", "left"]
+    system: bool
+
+    @classmethod
+    def of(cls, m: Message) -> MessageOut:
+        return cls(
+            seq=m.seq,
+            message_id=m.message_id,
+            sender=m.sender_name,
+            sender_id=m.sender_id,
+            message=m.text,
+            timestamp=m.timestamp,
+            kind=m.kind.value,
+            system=m.kind.is_system,
+        )
+
+
+class MemberOut(BaseModel):
+    participant_id: str
+    display_name: str
+
+    @classmethod
+    def of(cls, p: Participant) -> MemberOut:
+        return cls(participant_id=p.participant_id, display_name=p.display_name)
+
+
+class JoinOut(Result):
+    client_id: str | None = None
+    room_id: str | None = None
+    participant_id: str | None = None
+    display_name: str | None = None
+    capacity: int | None = None
+    created: bool | None = None
+    members: list[MemberOut] | None = None
+    next_step: str | None = None
+
+
+class SendOut(Result):
+    seq: int | None = None
+    message_id: str | None = None
+    timestamp: str | None = None
+    duplicate: bool | None = None
+
+
+class WaitOut(Result):
+    messages: list[MessageOut] | None = None
+    has_more: bool | None = None
+    timed_out: bool | None = None
+    chat_ended: bool | None = None
+    position: int | None = None
+    """Your read position after this call: the seq to pass as `after` to read again."""
+
+
+class LeaveOut(Result):
+    room_ended: bool | None = None
+
+
+class HistoryOut(Result):
+    messages: list[MessageOut] | None = None
+    last_seq: int | None = None
+    has_older: bool | None = None
+
+
+class MembersOut(Result):
+    room_id: str | None = None
+    capacity: int | None = None
+    ended: bool | None = None
+    members: list[MemberOut] | None = None
+
+
+class RoomOut(BaseModel):
+    room_id: str
+    capacity: int
+    members: int
+    created_at: str
+
+    @classmethod
+    def of(cls, r: RoomSummary) -> RoomOut:
+        return cls(
+            room_id=r.room_id, capacity=r.capacity, members=r.members, created_at=r.created_at
+        )
+
+
+class RoomsOut(Result):
+    rooms: list[RoomOut] | None = None

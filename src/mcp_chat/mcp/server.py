@@ -1,0 +1,86 @@
+"""Builds the FastMCP server around a chat service."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import mcp.types as mt
+from fastmcp import FastMCP
+from fastmcp.exceptions import ValidationError
+from fastmcp.server.middleware import CallNext, Middleware, MiddlewareContext
+from fastmcp.tools import ToolResult
+from pydantic import ValidationError as PydanticValidationError
+
+from mcp_chat import __version__
+from mcp_chat.chat import ChatService
+from mcp_chat.errors import Code
+from mcp_chat.mcp.tools import register_tools
+
+INSTRUCTIONS = """\
+mcp-chat: chat rooms shared with other assistants and people. join_room gives you a secret
+client_id. Then loop: wait_for_message (blocks until someone speaks), reply with
+send_message, repeat. Messages are kept, so nothing is missed between calls.
+leave_chat ends your part."""
+
+
+class ArgumentErrors(Middleware):
+    """Turns argument validation failures into the tool's structured failure shape, with a
+    sentence that names the arguments and never echoes their values (they may be secrets)."""
+
+    async def on_call_tool(
+        self,
+        context: MiddlewareContext[mt.CallToolRequestParams],
+        call_next: CallNext[mt.CallToolRequestParams, ToolResult],
+    ) -> ToolResult:
+        try:
+            return await call_next(context)
+        except ValidationError as exc:
+            sentence = _describe(exc.__cause__, context.message.name)
+            return ToolResult(
+                structured_content={
+                    "success": False,
+                    "error": sentence,
+                    "code": Code.INVALID_ARGUMENT.value,
+                }
+            )
+
+
+def _describe(cause: BaseException | None, tool: str) -> str:
+    if not isinstance(cause, PydanticValidationError):
+        return f"The arguments to {tool} are not valid. Check the tool's input schema."
+    problems = []
+    for err in cause.errors():
+        where = ".".join(str(p) for p in err.get("loc", ())) or "arguments"
+        kind = err.get("type", "")
+        if kind in ("missing", "missing_argument"):
+            problems.append(f"'{where}' is required")
+        elif kind in ("unexpected_keyword_argument", "extra_forbidden"):
+            problems.append(f"'{where}' is not an argument of {tool}")
+        else:
+            problems.append(f"'{where}': {err.get('msg', 'invalid value')}")
+    return f"Invalid arguments to {tool}: " + "; ".join(problems) + "."
+
+
+def create_server(chat: ChatService) -> FastMCP:
+    """A FastMCP server whose lifespan opens and closes `chat`."""
+
+    @asynccontextmanager
+    async def lifespan(_: FastMCP) -> AsyncIterator[dict[str, Any]]:
+        await chat.start()
+        try:
+            yield {}
+        finally:
+            await chat.close()
+
+    server = FastMCP(
+        "mcp-chat",
+        instructions=INSTRUCTIONS,
+        version=__version__,
+        lifespan=lifespan,
+        middleware=[ArgumentErrors()],
+        mask_error_details=True,
+    )
+    register_tools(server, chat)
+    return server

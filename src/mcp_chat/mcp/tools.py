@@ -1,0 +1,204 @@
+"""The agent-facing tools: each a few lines that call the core and shape its answer."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Annotated, TypeVar
+
+from fastmcp import FastMCP
+from pydantic import Field
+
+from mcp_chat.chat import ChatService
+from mcp_chat.errors import ChatError, Code
+from mcp_chat.mcp.results import (
+    HistoryOut,
+    JoinOut,
+    LeaveOut,
+    MemberOut,
+    MembersOut,
+    MessageOut,
+    Result,
+    RoomOut,
+    RoomsOut,
+    SendOut,
+    WaitOut,
+)
+
+log = logging.getLogger(__name__)
+
+R = TypeVar("R", bound=Result)
+
+RoomId = Annotated[str, Field(description="The room's id, as join_room returned it.")]
+ClientId = Annotated[str, Field(description="Your secret client_id from join_room.")]
+
+
+async def answer(model: type[R], action: Callable[[], Awaitable[R]]) -> R:
+    """Run a tool's body; a ChatError or a crash becomes a failure of the tool's own shape."""
+    try:
+        return await action()
+    except ChatError as exc:
+        return model(success=False, error=exc.message, code=exc.code.value)
+    except Exception:
+        log.exception("tool %s failed", model.__name__)
+        return model(
+            success=False,
+            error="The server hit an internal error; nothing was lost. Try the call again.",
+            code=Code.INTERNAL_ERROR.value,
+        )
+
+
+def register_tools(mcp: FastMCP, chat: ChatService) -> None:
+    wait_default = chat.limits.default_wait
+
+    @mcp.tool
+    async def join_room(
+        display_name: Annotated[str, Field(description="The name others see.")],
+        room_id: Annotated[
+            str | None, Field(description="Room to join or create; omit for a new one.")
+        ] = None,
+        capacity: Annotated[
+            int | None, Field(description="Places in a new room (default 2).")
+        ] = None,
+    ) -> JoinOut:
+        """Enter a chat room, creating it if needed. Returns your secret client_id: pass it to
+        every other call and never show it to anyone. Then loop: wait_for_message to hear,
+        send_message to talk; leave_chat when done."""
+
+        async def run() -> JoinOut:
+            j = await chat.join(room_id, display_name, capacity)
+            alone = len(j.members) < 2
+            return JoinOut(
+                success=True,
+                client_id=j.client_id,
+                room_id=j.room.room_id,
+                participant_id=j.participant.participant_id,
+                display_name=j.participant.display_name,
+                capacity=j.room.capacity,
+                created=j.created,
+                members=[MemberOut.of(p) for p in j.members],
+                next_step=(
+                    "Nobody else is here yet: call wait_for_message; it returns when someone joins."
+                    if alone
+                    else "Call wait_for_message to hear the others, or send_message to talk."
+                ),
+            )
+
+        return await answer(JoinOut, run)
+
+    @mcp.tool
+    async def send_message(
+        room_id: RoomId,
+        message: Annotated[str, Field(description="The text to send.")],
+        client_id: ClientId,
+        message_key: Annotated[
+            str | None,
+            Field(
+                description="Optional unique key; a retry with the same key is not stored twice."
+            ),
+        ] = None,
+    ) -> SendOut:
+        """Send a message to the room. It is stored and delivered even if nobody is waiting.
+        Then call wait_for_message for the reply."""
+
+        async def run() -> SendOut:
+            sent = await chat.send(room_id, client_id, message, message_key)
+            m = sent.message
+            return SendOut(
+                success=True,
+                seq=m.seq,
+                message_id=m.message_id,
+                timestamp=m.timestamp,
+                duplicate=sent.duplicate,
+            )
+
+        return await answer(SendOut, run)
+
+    @mcp.tool(
+        description=(
+            "Receive messages from the others in the room: returns at once with any you have "
+            "not read, else blocks until one arrives or `timeout` seconds pass "
+            f"(default {wait_default:g}, 1-300; keep it under 55 unless your client allows "
+            "longer requests). timed_out=true just means call again. Messages include system "
+            "events (joined, left). If a response was lost, pass `after` (a seq) to read again."
+        )
+    )
+    async def wait_for_message(
+        room_id: RoomId,
+        client_id: ClientId,
+        timeout: Annotated[float, Field(description="Seconds to wait, 1-300.")] = wait_default,
+        after: Annotated[int | None, Field(description="Re-read messages after this seq.")] = None,
+    ) -> WaitOut:
+        async def run() -> WaitOut:
+            w = await chat.wait(room_id, client_id, timeout, after)
+            return WaitOut(
+                success=True,
+                messages=[MessageOut.of(m) for m in w.messages],
+                has_more=w.has_more,
+                timed_out=w.timed_out,
+                chat_ended=w.chat_ended,
+                position=w.cursor,
+            )
+
+        return await answer(WaitOut, run)
+
+    @mcp.tool
+    async def leave_chat(room_id: RoomId, client_id: ClientId) -> LeaveOut:
+        """Leave the room; the others are told. A room of two ends when either leaves."""
+
+        async def run() -> LeaveOut:
+            ended = await chat.leave(room_id, client_id)
+            return LeaveOut(success=True, room_ended=ended)
+
+        return await answer(LeaveOut, run)
+
+    @mcp.tool
+    async def get_messages(
+        room_id: RoomId,
+        client_id: ClientId,
+        before: Annotated[
+            int | None, Field(description="Page back: messages before this seq.")
+        ] = None,
+        after: Annotated[
+            int | None, Field(description="Page forward: messages after this seq.")
+        ] = None,
+        limit: Annotated[int | None, Field(description="At most this many (max 100).")] = None,
+    ) -> HistoryOut:
+        """Read the room's history (yours included), newest page by default. Does not change
+        what wait_for_message returns next."""
+
+        async def run() -> HistoryOut:
+            page = await chat.history(room_id, client_id, before, after, limit)
+            return HistoryOut(
+                success=True,
+                messages=[MessageOut.of(m) for m in page.messages],
+                last_seq=page.last_seq,
+                has_older=page.has_older,
+            )
+
+        return await answer(HistoryOut, run)
+
+    @mcp.tool
+    async def list_participants(room_id: RoomId, client_id: ClientId) -> MembersOut:
+        """Who is in the room now."""
+
+        async def run() -> MembersOut:
+            room, members = await chat.members(room_id, client_id)
+            return MembersOut(
+                success=True,
+                room_id=room.room_id,
+                capacity=room.capacity,
+                ended=room.ended,
+                members=[MemberOut.of(p) for p in members],
+            )
+
+        return await answer(MembersOut, run)
+
+    @mcp.tool
+    async def list_rooms() -> RoomsOut:
+        """Open rooms you could join, newest first."""
+
+        async def run() -> RoomsOut:
+            return RoomsOut(success=True, rooms=[RoomOut.of(r) for r in await chat.rooms()])
+
+        return await answer(RoomsOut, run)

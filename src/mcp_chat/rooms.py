@@ -1,0 +1,33 @@
+"""Room rules: capacity, who may join, and when a room ends."""
+
+from __future__ import annotations
+
+from mcp_chat import errors
+from mcp_chat.types import Room
+
+DEFAULT_CAPACITY = 2
+
+
+def check_capacity(capacity: int | None, max_capacity: int) -> int:
+    """The capacity a new room gets: 2 unless asked otherwise, within the server's limit."""
+    if capacity is None:
+        return DEFAULT_CAPACITY
+    if isinstance(capacity, bool) or not isinstance(capacity, int):
+        raise errors.invalid("capacity must be a whole number.")
+    if not 2 <= capacity <= max_capacity:
+        raise errors.invalid(f"capacity must be between 2 and {max_capacity}; got {capacity}.")
+    return capacity
+
+
+def check_join(room: Room, active_members: int) -> None:
+    """Raise unless one more participant may enter `room` now."""
+    if room.ended:
+        raise errors.chat_ended(room.room_id)
+    if active_members >= room.capacity:
+        raise errors.room_full(room.room_id, room.capacity)
+
+
+def ends_after_leave(room: Room, remaining_members: int) -> bool:
+    """A room of two ends when either leaves (as in a phone call); a larger room lives on
+    while anyone is in it."""
+    return room.capacity == 2 or remaining_members == 0

@@ -1,0 +1,27 @@
+"""Storage backends, one module each; `open_store` picks one by URL scheme and imports only it."""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+from mcp_chat.stores.base import Store
+
+
+def open_store(url: str) -> Store:
+    """A store for `memory://` or `sqlite:///path/to/file.db`."""
+    scheme = urlsplit(url).scheme
+    if scheme == "memory":
+        from mcp_chat.stores.memory import MemoryStore
+
+        return MemoryStore()
+    if scheme == "sqlite":
+        from mcp_chat.stores.sqlite import SQLiteStore, path_from_url
+
+        return SQLiteStore(path_from_url(url))
+    raise ValueError(
+        f"Unknown store URL scheme {scheme!r} in {url!r}. "
+        "Use sqlite:///path/to/file.db or memory://."
+    )
+
+
+__all__ = ["Store", "open_store"]

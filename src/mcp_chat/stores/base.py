@@ -1,0 +1,84 @@
+"""The storage interface every backend implements, and how a URL picks one."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+
+from mcp_chat.types import (
+    Appended,
+    Claim,
+    Draft,
+    Joined,
+    Left,
+    Message,
+    Participant,
+    Room,
+    RoomSummary,
+)
+
+ChangeListener = Callable[[str], None]
+"""Called with a room id when another process changed that room."""
+
+
+class Store(ABC):
+    """A durable log of messages per room, the rooms and their participants.
+
+    Every method is atomic: two processes sharing one store never see half an operation,
+    never hand out one sequence number twice, and never put more participants in a room
+    than its capacity. Rule decisions (capacity, when a room ends) come from `mcp_chat.rooms`.
+    """
+
+    async def start(self, on_change: ChangeListener) -> None:  # noqa: B027 - optional hook
+        """Begin telling `on_change` of changes made by other processes."""
+
+    @abstractmethod
+    async def close(self) -> None: ...
+
+    @abstractmethod
+    async def join(
+        self, room_id: str, capacity: int, participant: Participant, event: Draft
+    ) -> Joined:
+        """Create the room with `capacity` if it does not exist, add `participant`, and log
+        `event` (its 'joined' message). Raises room_full or chat_ended."""
+
+    @abstractmethod
+    async def participant(self, secret_hash: str) -> Participant | None:
+        """The participant whose client_id hashes to `secret_hash`."""
+
+    @abstractmethod
+    async def append(self, participant_id: str, draft: Draft) -> Appended:
+        """Log a message from a current participant. A draft whose `key` this sender used
+        before returns the first message, marked duplicate. Raises chat_ended or not_in_room."""
+
+    @abstractmethod
+    async def claim(self, participant_id: str, after: int | None, limit: int) -> Claim:
+        """Take up to `limit` messages from others past the read position (or past `after`,
+        when given) and move the read position past them, atomically: two concurrent
+        claims never return the same message."""
+
+    @abstractmethod
+    async def unread(self, participant_id: str) -> int:
+        """How many messages from others lie past the participant's read position."""
+
+    @abstractmethod
+    async def history(
+        self, room_id: str, after: int | None, before: int | None, limit: int
+    ) -> list[Message]:
+        """Up to `limit` messages in seq order: the first ones after `after`, or the last ones
+        before `before` (or the newest, when neither is given)."""
+
+    @abstractmethod
+    async def leave(self, participant_id: str, event: Draft) -> Left:
+        """Mark the participant gone, log `event`, and end the room if the rules say so."""
+
+    @abstractmethod
+    async def room(self, room_id: str) -> Room | None: ...
+
+    @abstractmethod
+    async def members(self, room_id: str) -> list[Participant]:
+        """The participants currently in the room, in order of joining."""
+
+    @abstractmethod
+    async def rooms(self, limit: int) -> list[RoomSummary]:
+        """Open rooms, newest first."""

@@ -1,0 +1,417 @@
+"""The embedded default store: one SQLite file, durable, shareable by processes on one machine.
+
+All statements run on one worker thread that owns the connection, so the event loop never
+blocks on the disk and each operation is a single transaction with one thread hop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, TypeVar
+from urllib.parse import unquote, urlsplit
+
+from mcp_chat import errors, rooms
+from mcp_chat.stores.base import ChangeListener, Store
+from mcp_chat.stores.wakeups import Waker
+from mcp_chat.types import (
+    Appended,
+    Claim,
+    Draft,
+    Joined,
+    Kind,
+    Left,
+    Message,
+    Participant,
+    Room,
+    RoomSummary,
+)
+
+T = TypeVar("T")
+
+SCHEMA_VERSION = 1
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS rooms (
+    room_id    TEXT PRIMARY KEY,
+    capacity   INTEGER NOT NULL,
+    created_at TEXT NOT NULL,
+    last_seq   INTEGER NOT NULL DEFAULT 0,
+    ended      INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS participants (
+    participant_id TEXT PRIMARY KEY,
+    room_id        TEXT NOT NULL,
+    display_name   TEXT NOT NULL,
+    secret_hash    TEXT NOT NULL UNIQUE,
+    cursor         INTEGER NOT NULL DEFAULT 0,
+    joined_at      TEXT NOT NULL,
+    left_room      INTEGER NOT NULL DEFAULT 0,
+    joined_order   INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS participants_by_room ON participants (room_id, left_room);
+CREATE TABLE IF NOT EXISTS messages (
+    room_id     TEXT NOT NULL,
+    seq         INTEGER NOT NULL,
+    message_id  TEXT NOT NULL,
+    sender_id   TEXT NOT NULL,
+    sender_name TEXT NOT NULL,
+    kind        TEXT NOT NULL,
+    body        TEXT NOT NULL,
+    created_at  TEXT NOT NULL,
+    msg_key     TEXT,
+    PRIMARY KEY (room_id, seq)
+) WITHOUT ROWID;
+CREATE UNIQUE INDEX IF NOT EXISTS messages_by_key
+    ON messages (sender_id, msg_key) WHERE msg_key IS NOT NULL;
+"""
+
+_MESSAGE_COLUMNS = "room_id, seq, message_id, sender_id, sender_name, kind, body, created_at"
+_PARTICIPANT_COLUMNS = (
+    "participant_id, room_id, display_name, secret_hash, cursor, joined_at, left_room"
+)
+
+
+def path_from_url(url: str) -> Path:
+    """`sqlite:///abs/path.db` -> /abs/path.db; `sqlite:///rel.db` -> ./rel.db is not allowed
+    to be ambiguous, so a relative path is taken relative to the working directory."""
+    parts = urlsplit(url)
+    raw = unquote(parts.netloc + parts.path)
+    if not raw or raw == "/":
+        raise ValueError(f"No file path in store URL {url!r}; use sqlite:///path/to/file.db.")
+    # sqlite:////abs -> '//abs'; sqlite:///abs -> '/abs' (as SQLAlchemy reads it: absolute).
+    return Path(raw.replace("//", "/", 1) if raw.startswith("//") else raw)
+
+
+def _message(row: sqlite3.Row) -> Message:
+    return Message(
+        room_id=row["room_id"],
+        seq=row["seq"],
+        message_id=row["message_id"],
+        sender_id=row["sender_id"],
+        sender_name=row["sender_name"],
+        kind=Kind(row["kind"]),
+        text=row["body"],
+        timestamp=row["created_at"],
+    )
+
+
+def _participant(row: sqlite3.Row) -> Participant:
+    return Participant(
+        participant_id=row["participant_id"],
+        room_id=row["room_id"],
+        display_name=row["display_name"],
+        secret_hash=row["secret_hash"],
+        cursor=row["cursor"],
+        joined_at=row["joined_at"],
+        left=bool(row["left_room"]),
+    )
+
+
+def _room(row: sqlite3.Row) -> Room:
+    return Room(
+        room_id=row["room_id"],
+        capacity=row["capacity"],
+        created_at=row["created_at"],
+        last_seq=row["last_seq"],
+        ended=bool(row["ended"]),
+    )
+
+
+class SQLiteStore(Store):
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mcp-chat-sqlite")
+        self._db: sqlite3.Connection | None = None
+        self._waker = Waker(path)
+
+    # -- plumbing ---------------------------------------------------------------------------
+
+    async def _run(self, fn: Callable[..., T], *args: Any) -> T:
+        loop = asyncio.get_running_loop()
+        try:
+            return await loop.run_in_executor(self._executor, fn, *args)
+        except sqlite3.OperationalError as exc:
+            raise errors.ChatError(
+                errors.Code.STORE_UNAVAILABLE,
+                "The message store is busy or unavailable right now; nothing was changed. "
+                "Try the same call again in a moment.",
+            ) from exc
+
+    def _connect(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        db.row_factory = sqlite3.Row
+        db.execute("PRAGMA busy_timeout = 10000")
+        db.execute("PRAGMA journal_mode = WAL")
+        # NORMAL in WAL mode: a commit survives the process being killed; only a power loss
+        # may take the last transactions.
+        db.execute("PRAGMA synchronous = NORMAL")
+        db.executescript(_SCHEMA)  # each statement is idempotent (IF NOT EXISTS)
+        with _write(db):
+            version = db.execute("PRAGMA user_version").fetchone()[0]
+            if version > SCHEMA_VERSION:
+                raise RuntimeError(
+                    f"{self.path} was written by a newer mcp-chat (schema {version}); "
+                    "upgrade mcp-chat to open it."
+                )
+            db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        self._db = db
+
+    @property
+    def db(self) -> sqlite3.Connection:
+        assert self._db is not None, "store not started"
+        return self._db
+
+    async def start(self, on_change: ChangeListener) -> None:
+        await asyncio.get_running_loop().run_in_executor(self._executor, self._connect)
+        self._waker.start(on_change)
+
+    async def close(self) -> None:
+        self._waker.close()
+        if self._db is not None:
+            await asyncio.get_running_loop().run_in_executor(self._executor, self._db.close)
+            self._db = None
+        self._executor.shutdown(wait=True)
+
+    # -- helpers that run on the worker thread --------------------------------------------------
+
+    def _member(self, participant_id: str) -> Participant:
+        row = self.db.execute(
+            f"SELECT {_PARTICIPANT_COLUMNS} FROM participants WHERE participant_id = ?",
+            (participant_id,),
+        ).fetchone()
+        if row is None:
+            raise errors.unknown_client()
+        participant = _participant(row)
+        if participant.left:
+            raise errors.left_room(participant.room_id)
+        return participant
+
+    def _room_row(self, room_id: str) -> Room | None:
+        row = self.db.execute(
+            "SELECT room_id, capacity, created_at, last_seq, ended FROM rooms WHERE room_id = ?",
+            (room_id,),
+        ).fetchone()
+        return None if row is None else _room(row)
+
+    def _active_members(self, room_id: str) -> list[Participant]:
+        rows = self.db.execute(
+            f"SELECT {_PARTICIPANT_COLUMNS} FROM participants "
+            "WHERE room_id = ? AND left_room = 0 ORDER BY joined_order",
+            (room_id,),
+        ).fetchall()
+        return [_participant(r) for r in rows]
+
+    def _append(self, room: Room, draft: Draft) -> Message:
+        seq = room.last_seq + 1
+        self.db.execute(
+            "INSERT INTO messages (room_id, seq, message_id, sender_id, sender_name, kind, body,"
+            " created_at, msg_key) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                room.room_id,
+                seq,
+                draft.message_id,
+                draft.sender_id,
+                draft.sender_name,
+                draft.kind.value,
+                draft.text,
+                draft.timestamp,
+                draft.key,
+            ),
+        )
+        self.db.execute("UPDATE rooms SET last_seq = ? WHERE room_id = ?", (seq, room.room_id))
+        return Message.from_draft(room.room_id, seq, draft)
+
+    # -- the interface ----------------------------------------------------------------------------
+
+    async def join(
+        self, room_id: str, capacity: int, participant: Participant, event: Draft
+    ) -> Joined:
+        def run() -> Joined:
+            with _write(self.db):
+                room = self._room_row(room_id)
+                created = room is None
+                if room is None:
+                    room = Room(room_id, capacity, event.timestamp, last_seq=0, ended=False)
+                    self.db.execute(
+                        "INSERT INTO rooms (room_id, capacity, created_at) VALUES (?, ?, ?)",
+                        (room_id, capacity, room.created_at),
+                    )
+                rooms.check_join(room, len(self._active_members(room_id)))
+                message = self._append(room, event)
+                self.db.execute(
+                    "INSERT INTO participants (participant_id, room_id, display_name, secret_hash,"
+                    " cursor, joined_at, joined_order) VALUES (?, ?, ?, ?, 0, ?, ?)",
+                    (
+                        participant.participant_id,
+                        room_id,
+                        participant.display_name,
+                        participant.secret_hash,
+                        participant.joined_at,
+                        message.seq,
+                    ),
+                )
+                room = Room(room.room_id, room.capacity, room.created_at, message.seq, room.ended)
+                return Joined(participant, room, created, self._active_members(room_id))
+
+        joined = await self._run(run)
+        self._waker.notify(room_id)
+        return joined
+
+    async def participant(self, secret_hash: str) -> Participant | None:
+        def run() -> Participant | None:
+            row = self.db.execute(
+                f"SELECT {_PARTICIPANT_COLUMNS} FROM participants WHERE secret_hash = ?",
+                (secret_hash,),
+            ).fetchone()
+            return None if row is None else _participant(row)
+
+        return await self._run(run)
+
+    async def append(self, participant_id: str, draft: Draft) -> Appended:
+        def run() -> Appended:
+            with _write(self.db):
+                participant = self._member(participant_id)
+                if draft.key is not None:
+                    row = self.db.execute(
+                        f"SELECT {_MESSAGE_COLUMNS} FROM messages"
+                        " WHERE sender_id = ? AND msg_key = ?",
+                        (participant_id, draft.key),
+                    ).fetchone()
+                    if row is not None:
+                        return Appended(_message(row), duplicate=True)
+                room = self._room_row(participant.room_id)
+                assert room is not None
+                if room.ended:
+                    raise errors.chat_ended(room.room_id)
+                return Appended(self._append(room, draft), duplicate=False)
+
+        appended = await self._run(run)
+        if not appended.duplicate:
+            self._waker.notify(appended.message.room_id)
+        return appended
+
+    async def claim(self, participant_id: str, after: int | None, limit: int) -> Claim:
+        def run() -> Claim:
+            with _write(self.db):
+                participant = self._member(participant_id)
+                room = self._room_row(participant.room_id)
+                assert room is not None
+                start = participant.cursor if after is None else max(after, 0)
+                start = min(start, room.last_seq)
+                rows = self.db.execute(
+                    f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE room_id = ? AND seq > ?"
+                    " AND sender_id != ? ORDER BY seq LIMIT ?",
+                    (room.room_id, start, participant_id, limit + 1),
+                ).fetchall()
+                has_more = len(rows) > limit
+                messages = [_message(r) for r in rows[:limit]]
+                cursor = messages[-1].seq if has_more else room.last_seq
+                if cursor != participant.cursor:
+                    self.db.execute(
+                        "UPDATE participants SET cursor = ? WHERE participant_id = ?",
+                        (cursor, participant_id),
+                    )
+                return Claim(messages, cursor, has_more, room.ended)
+
+        return await self._run(run)
+
+    async def unread(self, participant_id: str) -> int:
+        def run() -> int:
+            with _read(self.db):
+                participant = self._member(participant_id)
+                row = self.db.execute(
+                    "SELECT count(*) FROM messages WHERE room_id = ? AND seq > ?"
+                    " AND sender_id != ?",
+                    (participant.room_id, participant.cursor, participant_id),
+                ).fetchone()
+                return int(row[0])
+
+        return await self._run(run)
+
+    async def history(
+        self, room_id: str, after: int | None, before: int | None, limit: int
+    ) -> list[Message]:
+        def run() -> list[Message]:
+            if after is not None:
+                rows = self.db.execute(
+                    f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE room_id = ? AND seq > ?"
+                    " ORDER BY seq LIMIT ?",
+                    (room_id, after, limit),
+                ).fetchall()
+                return [_message(r) for r in rows]
+            rows = self.db.execute(
+                f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE room_id = ? AND seq < ?"
+                " ORDER BY seq DESC LIMIT ?",
+                (room_id, before if before is not None else 2**62, limit),
+            ).fetchall()
+            return [_message(r) for r in reversed(rows)]
+
+        return await self._run(run)
+
+    async def leave(self, participant_id: str, event: Draft) -> Left:
+        def run() -> Left:
+            with _write(self.db):
+                participant = self._member(participant_id)
+                room = self._room_row(participant.room_id)
+                assert room is not None
+                message = self._append(room, event)
+                self.db.execute(
+                    "UPDATE participants SET left_room = 1, cursor = ? WHERE participant_id = ?",
+                    (message.seq, participant_id),
+                )
+                remaining = len(self._active_members(room.room_id))
+                ended = room.ended or rooms.ends_after_leave(room, remaining)
+                if ended and not room.ended:
+                    self.db.execute("UPDATE rooms SET ended = 1 WHERE room_id = ?", (room.room_id,))
+                return Left(message, ended)
+
+        left = await self._run(run)
+        self._waker.notify(left.message.room_id)
+        return left
+
+    async def room(self, room_id: str) -> Room | None:
+        return await self._run(self._room_row, room_id)
+
+    async def members(self, room_id: str) -> list[Participant]:
+        return await self._run(self._active_members, room_id)
+
+    async def rooms(self, limit: int) -> list[RoomSummary]:
+        def run() -> list[RoomSummary]:
+            rows = self.db.execute(
+                "SELECT r.room_id, r.capacity, r.created_at,"
+                " (SELECT count(*) FROM participants p"
+                "   WHERE p.room_id = r.room_id AND p.left_room = 0) AS members"
+                " FROM rooms r WHERE r.ended = 0 ORDER BY r.created_at DESC LIMIT ?",
+                (limit,),
+            ).fetchall()
+            return [
+                RoomSummary(r["room_id"], r["capacity"], r["members"], False, r["created_at"])
+                for r in rows
+            ]
+
+        return await self._run(run)
+
+
+class _Transaction:
+    """BEGIN IMMEDIATE (writes) or BEGIN (a consistent read) ... COMMIT, ROLLBACK on error."""
+
+    def __init__(self, db: sqlite3.Connection, mode: str) -> None:
+        self._db, self._mode = db, mode
+
+    def __enter__(self) -> None:
+        self._db.execute(f"BEGIN {self._mode}")
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        self._db.execute("COMMIT" if exc_type is None else "ROLLBACK")
+
+
+def _write(db: sqlite3.Connection) -> _Transaction:
+    return _Transaction(db, "IMMEDIATE")
+
+
+def _read(db: sqlite3.Connection) -> _Transaction:
+    return _Transaction(db, "DEFERRED")

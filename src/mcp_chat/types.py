@@ -1,0 +1,124 @@
+"""The domain's records: rooms, participants, messages, and what the store hands back."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+class Kind(StrEnum):
+    """What a log entry is: a participant's text, or a system event about a participant."""
+
+    MESSAGE = "message"
+    JOINED = "joined"
+    LEFT = "left"
+
+    @property
+    def is_system(self) -> bool:
+        return self is not Kind.MESSAGE
+
+
+@dataclass(frozen=True, slots=True)
+class Room:
+    room_id: str
+    capacity: int
+    created_at: str
+    last_seq: int
+    ended: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Participant:
+    """A member of one room. `secret_hash` is the hash of its client_id; the id itself is
+    never stored."""
+
+    participant_id: str
+    room_id: str
+    display_name: str
+    secret_hash: str
+    cursor: int
+    joined_at: str
+    left: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Draft:
+    """A message before the store gives it a sequence number."""
+
+    message_id: str
+    sender_id: str
+    sender_name: str
+    kind: Kind
+    text: str
+    timestamp: str
+    key: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    room_id: str
+    seq: int
+    message_id: str
+    sender_id: str
+    sender_name: str
+    kind: Kind
+    text: str
+    timestamp: str
+
+    @classmethod
+    def from_draft(cls, room_id: str, seq: int, draft: Draft) -> Message:
+        return cls(
+            room_id=room_id,
+            seq=seq,
+            message_id=draft.message_id,
+            sender_id=draft.sender_id,
+            sender_name=draft.sender_name,
+            kind=draft.kind,
+            text=draft.text,
+            timestamp=draft.timestamp,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Joined:
+    """What `Store.join` did: the participant as stored, its room, and the room's members."""
+
+    participant: Participant
+    room: Room
+    created: bool
+    members: list[Participant]
+
+
+@dataclass(frozen=True, slots=True)
+class Appended:
+    message: Message
+    duplicate: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """Messages from others past a participant's read position, which has moved past them.
+
+    `cursor` is the new read position; `has_more` says a further claim would return more;
+    `ended` says the room has ended.
+    """
+
+    messages: list[Message]
+    cursor: int
+    has_more: bool
+    ended: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Left:
+    message: Message
+    room_ended: bool
+
+
+@dataclass(frozen=True, slots=True)
+class RoomSummary:
+    room_id: str
+    capacity: int
+    members: int
+    ended: bool
+    created_at: str
