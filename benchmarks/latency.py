@@ -1,0 +1,358 @@
+"""Latency and throughput of mcp-chat over streamable HTTP on 127.0.0.1. Prints figures only.
+
+    .venv/bin/python -m benchmarks.latency [--rounds 300] [--pause 0.02] [--duration 10]
+
+A. One pair in two client processes: time from send_message to the waiting recipient's
+   wait_for_message result, against the round trip of a no-op tool call measured in the same
+   run under the same idle pause.
+B. Throughput: 20 pairs (4 processes x 5 pairs, one room and two connections per pair)
+   ping-ponging for a fixed time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import multiprocessing as mp
+import os
+import platform
+import queue
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import traceback
+from collections.abc import Callable, Coroutine
+from contextlib import AsyncExitStack
+from datetime import UTC, datetime
+from importlib.metadata import version
+from multiprocessing.connection import Connection
+from multiprocessing.queues import Queue
+from multiprocessing.synchronize import Barrier
+from typing import Any
+
+from mcp import Client
+
+WARMUP = 20
+PROCESSES = 4
+PAIRS_PER_PROCESS = 5
+CALL_TIMEOUT = 45.0  # seconds; any single tool call
+CHILD_TIMEOUT = 180.0  # seconds; a whole figure's client processes
+ClientJob = Callable[..., Coroutine[Any, Any, Any]]  # an async function a client process runs
+READY = re.compile(r"Uvicorn running on http://127\.0\.0\.1:(\d+)")
+
+
+def now() -> float:
+    return time.clock_gettime(time.CLOCK_MONOTONIC)
+
+
+# ---------------------------------------------------------------------------- clients
+
+
+class CountingHandler(logging.Handler):
+    """Client processes print nothing; their library warnings are counted instead."""
+
+    count = 0
+
+    def emit(self, record: logging.LogRecord) -> None:
+        CountingHandler.count += 1
+
+
+async def call(client: Client, tool: str, **arguments: Any) -> dict[str, Any]:
+    result = await client.call_tool(tool, arguments)
+    data: dict[str, Any] | None = result.structured_content
+    if result.is_error or not data or not data.get("success"):
+        raise RuntimeError(f"{tool} failed: {data or result.content}")
+    return data
+
+
+def texts(waited: dict[str, Any]) -> list[str]:
+    """The chat messages (not joined/left events) in a wait_for_message result."""
+    return [m["message"] for m in waited.get("messages") or [] if m["kind"] == "message"]
+
+
+async def recv(conn: Connection, timeout: float = 30.0) -> Any:
+    if not await asyncio.to_thread(conn.poll, timeout):
+        raise TimeoutError("no word from the other client process")
+    return conn.recv()
+
+
+async def recipient(url: str, rounds: int, peer: Connection) -> list[float]:
+    """Figure A: waits; for each message, the time from its send to this result, in seconds."""
+    async with Client(url, read_timeout_seconds=CALL_TIMEOUT) as client:
+        me = await call(client, "join_room", display_name="recipient")
+        peer.send(me["room_id"])
+        latencies: list[float] = []
+        while len(latencies) < rounds:
+            waited = await call(
+                client,
+                "wait_for_message",
+                room_id=me["room_id"],
+                client_id=me["client_id"],
+                timeout=30,
+            )
+            arrived = now()
+            if waited["timed_out"]:
+                raise TimeoutError("recipient heard nothing for 30 s")
+            for text in texts(waited):
+                latencies.append(arrived - float(text.removeprefix("t=")))
+                peer.send("ack")
+        return latencies
+
+
+async def sender(url: str, rounds: int, pause: float, peer: Connection) -> list[float]:
+    """Figure A: sends `rounds` timestamps, each after the recipient acknowledged the last one
+    and an idle pause; between sends, times one no-op call after the same pause."""
+    async with Client(url, read_timeout_seconds=CALL_TIMEOUT) as client:
+        room_id = await recv(peer)
+        me = await call(client, "join_room", display_name="sender", room_id=room_id)
+        noops: list[float] = []
+        for _ in range(rounds):
+            await asyncio.sleep(pause)
+            message = f"t={now():.9f}"
+            await call(
+                client, "send_message", room_id=room_id, message=message, client_id=me["client_id"]
+            )
+            await recv(peer)
+            await asyncio.sleep(pause)
+            start = now()
+            await call(client, "noop")
+            noops.append(now() - start)
+        return noops
+
+
+async def ping_pong(a: Client, b: Client, deadline: float) -> int:
+    """Figure B, one pair already in its room: whoever receives replies at once. Returns the
+    messages delivered before `deadline`."""
+    a_in = await call(a, "join_room", display_name="a")
+    room_id = a_in["room_id"]
+    b_in = await call(b, "join_room", display_name="b", room_id=room_id)
+
+    async def player(client: Client, client_id: str, serve: bool) -> int:
+        delivered = 0
+        if serve:
+            await call(client, "send_message", room_id=room_id, message="ping", client_id=client_id)
+        while now() < deadline:
+            waited = await call(
+                client, "wait_for_message", room_id=room_id, client_id=client_id, timeout=1
+            )
+            if texts(waited) and now() < deadline:
+                delivered += len(texts(waited))
+                await call(
+                    client, "send_message", room_id=room_id, message="pong", client_id=client_id
+                )
+        return delivered
+
+    counts = await asyncio.gather(
+        player(a, a_in["client_id"], True), player(b, b_in["client_id"], False)
+    )
+    return sum(counts)
+
+
+async def pairs(url: str, n: int, duration: float, barrier: Barrier) -> int:
+    """Figure B, one process: `n` pairs, each participant its own connection."""
+    async with AsyncExitStack() as stack:
+        clients = [
+            await stack.enter_async_context(Client(url, read_timeout_seconds=CALL_TIMEOUT))
+            for _ in range(2 * n)
+        ]
+        await asyncio.to_thread(barrier.wait, 60)  # all processes connected: start together
+        deadline = now() + duration
+        counts = await asyncio.gather(
+            *(ping_pong(clients[2 * i], clients[2 * i + 1], deadline) for i in range(n))
+        )
+        return sum(counts)
+
+
+def child(name: str, fn: ClientJob, args: tuple[Any, ...], out: Queue[Any]) -> None:
+    """Entry point of a client process: runs `fn` and reports (name, result, error, warnings)."""
+    logging.getLogger().handlers[:] = [CountingHandler(logging.WARNING)]
+    try:
+        out.put((name, asyncio.run(fn(*args)), None, CountingHandler.count))
+    except BaseException:
+        out.put((name, None, traceback.format_exc(limit=4), CountingHandler.count))
+
+
+def run_children(
+    jobs: list[tuple[str, ClientJob, tuple[Any, ...]]],
+) -> dict[str, Any]:
+    """Runs each job in its own spawned process; returns results by name, raises on any error."""
+    ctx = mp.get_context("spawn")
+    out: Queue[Any] = ctx.Queue()
+    procs = [ctx.Process(target=child, args=(*job, out), daemon=True) for job in jobs]
+    for p in procs:
+        p.start()
+    results: dict[str, Any] = {}
+    warnings = 0
+    deadline = now() + CHILD_TIMEOUT
+    try:
+        for _ in jobs:
+            name, result, error, logged = out.get(timeout=max(0.1, deadline - now()))
+            warnings += logged
+            if error:
+                raise RuntimeError(f"client process {name} failed:\n{error}")
+            results[name] = result
+    finally:
+        for p in procs:
+            p.join(timeout=5)
+            if p.is_alive():
+                p.terminate()
+    results["client log warnings"] = warnings
+    return results
+
+
+# ---------------------------------------------------------------------------- server
+
+
+class Server:
+    """The server subprocess (benchmarks.server: mcp-chat plus a noop tool); its stderr lines
+    are kept for the report."""
+
+    def __init__(self, store: str) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "benchmarks.server", "--port", "0", "--store", store],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        self.lines: queue.Queue[str] = queue.Queue()
+        self.reader = threading.Thread(target=self._drain, daemon=True)
+        self.reader.start()
+        self.log: list[str] = []
+        self.port = self._await_port(timeout=30)
+
+    def _drain(self) -> None:
+        assert self.proc.stderr is not None
+        for line in self.proc.stderr:
+            self.lines.put(line.rstrip())
+
+    def _await_port(self, timeout: float) -> int:
+        deadline = now() + timeout
+        while now() < deadline:
+            try:
+                line = self.lines.get(timeout=0.1)
+            except queue.Empty:
+                if self.proc.poll() is not None:
+                    break
+                continue
+            self.log.append(line)
+            if found := READY.search(line):
+                return int(found.group(1))
+        raise RuntimeError("server did not start:\n" + "\n".join(self.log))
+
+    def problems(self) -> list[str]:
+        """Server log lines since start-up at WARNING or above."""
+        while not self.lines.empty():
+            self.log.append(self.lines.get())
+        return [line for line in self.log if " INFO " not in line]
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(timeout=5)
+        self.reader.join(timeout=5)
+
+
+# ---------------------------------------------------------------------------- report
+
+
+def ms(seconds: float) -> str:
+    return f"{seconds * 1000:8.2f}"
+
+
+def percentiles(values: list[float]) -> tuple[float, float, float]:
+    cuts = statistics.quantiles(values, n=100, method="inclusive")
+    return cuts[49], cuts[89], cuts[98]
+
+
+def header(port: int) -> None:
+    print("mcp-chat latency benchmark")
+    print(f"  date      {datetime.now(UTC).isoformat(timespec='seconds')}")
+    print(f"  python    {platform.python_implementation()} {platform.python_version()}")
+    print(f"  machine   {platform.platform()}, {platform.machine()}")
+    print(f"  cpus      {os.cpu_count()} (usable {len(os.sched_getaffinity(0))})")
+    print(f"  packages  fastmcp {version('fastmcp')}, mcp {version('mcp')}")
+    print(f"  server    http://127.0.0.1:{port}/mcp, sqlite store in a temp dir, log warning")
+
+
+def figure_a(url: str, rounds: int, pause: float) -> int:
+    ctx = mp.get_context("spawn")
+    peer_r, peer_s = ctx.Pipe()
+    got = run_children(
+        [
+            ("recipient", recipient, (url, rounds, peer_r)),
+            ("sender", sender, (url, rounds, pause, peer_s)),
+        ]
+    )
+    delivery = percentiles(got["recipient"][WARMUP:])
+    noop = percentiles(got["sender"][WARMUP:])
+    print()
+    print(f"A. one pair, two client processes: {rounds} rounds ({WARMUP} warm-up dropped),")
+    print(f"   idle pause {pause * 1000:g} ms before each send and each no-op call")
+    print("                          p50      p90      p99  (ms)")
+    print(f"   send-to-receive   {ms(delivery[0])} {ms(delivery[1])} {ms(delivery[2])}")
+    print(f"   no-op round trip  {ms(noop[0])} {ms(noop[1])} {ms(noop[2])}")
+    print(
+        f"   ratio             {delivery[0] / noop[0]:8.2f}          {delivery[2] / noop[2]:8.2f}"
+    )
+    print("   target: p50 ratio <= 1.2")
+    return int(got["client log warnings"])
+
+
+def figure_b(url: str, duration: float) -> int:
+    ctx = mp.get_context("spawn")
+    barrier = ctx.Barrier(PROCESSES)
+    got = run_children(
+        [(f"p{i}", pairs, (url, PAIRS_PER_PROCESS, duration, barrier)) for i in range(PROCESSES)]
+    )
+    delivered = sum(got[f"p{i}"] for i in range(PROCESSES))
+    print()
+    print(
+        f"B. throughput: {PROCESSES * PAIRS_PER_PROCESS} pairs ping-ponging "
+        f"({PROCESSES} processes x {PAIRS_PER_PROCESS} pairs, one connection each) "
+        f"for {duration:g} s"
+    )
+    print(f"   delivered messages  {delivered}")
+    print(f"   messages/second     {delivered / duration:.1f}")
+    return int(got["client log warnings"])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--rounds", type=int, default=300, help="figure A rounds (default 300)")
+    parser.add_argument("--pause", type=float, default=0.02, help="idle pause, s (default 0.02)")
+    parser.add_argument(
+        "--duration", type=float, default=10.0, help="figure B time, s (default 10)"
+    )
+    args = parser.parse_args()
+    if args.rounds <= WARMUP + 1:
+        parser.error(f"--rounds must exceed {WARMUP + 1}")
+
+    with tempfile.TemporaryDirectory(prefix="mcp-chat-bench-") as tmp:
+        server = Server(f"sqlite:///{tmp}/bench.db")
+        try:
+            url = f"http://127.0.0.1:{server.port}/mcp"
+            header(server.port)
+            warnings = figure_a(url, args.rounds, args.pause)
+            warnings += figure_b(url, args.duration)
+        finally:
+            server.stop()
+        problems = server.problems()
+        print()
+        print(f"log warnings: server {len(problems)}, clients {warnings}")
+        for line in problems[:5]:
+            print(f"   {line}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,99 @@
+"""Real server processes for end-to-end tests: HTTP on a free port, or stdio under a client."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from mcp import StdioServerParameters
+
+_LISTENING = re.compile(r"Uvicorn running on http://127\.0\.0\.1:(\d+)")
+
+MODES = ["legacy", "2026-07-28"]
+"""The handshake protocol family (initialize, 2025-11-25) and the 2026-07-28 one."""
+
+
+class ServerProcess:
+    """`mcp-chat serve` on 127.0.0.1 and a port the OS picks; its stderr is kept."""
+
+    def __init__(self, store_url: str, *extra: str) -> None:
+        self.proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "mcp_chat",
+                "serve",
+                "--port",
+                "0",
+                "--store",
+                store_url,
+                *extra,
+            ],
+            stderr=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            text=True,
+        )
+        self.url = ""
+        self.lines: list[str] = []
+        self._port: int | None = None
+        self._ready = threading.Event()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+        if not self._ready.wait(timeout=30) or self._port is None:
+            self.kill()
+            raise RuntimeError("server did not start:\n" + "".join(self.lines))
+        self.url = f"http://127.0.0.1:{self._port}/mcp"
+
+    def _read(self) -> None:
+        assert self.proc.stderr is not None
+        for line in self.proc.stderr:
+            self.lines.append(line)
+            if self._port is None and (found := _LISTENING.search(line)):
+                self._port = int(found.group(1))
+                self._ready.set()
+        self._ready.set()
+
+    @property
+    def log(self) -> str:
+        return "".join(self.lines)
+
+    def stop(self) -> None:
+        """SIGTERM, then wait for a clean exit."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            self.proc.wait(timeout=30)
+        self._reader.join(timeout=10)
+
+    def kill(self) -> None:
+        """kill -9: no chance to clean up."""
+        if self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(timeout=30)
+        self._reader.join(timeout=10)
+
+
+@pytest.fixture
+def db_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'chat.db'}"
+
+
+@pytest.fixture
+def http_server(db_url: str) -> Iterator[ServerProcess]:
+    server = ServerProcess(db_url)
+    yield server
+    server.stop()
+
+
+def stdio_params(store_url: str, *extra: str) -> StdioServerParameters:
+    return StdioServerParameters(
+        command=sys.executable,
+        args=["-m", "mcp_chat", "stdio", "--store", store_url, *extra],
+        env={**os.environ},
+    )

@@ -1,0 +1,185 @@
+"""The chat core through its Python API, on every store."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from mcp_chat.chat import ChatService
+from mcp_chat.errors import ChatError, Code
+from mcp_chat.types import Kind
+
+pytestmark = pytest.mark.anyio
+
+
+async def pair(chat: ChatService, room: str = "r") -> tuple[str, str]:
+    a = await chat.join(room, "Alice")
+    b = await chat.join(room, "Bob")
+    return a.client_id, b.client_id
+
+
+def texts(result: object) -> list[str]:
+    return [m.text for m in result.messages if m.kind is Kind.MESSAGE]  # type: ignore[attr-defined]
+
+
+async def test_first_joiner_learns_that_a_partner_arrived(chat: ChatService) -> None:
+    alice = await chat.join("r", "Alice")
+    waiting = asyncio.create_task(chat.wait("r", alice.client_id, timeout=30))
+    await asyncio.sleep(0)  # let the wait block first
+    await chat.join("r", "Bob")
+    woke = await waiting
+    assert [(m.kind, m.sender_name) for m in woke.messages] == [(Kind.JOINED, "Bob")]
+
+
+async def test_message_sent_before_partner_joined_is_delivered(chat: ChatService) -> None:
+    alice = await chat.join("r", "Alice")
+    await chat.send("r", alice.client_id, "are you there?")
+    bob = await chat.join("r", "Bob")
+    got = await chat.wait("r", bob.client_id, timeout=1)
+    assert texts(got) == ["are you there?"]
+
+
+async def test_message_sent_while_nobody_waits_is_kept(chat: ChatService) -> None:
+    a, b = await pair(chat)
+    await chat.send("r", a, "one")
+    await chat.send("r", a, "two")
+    got = await chat.wait("r", b, timeout=1)
+    assert texts(got) == ["one", "two"]
+    assert not got.timed_out
+
+
+async def test_back_to_back_sends_arrive_in_order_once(chat: ChatService) -> None:
+    a, b = await pair(chat)
+    await chat.wait("r", b, timeout=1)  # B reads Alice's 'joined'
+    sent = [f"m{i}" for i in range(23)]
+    for body in sent:
+        await chat.send("r", a, body)
+    received: list[str] = []
+    while True:
+        got = await chat.wait("r", b, timeout=1)
+        if got.timed_out:
+            break
+        received += texts(got)
+        assert len(got.messages) <= 5  # the batch size of this fixture
+    assert received == sent
+
+
+async def test_two_open_waits_of_one_client_share_without_duplicates(chat: ChatService) -> None:
+    a, b = await pair(chat)
+    await chat.wait("r", b, timeout=1)
+    first = asyncio.create_task(chat.wait("r", b, timeout=5))
+    second = asyncio.create_task(chat.wait("r", b, timeout=5))
+    await asyncio.sleep(0)
+    await chat.send("r", a, "only once")
+    await asyncio.wait({first, second}, return_when=asyncio.FIRST_COMPLETED)
+    await chat.send("r", a, "and again")
+    results = [await t for t in (first, second)]
+    delivered = [body for r in results for body in texts(r)]
+    assert sorted(delivered) == ["and again", "only once"]
+
+
+async def test_wait_times_out_with_nothing_lost(chat: ChatService) -> None:
+    a, b = await pair(chat)
+    await chat.wait("r", b, timeout=1)
+    idle = await chat.wait("r", b, timeout=0.01)  # clamped up to one second
+    assert idle.timed_out and idle.messages == []
+    assert idle.waited >= 1.0
+    await chat.send("r", a, "late")
+    assert texts(await chat.wait("r", b, timeout=1)) == ["late"]
+
+
+async def test_explicit_position_rereads_a_lost_response(chat: ChatService) -> None:
+    a, b = await pair(chat)
+    await chat.send("r", a, "lost in transit")
+    got = await chat.wait("r", b)
+    seq = next(m.seq for m in got.messages if m.text == "lost in transit")
+    again = await chat.wait("r", b, timeout=1, after=seq - 1)
+    assert texts(again) == ["lost in transit"]
+
+
+async def test_leave_tells_the_partner_and_ends_a_pair(chat: ChatService) -> None:
+    a, b = await pair(chat)
+    await chat.wait("r", b, timeout=1)
+    assert await chat.leave("r", a)
+    got = await chat.wait("r", b, timeout=1)
+    assert [m.kind for m in got.messages] == [Kind.LEFT] and got.chat_ended
+    with pytest.raises(ChatError) as ended:
+        await chat.wait("r", b, timeout=1)
+    assert ended.value.code is Code.CHAT_ENDED
+    with pytest.raises(ChatError) as send_after:
+        await chat.send("r", b, "hello?")
+    assert send_after.value.code is Code.CHAT_ENDED
+    with pytest.raises(ChatError) as left:
+        await chat.send("r", a, "I am back")
+    assert left.value.code is Code.NOT_IN_ROOM
+    with pytest.raises(ChatError) as rejoin:
+        await chat.join("r", "Carol")
+    assert rejoin.value.code is Code.CHAT_ENDED
+
+
+async def test_a_waiting_partner_wakes_when_the_other_leaves(chat: ChatService) -> None:
+    a, b = await pair(chat)
+    await chat.wait("r", b, timeout=1)
+    waiting = asyncio.create_task(chat.wait("r", b, timeout=30))
+    await asyncio.sleep(0)
+    await chat.leave("r", a)
+    got = await waiting
+    assert [m.kind for m in got.messages] == [Kind.LEFT]
+
+
+async def test_group_room_reaches_everyone_in_order(chat: ChatService) -> None:
+    ids = [(await chat.join("g", f"P{i}", capacity=4)).client_id for i in range(4)]
+    for i, cid in enumerate(ids):
+        await chat.send("g", cid, f"hello from P{i}")
+    for i, cid in enumerate(ids):
+        got: list[str] = []
+        while not (w := await chat.wait("g", cid, timeout=1)).timed_out:
+            got += texts(w)
+        assert got == [f"hello from P{j}" for j in range(4) if j != i]
+    assert not await chat.leave("g", ids[0])
+    await chat.send("g", ids[1], "still here")
+
+
+async def test_third_joiner_in_a_pair_is_refused(chat: ChatService) -> None:
+    await pair(chat)
+    with pytest.raises(ChatError) as full:
+        await chat.join("r", "Carol")
+    assert full.value.code is Code.ROOM_FULL
+
+
+async def test_client_ids_are_checked_against_the_room(chat: ChatService) -> None:
+    a, _ = await pair(chat, "r1")
+    c, _ = await pair(chat, "r2")
+    with pytest.raises(ChatError) as other_room:
+        await chat.send("r1", c, "sneaky")
+    assert other_room.value.code is Code.NOT_IN_ROOM
+    with pytest.raises(ChatError) as unknown:
+        await chat.send("r1", a + "x", "forged")
+    assert unknown.value.code is Code.UNKNOWN_CLIENT
+    assert a + "x" not in unknown.value.message
+
+
+async def test_history_is_paged_and_does_not_move_the_read_position(chat: ChatService) -> None:
+    a, b = await pair(chat)
+    for i in range(6):
+        await chat.send("r", a, f"m{i}")
+    page = await chat.history("r", b, limit=3)
+    assert [m.text for m in page.messages] == ["m3", "m4", "m5"]
+    assert page.has_older and page.last_seq == 8
+    older = await chat.history("r", b, before=page.messages[0].seq, limit=3)
+    assert [m.text for m in older.messages] == ["m0", "m1", "m2"]
+    # The read position is untouched: the first batch (5) is Alice's 'joined', then m0..m3.
+    first = await chat.wait("r", b, timeout=1)
+    assert next(m.kind for m in first.messages) is Kind.JOINED
+    assert texts(first) == ["m0", "m1", "m2", "m3"]
+
+
+async def test_absurd_timeouts_are_refused_or_clamped(chat: ChatService) -> None:
+    assert chat.clamp_timeout(-5) == 1.0
+    assert chat.clamp_timeout(10_000) == 300.0
+    assert chat.clamp_timeout(None) == chat.limits.default_wait
+    for bad in (float("nan"), float("inf")):
+        with pytest.raises(ChatError) as err:
+            chat.clamp_timeout(bad)
+        assert err.value.code is Code.INVALID_ARGUMENT

@@ -1,0 +1,88 @@
+"""The rules, alone: names, room ids, capacity, message text, secrets."""
+
+from __future__ import annotations
+
+import pytest
+
+from mcp_chat import credentials, messages, names, rooms
+from mcp_chat.errors import ChatError, Code
+from mcp_chat.types import Room
+
+
+def test_display_name_is_trimmed() -> None:
+    assert names.clean_display_name("  Alice ") == "Alice"
+
+
+@pytest.mark.parametrize(
+    "bad", ["", "   ", "x" * 65, "Al\x00ice", "Bob\x1b[31m", "Eve\u200b", "new\nline"]
+)
+def test_bad_display_names_are_refused(bad: str) -> None:
+    with pytest.raises(ChatError) as err:
+        names.clean_display_name(bad)
+    assert err.value.code is Code.INVALID_ARGUMENT
+
+
+@pytest.mark.parametrize("good", ["lobby", "a", "room-1.b_2", "X" * 64])
+def test_room_ids_accepted(good: str) -> None:
+    assert names.check_room_id(good) == good
+
+
+@pytest.mark.parametrize("bad", ["", "-lead", "has space", "x" * 65, "../etc", "é"])
+def test_room_ids_refused(bad: str) -> None:
+    with pytest.raises(ChatError) as err:
+        names.check_room_id(bad)
+    assert err.value.code is Code.INVALID_ARGUMENT
+
+
+def test_capacity_defaults_to_two_and_is_bounded() -> None:
+    assert rooms.check_capacity(None, 10) == 2
+    assert rooms.check_capacity(10, 10) == 10
+    for bad in (1, 11, 0, -3):
+        with pytest.raises(ChatError):
+            rooms.check_capacity(bad, 10)
+
+
+def test_full_or_ended_rooms_refuse_joiners() -> None:
+    room = Room("r", capacity=2, created_at="", last_seq=0, ended=False)
+    rooms.check_join(room, 1)
+    with pytest.raises(ChatError) as full:
+        rooms.check_join(room, 2)
+    assert full.value.code is Code.ROOM_FULL
+    ended = Room("r", capacity=5, created_at="", last_seq=3, ended=True)
+    with pytest.raises(ChatError) as over:
+        rooms.check_join(ended, 0)
+    assert over.value.code is Code.CHAT_ENDED
+
+
+def test_room_of_two_ends_when_either_leaves_but_groups_live_on() -> None:
+    pair = Room("p", 2, "", 0, False)
+    group = Room("g", 5, "", 0, False)
+    assert rooms.ends_after_leave(pair, 1)
+    assert not rooms.ends_after_leave(group, 1)
+    assert rooms.ends_after_leave(group, 0)
+
+
+def test_message_text_limits() -> None:
+    assert messages.check_text("hé", 3) == "hé"
+    with pytest.raises(ChatError) as big:
+        messages.check_text("héé", 4)  # 5 bytes in UTF-8
+    assert big.value.code is Code.MESSAGE_TOO_LARGE
+    for bad in ("", "  \n", "a\x00b"):
+        with pytest.raises(ChatError):
+            messages.check_text(bad, 100)
+
+
+def test_timestamps_are_utc_iso8601() -> None:
+    stamp = messages.utc_now()
+    assert stamp.endswith("Z") and "T" in stamp
+
+
+def test_client_secrets_are_long_random_and_redacted() -> None:
+    a, b = credentials.new_client_secret(), credentials.new_client_secret()
+    assert a != b
+    # 24 random bytes, base64url: at least 128 bits of entropy.
+    assert len(a) - len("mcc_") >= 32
+    assert credentials.matches(credentials.hash_secret(a), a)
+    assert not credentials.matches(credentials.hash_secret(a), b)
+    shown = credentials.redact(a)
+    assert a not in shown and len(shown) < 12

@@ -1,0 +1,200 @@
+"""The store contract, run against every backend."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from mcp_chat import credentials, messages
+from mcp_chat.errors import ChatError, Code
+from mcp_chat.stores import Store, open_store
+from mcp_chat.types import Draft, Kind, Participant
+
+pytestmark = pytest.mark.anyio
+
+
+def person(room_id: str, name: str) -> Participant:
+    secret = credentials.new_client_secret()
+    return Participant(
+        participant_id=credentials.new_public_id("p-"),
+        room_id=room_id,
+        display_name=name,
+        secret_hash=credentials.hash_secret(secret),
+        cursor=0,
+        joined_at=messages.utc_now(),
+        left=False,
+    )
+
+
+async def enter(store: Store, room_id: str, name: str, capacity: int = 2) -> Participant:
+    p = person(room_id, name)
+    joined = await store.join(room_id, capacity, p, messages.event_draft(Kind.JOINED, p))
+    return joined.participant
+
+
+def text(p: Participant, body: str, key: str | None = None) -> Draft:
+    return messages.text_draft(p, body, key)
+
+
+async def test_sequence_numbers_are_gapless_under_concurrent_appends(store: Store) -> None:
+    a = await enter(store, "r", "A", capacity=3)
+    b = await enter(store, "r", "B", capacity=3)
+    results = await asyncio.gather(
+        *(store.append(who.participant_id, text(who, f"m{i}")) for i in range(50) for who in (a, b))
+    )
+    seqs = sorted(r.message.seq for r in results)
+    assert seqs == list(range(3, 103))  # 1 and 2 are the two 'joined' events
+    log = await store.history("r", after=0, before=None, limit=500)
+    assert [m.seq for m in log] == list(range(1, 103))
+
+
+async def test_capacity_holds_when_many_join_at_once(store: Store) -> None:
+    attempts = [person("duo", f"P{i}") for i in range(8)]
+    outcomes = await asyncio.gather(
+        *(store.join("duo", 2, p, messages.event_draft(Kind.JOINED, p)) for p in attempts),
+        return_exceptions=True,
+    )
+    joined = [o for o in outcomes if not isinstance(o, BaseException)]
+    refused = [o for o in outcomes if isinstance(o, ChatError)]
+    assert len(joined) == 2 and len(refused) == 6
+    assert all(e.code is Code.ROOM_FULL for e in refused)
+    assert len(await store.members("duo")) == 2
+
+
+async def test_concurrent_claims_never_return_one_message_twice(store: Store) -> None:
+    a = await enter(store, "r", "A")
+    b = await enter(store, "r", "B")
+    for i in range(20):
+        await store.append(a.participant_id, text(a, f"m{i}"))
+    claims = await asyncio.gather(*(store.claim(b.participant_id, None, 3) for _ in range(10)))
+    seen = [m.text for c in claims for m in c.messages]
+    joined_event = [m for c in claims for m in c.messages if m.kind is Kind.JOINED]
+    assert len(joined_event) == 1
+    assert sorted(t for t in seen if t.startswith("m")) == sorted(f"m{i}" for i in range(20))
+    assert len(seen) == len(set(seen))
+
+
+async def test_claim_skips_own_messages_and_moves_past_them(store: Store) -> None:
+    a = await enter(store, "r", "A")
+    b = await enter(store, "r", "B")
+    await store.append(a.participant_id, text(a, "from a"))
+    first = await store.claim(a.participant_id, None, 10)
+    assert [m.kind for m in first.messages] == [Kind.JOINED]  # B's arrival, not A's own
+    assert first.cursor == 3
+    assert (await store.claim(a.participant_id, None, 10)).messages == []
+    assert await store.unread(b.participant_id) == 2
+
+
+async def test_claim_after_rereads_from_an_explicit_position(store: Store) -> None:
+    a = await enter(store, "r", "A")
+    b = await enter(store, "r", "B")
+    for i in range(3):
+        await store.append(a.participant_id, text(a, f"m{i}"))
+    everything = await store.claim(b.participant_id, None, 10)
+    assert [m.text for m in everything.messages][-3:] == ["m0", "m1", "m2"]
+    again = await store.claim(b.participant_id, 3, 10)
+    assert [m.text for m in again.messages] == ["m1", "m2"]
+    beyond = await store.claim(b.participant_id, 10_000, 10)
+    assert beyond.messages == [] and beyond.cursor == 5
+
+
+async def test_batches_are_bounded_and_say_more_remains(store: Store) -> None:
+    a = await enter(store, "r", "A")
+    b = await enter(store, "r", "B")
+    for i in range(7):
+        await store.append(a.participant_id, text(a, f"m{i}"))
+    first = await store.claim(b.participant_id, None, 4)
+    second = await store.claim(b.participant_id, None, 4)
+    assert len(first.messages) == 4 and first.has_more
+    assert len(second.messages) == 4 and not second.has_more
+    # B's own 'joined' (seq 2) is skipped; everything else arrives once, in order.
+    assert [m.seq for m in first.messages + second.messages] == [1, *range(3, 10)]
+
+
+async def test_a_retried_key_returns_the_first_message(store: Store) -> None:
+    a = await enter(store, "r", "A")
+    first = await store.append(a.participant_id, text(a, "hello", key="k1"))
+    again = await store.append(a.participant_id, text(a, "hello", key="k1"))
+    other = await store.append(a.participant_id, text(a, "hello", key="k2"))
+    assert not first.duplicate and again.duplicate and not other.duplicate
+    assert again.message == first.message
+    assert len(await store.history("r", after=0, before=None, limit=10)) == 3
+
+
+async def test_leaving_a_pair_ends_it_and_a_group_lives_on(store: Store) -> None:
+    a = await enter(store, "pair", "A")
+    await enter(store, "pair", "B")
+    left = await store.leave(a.participant_id, messages.event_draft(Kind.LEFT, a))
+    assert left.room_ended
+    with pytest.raises(ChatError) as gone:
+        await store.append(a.participant_id, text(a, "still here?"))
+    assert gone.value.code is Code.NOT_IN_ROOM
+
+    g1 = await enter(store, "group", "G1", capacity=3)
+    g2 = await enter(store, "group", "G2", capacity=3)
+    assert not (
+        await store.leave(g1.participant_id, messages.event_draft(Kind.LEFT, g1))
+    ).room_ended
+    await store.append(g2.participant_id, text(g2, "anyone?"))
+    assert (await store.leave(g2.participant_id, messages.event_draft(Kind.LEFT, g2))).room_ended
+
+
+async def test_history_pages_backwards_and_forwards(store: Store) -> None:
+    a = await enter(store, "r", "A")
+    for i in range(9):
+        await store.append(a.participant_id, text(a, f"m{i}"))
+    newest = await store.history("r", after=None, before=None, limit=4)
+    assert [m.seq for m in newest] == [7, 8, 9, 10]
+    older = await store.history("r", after=None, before=7, limit=4)
+    assert [m.seq for m in older] == [3, 4, 5, 6]
+    forward = await store.history("r", after=8, before=None, limit=4)
+    assert [m.seq for m in forward] == [9, 10]
+
+
+async def test_rooms_lists_open_rooms_only(store: Store) -> None:
+    a = await enter(store, "one", "A")
+    await enter(store, "two", "B", capacity=4)
+    await store.leave(a.participant_id, messages.event_draft(Kind.LEFT, a))
+    listed = await store.rooms(limit=10)
+    assert [(r.room_id, r.members, r.capacity) for r in listed] == [("two", 1, 4)]
+
+
+async def test_sqlite_keeps_everything_across_reopen(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'keep.db'}"
+    first = open_store(url)
+    await first.start(lambda _: None)
+    a = await enter(first, "r", "A")
+    b = await enter(first, "r", "B")
+    await first.append(a.participant_id, text(a, "persist me"))
+    await first.claim(b.participant_id, None, 1)  # B has read A's 'joined' (seq 1)
+    await first.close()
+
+    second = open_store(url)
+    await second.start(lambda _: None)
+    try:
+        again = await second.participant(b.secret_hash)
+        assert again is not None and again.cursor == 1
+        rest = await second.claim(b.participant_id, None, 10)
+        assert [m.text for m in rest.messages] == ["persist me"]
+    finally:
+        await second.close()
+
+
+async def test_sqlite_processes_wake_each_other_on_change(tmp_path: Path) -> None:
+    """Two stores on one file stand for two processes: a change made through one is announced
+    to the other's listener (by datagram, not by polling)."""
+    url = f"sqlite:///{tmp_path / 'shared.db'}"
+    changed: asyncio.Queue[str] = asyncio.Queue()
+    listener, writer = open_store(url), open_store(url)
+    await listener.start(changed.put_nowait)
+    await writer.start(lambda _: None)
+    try:
+        a = await enter(writer, "shared-room", "A")
+        assert await changed.get() == "shared-room"
+        await writer.append(a.participant_id, text(a, "hello"))
+        assert await changed.get() == "shared-room"
+    finally:
+        await writer.close()
+        await listener.close()

@@ -1,0 +1,165 @@
+"""The MCP tools through FastMCP's in-memory client: shapes, schemas and bad input."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import jsonschema
+import pytest
+from fastmcp import Client, FastMCP
+
+from mcp_chat.chat import ChatService, Limits
+from mcp_chat.mcp.server import create_server
+from mcp_chat.stores import open_store
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+async def server(store_url: str) -> AsyncIterator[FastMCP]:
+    yield create_server(ChatService(open_store(store_url), Limits(max_message_bytes=100)))
+
+
+class Caller:
+    """Calls tools and checks every result against the tool's declared output schema."""
+
+    def __init__(self, client: Client[Any], schemas: dict[str, dict[str, Any]]) -> None:
+        self.client, self.schemas = client, schemas
+
+    async def __call__(self, tool: str, **args: Any) -> dict[str, Any]:
+        result = await self.client.call_tool(tool, args, raise_on_error=False)
+        data = result.structured_content
+        assert isinstance(data, dict), result
+        jsonschema.validate(data, self.schemas[tool])
+        assert data["success"] is (data["error"] is None)
+        return data
+
+
+@pytest.fixture
+async def call(server: FastMCP) -> AsyncIterator[Caller]:
+    async with Client(server) as client:
+        tools = await client.list_tools()
+        yield Caller(client, {t.name: t.outputSchema or {} for t in tools})
+
+
+async def test_tool_list_keeps_the_seed_names_and_arguments(server: FastMCP) -> None:
+    async with Client(server) as client:
+        tools = {t.name: t for t in await client.list_tools()}
+    assert {"join_room", "send_message", "wait_for_message", "leave_chat"} <= tools.keys()
+    assert {"room_id", "message", "client_id"} <= set(tools["send_message"].inputSchema["required"])
+    assert set(tools["wait_for_message"].inputSchema["properties"]) >= {
+        "room_id",
+        "client_id",
+        "timeout",
+    }
+    for tool in tools.values():
+        assert tool.outputSchema is not None and "success" in tool.outputSchema["required"]
+
+
+async def test_a_conversation_through_the_tools(call: Caller) -> None:
+    alice = await call("join_room", room_id="lobby", display_name="Alice")
+    assert alice["members"] == [
+        {"participant_id": alice["participant_id"], "display_name": "Alice"}
+    ]
+    sent = await call("send_message", room_id="lobby", message="hi!", client_id=alice["client_id"])
+    assert sent["seq"] == 2 and sent["timestamp"].endswith("Z")
+    bob = await call("join_room", room_id="lobby", display_name="Bob")
+    got = await call("wait_for_message", room_id="lobby", client_id=bob["client_id"], timeout=1)
+    assert [(m["sender"], m["message"], m["system"]) for m in got["messages"]] == [
+        ("Alice", "Alice joined the room.", True),
+        ("Alice", "hi!", False),
+    ]
+    heard = await call("wait_for_message", room_id="lobby", client_id=alice["client_id"])
+    assert heard["messages"][0]["kind"] == "joined" and heard["messages"][0]["sender"] == "Bob"
+    who = await call("list_participants", room_id="lobby", client_id=bob["client_id"])
+    assert [m["display_name"] for m in who["members"]] == ["Alice", "Bob"]
+    history = await call("get_messages", room_id="lobby", client_id=bob["client_id"])
+    assert [m["seq"] for m in history["messages"]] == [1, 2, 3]
+    rooms = await call("list_rooms")
+    assert rooms["rooms"][0]["room_id"] == "lobby"
+    assert (await call("leave_chat", room_id="lobby", client_id=bob["client_id"]))["room_ended"]
+    ended = await call("send_message", room_id="lobby", message="x", client_id=alice["client_id"])
+    assert ended["code"] == "chat_ended"
+
+
+async def test_retried_send_with_a_key_is_stored_once(call: Caller) -> None:
+    a = await call("join_room", room_id="r", display_name="A")
+    args = {"room_id": "r", "message": "once", "client_id": a["client_id"], "message_key": "k"}
+    first, again = await call("send_message", **args), await call("send_message", **args)
+    assert again["duplicate"] and again["message_id"] == first["message_id"]
+    history = await call("get_messages", room_id="r", client_id=a["client_id"])
+    assert [m["message"] for m in history["messages"]].count("once") == 1
+
+
+async def test_generated_room_ids_and_larger_rooms(call: Caller) -> None:
+    made = await call("join_room", display_name="Host", capacity=5)
+    assert made["room_id"].startswith("room-") and made["capacity"] == 5
+    for i in range(4):
+        assert (await call("join_room", room_id=made["room_id"], display_name=f"G{i}"))["success"]
+    full = await call("join_room", room_id=made["room_id"], display_name="late")
+    assert full["code"] == "room_full"
+
+
+BAD_CALLS: list[tuple[str, dict[str, Any], str]] = [
+    ("join_room", {}, "invalid_argument"),
+    ("join_room", {"display_name": 42}, "invalid_argument"),
+    ("join_room", {"display_name": "  "}, "invalid_argument"),
+    ("join_room", {"display_name": "Ev\x07il"}, "invalid_argument"),
+    ("join_room", {"display_name": "x", "room_id": "no spaces"}, "invalid_argument"),
+    ("join_room", {"display_name": "x", "capacity": 1}, "invalid_argument"),
+    ("join_room", {"display_name": "x", "capacity": 10_000}, "invalid_argument"),
+    ("send_message", {"room_id": "r"}, "invalid_argument"),
+    ("send_message", {"room_id": "r", "message": "", "client_id": "{A}"}, "invalid_argument"),
+    (
+        "send_message",
+        {"room_id": "r", "message": "x" * 101, "client_id": "{A}"},
+        "message_too_large",
+    ),
+    ("send_message", {"room_id": "nope", "message": "hi", "client_id": "{A}"}, "not_in_room"),
+    (
+        "send_message",
+        {"room_id": "r", "message": "hi", "client_id": "mcc_forged"},
+        "unknown_client",
+    ),
+    ("send_message", {"room_id": "r", "message": ["hi"], "client_id": "{A}"}, "invalid_argument"),
+    (
+        "wait_for_message",
+        {"room_id": "r", "client_id": "{A}", "timeout": "soon"},
+        "invalid_argument",
+    ),
+    ("wait_for_message", {"room_id": "r", "client_id": "{A}", "after": "x"}, "invalid_argument"),
+    ("wait_for_message", {"room_id": "r", "client_id": "{A}", "bogus": 1}, "invalid_argument"),
+    ("get_messages", {"room_id": "r", "client_id": "{A}", "limit": 0}, "invalid_argument"),
+    (
+        "get_messages",
+        {"room_id": "r", "client_id": "{A}", "before": 3, "after": 1},
+        "invalid_argument",
+    ),
+    ("leave_chat", {"room_id": "r", "client_id": ""}, "invalid_argument"),
+]
+
+
+@pytest.mark.parametrize(("tool", "args", "code"), BAD_CALLS)
+async def test_bad_input_gets_a_clear_error_and_breaks_nothing(
+    call: Caller, tool: str, args: dict[str, Any], code: str
+) -> None:
+    a = await call("join_room", room_id="r", display_name="A")
+    await call("send_message", room_id="r", message="before", client_id=a["client_id"])
+    args = {k: a["client_id"] if v == "{A}" else v for k, v in args.items()}
+    failed = await call(tool, **args)
+    assert failed["success"] is False and failed["code"] == code
+    assert len(failed["error"]) > 20  # a sentence, not a bare word
+    assert a["client_id"] not in failed["error"]
+    # The server still serves, and the log is intact.
+    b = await call("join_room", room_id="r", display_name="B")
+    got = await call("wait_for_message", room_id="r", client_id=b["client_id"], timeout=1)
+    assert [m["message"] for m in got["messages"]] == ["A joined the room.", "before"]
+
+
+async def test_someone_elses_client_id_does_not_work(call: Caller) -> None:
+    a = await call("join_room", room_id="a-room", display_name="A")
+    await call("join_room", room_id="b-room", display_name="B")
+    theft = await call("get_messages", room_id="b-room", client_id=a["client_id"])
+    assert theft["code"] == "not_in_room"
+    assert theft["messages"] is None
