@@ -3,37 +3,110 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import signal
+from collections.abc import Iterator
 
 import uvicorn
 from fastmcp import FastMCP
+from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from mcp_chat.auth import BearerTokens, load_tokens
 from mcp_chat.chat import ChatService
 from mcp_chat.config import Settings
 from mcp_chat.mcp.server import create_server
+from mcp_chat.metrics import CONTENT_TYPE, Metrics
 from mcp_chat.stores import open_store
 
 log = logging.getLogger(__name__)
 
 
-def build(settings: Settings) -> tuple[ChatService, FastMCP]:
+def build(settings: Settings, *, http: bool = True) -> tuple[ChatService, FastMCP]:
+    """The chat service and its MCP server, with /healthz, /readyz and /metrics. Over HTTP,
+    configured bearer tokens guard /mcp and /metrics."""
     chat = ChatService(open_store(settings.store), settings.limits())
-    server = create_server(chat)
+    metrics = Metrics(chat)
+    secret = settings.auth_token.get_secret_value() if settings.auth_token else None
+    tokens = load_tokens(secret, settings.auth_token_file) if http else []
+    server = create_server(chat, metrics, BearerTokens(tokens) if tokens else None)
 
     @server.custom_route("/healthz", methods=["GET"])
     async def healthz(_: Request) -> Response:
         return JSONResponse({"status": "ok"})
 
+    @server.custom_route("/readyz", methods=["GET"])
+    async def readyz(_: Request) -> Response:
+        if await chat.ready():
+            return JSONResponse({"status": "ready"})
+        return JSONResponse({"status": "unavailable"}, status_code=503)
+
+    @server.custom_route("/metrics", methods=["GET"])
+    async def metrics_page(request: Request) -> Response:
+        # FastMCP's auth guards /mcp only; its middleware has checked the token of every
+        # request, so here it is enough to look at the verdict.
+        if tokens and not request.user.is_authenticated:
+            return JSONResponse(
+                {"error": "unauthorized", "error_description": "A valid bearer token is required."},
+                status_code=401,
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+        return Response(await metrics.render(), media_type=CONTENT_TYPE)
+
     return chat, server
 
 
+def http_app(settings: Settings, server: FastMCP) -> Starlette:
+    """The ASGI app. Bound to a loopback address, it refuses requests whose Host or Origin
+    header names another site (DNS rebinding); `allowed_hosts` adds names to accept."""
+    return server.http_app(
+        path="/mcp",
+        host_origin_protection="auto",
+        allowed_hosts=settings.allowed_hosts or None,
+    )
+
+
+class _Server(uvicorn.Server):
+    """uvicorn waits for open requests to end before it runs the lifespan shutdown, and a
+    blocked wait_for_message can stay open for minutes: on SIGTERM or SIGINT the waits are
+    released first (they answer server_restarting), then uvicorn shuts down as usual.
+
+    uvicorn's own handlers re-raise the signal once it has stopped, so the process would end
+    "killed by SIGTERM"; these handlers let a graceful stop exit with status 0."""
+
+    def __init__(self, config: uvicorn.Config, chat: ChatService) -> None:
+        super().__init__(config)
+        self.chat = chat
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        loop = asyncio.get_running_loop()
+        stops = (signal.SIGINT, signal.SIGTERM)
+        for sig in stops:
+            loop.add_signal_handler(sig, self._stop, sig)
+        try:
+            yield
+        finally:
+            for sig in stops:
+                loop.remove_signal_handler(sig)
+
+    def _stop(self, sig: signal.Signals) -> None:
+        log.info("%s received: releasing waits, finishing open requests", sig.name)
+        self.chat.stop_waits()
+        self.handle_exit(sig, None)
+
+
 def serve_http(settings: Settings) -> None:
-    _, server = build(settings)
-    app = server.http_app(path="/mcp")
+    chat, server = build(settings)
+    app = http_app(settings, server)
     log.info(
-        "mcp-chat on http://%s:%d/mcp (store %s)", settings.host, settings.port, settings.store
+        "mcp-chat on http://%s:%d/mcp (store %s, auth %s)",
+        settings.host,
+        settings.port,
+        settings.store,
+        "on" if server.auth else "off",
     )
     config = uvicorn.Config(
         app,
@@ -46,9 +119,9 @@ def serve_http(settings: Settings) -> None:
         lifespan="on",
         timeout_graceful_shutdown=5,
     )
-    asyncio.run(uvicorn.Server(config).serve())
+    asyncio.run(_Server(config, chat).serve())
 
 
 def serve_stdio(settings: Settings) -> None:
-    _, server = build(settings)
+    _, server = build(settings, http=False)
     asyncio.run(server.run_stdio_async(show_banner=False))

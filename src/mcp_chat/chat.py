@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from mcp_chat import credentials, errors, messages, names, rooms
+from mcp_chat.errors import ChatError
+from mcp_chat.limits import SendRate, WaitSlots
+from mcp_chat.retention import Retention
 from mcp_chat.signals import RoomSignals
 from mcp_chat.stores.base import Store
 from mcp_chat.types import Kind, Message, Participant, Room, RoomSummary
@@ -17,13 +21,25 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True, slots=True)
 class Limits:
+    """The server's limits; a 0 for max_rooms, rate_messages or max_waits means no limit."""
+
     max_message_bytes: int = 64 * 1024
     max_capacity: int = 50
+    max_name_chars: int = names.MAX_NAME_CHARS
+    max_room_id_chars: int = names.MAX_ROOM_ID_CHARS
+    max_rooms: int = 10_000
+    rate_messages: int = 120
+    """Messages a participant may send at once, refilled over `rate_window` seconds."""
+    rate_window: float = 60.0
+    max_waits: int = 4
+    """Blocked wait_for_message calls one participant may have open at once."""
     batch_size: int = 50
     history_page: int = 100
     default_wait: float = 30.0
     min_wait: float = 1.0
     max_wait: float = 300.0
+    retention: Retention = field(default_factory=Retention)
+    retention_interval: float = 300.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,9 +92,15 @@ class ChatService:
         self.store = store
         self.limits = limits or Limits()
         self.signals = RoomSignals()
+        self.send_rate = SendRate(self.limits.rate_messages, self.limits.rate_window)
+        self.wait_slots = WaitSlots(self.limits.max_waits)
         self._identities: dict[str, _Identity] = {}
         self._users = 0
         self._start_lock = asyncio.Lock()
+        self._stopping = False
+        self._retention: asyncio.Task[None] | None = None
+        self.messages_sent = 0
+        """Messages this process stored (for metrics)."""
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -86,20 +108,48 @@ class ChatService:
         """Open the store. Several owners may start one service; the last `close` closes it."""
         async with self._start_lock:
             if self._users == 0:
+                self._stopping = False
                 await self.store.start(self.signals.notify)
+                retention = self.limits.retention
+                if retention.enabled:
+                    self._retention = asyncio.create_task(
+                        retention.run(self.store, self.limits.retention_interval)
+                    )
             self._users += 1
+
+    def stop_waits(self) -> None:
+        """The server is going down: blocked and new waits fail with server_restarting at
+        once, so that open requests end; sends still work until `close`."""
+        self._stopping = True
+        self.signals.notify_all()
 
     async def close(self) -> None:
         async with self._start_lock:
             self._users -= 1
             if self._users == 0:
-                self.signals.notify_all()
+                self.stop_waits()
+                if self._retention is not None:
+                    self._retention.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await self._retention
+                    self._retention = None
                 await self.store.close()
+
+    async def ready(self) -> bool:
+        """True if the store answers and the server is not stopping."""
+        if self._stopping:
+            return False
+        try:
+            await self.store.room("")
+        except Exception:
+            log.warning("readiness check: the store did not answer", exc_info=True)
+            return False
+        return True
 
     # -- identity -------------------------------------------------------------------------------
 
     async def _identify(self, room_id: str, client_id: str) -> _Identity:
-        names.check_room_id(room_id)
+        names.check_room_id(room_id, self.limits.max_room_id_chars)
         if not isinstance(client_id, str) or not client_id:
             raise errors.invalid("client_id is empty. Pass the client_id that join_room returned.")
         secret_hash = credentials.hash_secret(client_id)
@@ -138,9 +188,17 @@ class ChatService:
     async def join(
         self, room_id: str | None, display_name: str, capacity: int | None = None
     ) -> JoinResult:
-        name = names.clean_display_name(display_name)
-        room_id = names.check_room_id(room_id) if room_id else credentials.new_public_id("room-")
-        size = rooms.check_capacity(capacity, self.limits.max_capacity)
+        limits = self.limits
+        name = names.clean_display_name(display_name, limits.max_name_chars)
+        if room_id:
+            room_id = names.check_room_id(room_id, limits.max_room_id_chars)
+        else:
+            room_id = credentials.new_public_id("room-")
+        size = rooms.check_capacity(capacity, limits.max_capacity)
+        if limits.max_rooms and await self.store.room(room_id) is None:
+            # Checked before the store creates the room, so concurrent creations may overshoot
+            # the limit by a few; it bounds growth, it is not an exact quota.
+            rooms.check_room_count((await self.store.counts()).rooms, limits.max_rooms)
         client_id = credentials.new_client_secret()
         participant = Participant(
             participant_id=credentials.new_public_id("p-"),
@@ -171,9 +229,17 @@ class ChatService:
         text = messages.check_text(text, self.limits.max_message_bytes)
         key = messages.check_key(key)
         identity = await self._identify(room_id, client_id)
+        self.send_rate.take(identity.participant_id)
         draft = messages.text_draft(self._as_participant(identity), text, key)
-        appended = await self.store.append(identity.participant_id, draft)
-        if not appended.duplicate:
+        try:
+            appended = await self.store.append(identity.participant_id, draft)
+        except ChatError:
+            self.send_rate.give_back(identity.participant_id)
+            raise
+        if appended.duplicate:
+            self.send_rate.give_back(identity.participant_id)
+        else:
+            self.messages_sent += 1
             self.signals.notify(room_id)
         return SendResult(appended.message, appended.duplicate)
 
@@ -202,11 +268,18 @@ class ChatService:
         if after is not None and (isinstance(after, bool) or not isinstance(after, int)):
             raise errors.invalid("after must be a whole number (a message seq).")
         identity = await self._identify(room_id, client_id)
+        with self.wait_slots.hold(identity.participant_id):
+            return await self._wait(identity, seconds, after)
+
+    async def _wait(self, identity: _Identity, seconds: float, after: int | None) -> WaitResult:
+        room_id = identity.room_id
         loop = asyncio.get_running_loop()
         started = loop.time()
         deadline = started + seconds
         position = after
         while True:
+            if self._stopping:
+                raise errors.server_restarting()
             changed = self.signals.watch(room_id)
             claim = await self.store.claim(
                 identity.participant_id, position, self.limits.batch_size

@@ -31,3 +31,9 @@ def ends_after_leave(room: Room, remaining_members: int) -> bool:
     """A room of two ends when either leaves (as in a phone call); a larger room lives on
     while anyone is in it."""
     return room.capacity == 2 or remaining_members == 0
+
+
+def check_room_count(open_rooms: int, max_rooms: int) -> None:
+    """Raise unless one more room may be opened; `max_rooms == 0` means no limit."""
+    if max_rooms and open_rooms >= max_rooms:
+        raise errors.too_many_rooms(max_rooms)

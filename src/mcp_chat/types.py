@@ -122,3 +122,20 @@ class RoomSummary:
     members: int
     ended: bool
     created_at: str
+
+
+@dataclass(frozen=True, slots=True)
+class Counts:
+    """What the store holds now: open rooms, participants in them, messages kept."""
+
+    rooms: int
+    participants: int
+    messages: int
+
+
+@dataclass(frozen=True, slots=True)
+class Pruned:
+    """What `Store.prune` removed."""
+
+    messages: int
+    rooms: int

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -9,6 +10,7 @@ from typing import Any
 import mcp.types as mt
 from fastmcp import FastMCP
 from fastmcp.exceptions import ValidationError
+from fastmcp.server.auth import AuthProvider
 from fastmcp.server.middleware import CallNext, Middleware, MiddlewareContext
 from fastmcp.tools import ToolResult
 from pydantic import ValidationError as PydanticValidationError
@@ -17,6 +19,7 @@ from mcp_chat import __version__
 from mcp_chat.chat import ChatService
 from mcp_chat.errors import Code
 from mcp_chat.mcp.tools import register_tools
+from mcp_chat.metrics import Metrics
 
 INSTRUCTIONS = """\
 mcp-chat: chat rooms shared with other assistants and people. join_room gives you a secret
@@ -47,6 +50,28 @@ class ArgumentErrors(Middleware):
             )
 
 
+class CallMetrics(Middleware):
+    """Times every tool call and counts failures by code."""
+
+    def __init__(self, metrics: Metrics) -> None:
+        self.metrics = metrics
+
+    async def on_call_tool(
+        self,
+        context: MiddlewareContext[mt.CallToolRequestParams],
+        call_next: CallNext[mt.CallToolRequestParams, ToolResult],
+    ) -> ToolResult:
+        started = time.perf_counter()
+        structured: dict[str, Any] | None = None
+        try:
+            result = await call_next(context)
+            structured = result.structured_content or {}
+            return result
+        finally:
+            elapsed = time.perf_counter() - started
+            self.metrics.observe_call(context.message.name, elapsed, structured)
+
+
 def _describe(cause: BaseException | None, tool: str) -> str:
     if not isinstance(cause, PydanticValidationError):
         return f"The arguments to {tool} are not valid. Check the tool's input schema."
@@ -63,8 +88,10 @@ def _describe(cause: BaseException | None, tool: str) -> str:
     return f"Invalid arguments to {tool}: " + "; ".join(problems) + "."
 
 
-def create_server(chat: ChatService) -> FastMCP:
-    """A FastMCP server whose lifespan opens and closes `chat`."""
+def create_server(
+    chat: ChatService, metrics: Metrics | None = None, auth: AuthProvider | None = None
+) -> FastMCP:
+    """A FastMCP server whose lifespan opens and closes `chat`; `auth` guards it over HTTP."""
 
     @asynccontextmanager
     async def lifespan(_: FastMCP) -> AsyncIterator[dict[str, Any]]:
@@ -79,7 +106,9 @@ def create_server(chat: ChatService) -> FastMCP:
         instructions=INSTRUCTIONS,
         version=__version__,
         lifespan=lifespan,
-        middleware=[ArgumentErrors()],
+        # The first is the outermost: metrics see failures after ArgumentErrors shaped them.
+        middleware=[*([CallMetrics(metrics)] if metrics else []), ArgumentErrors()],
+        auth=auth,
         mask_error_details=True,
     )
     register_tools(server, chat)

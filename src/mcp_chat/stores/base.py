@@ -8,11 +8,13 @@ from collections.abc import Callable
 from mcp_chat.types import (
     Appended,
     Claim,
+    Counts,
     Draft,
     Joined,
     Left,
     Message,
     Participant,
+    Pruned,
     Room,
     RoomSummary,
 )
@@ -82,3 +84,14 @@ class Store(ABC):
     @abstractmethod
     async def rooms(self, limit: int) -> list[RoomSummary]:
         """Open rooms, newest first."""
+
+    @abstractmethod
+    async def counts(self) -> Counts:
+        """How many open rooms, participants in them, and messages the store holds."""
+
+    @abstractmethod
+    async def prune(self, messages_before: str | None, idle_before: str | None) -> Pruned:
+        """Retention, with UTC timestamps as `messages.utc_now` writes them. Removes messages
+        older than `messages_before`, except each room's newest (it dates the room's last
+        activity); then rooms whose newest message is older than `idle_before`, with their
+        participants and messages. None skips that part."""
