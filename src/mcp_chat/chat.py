@@ -134,6 +134,7 @@ class ChatService:
                         await self._retention
                     self._retention = None
                 await self.store.close()
+                log.info("store closed")
 
     async def ready(self) -> bool:
         """True if the store answers and the server is not stopping."""
