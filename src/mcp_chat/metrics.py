@@ -26,7 +26,7 @@ class _Core(Collector):
 
     def __init__(self, chat: ChatService) -> None:
         self.chat = chat
-        self.counts = Counts(0, 0, 0)
+        self.counts = Counts(0, 0)
 
     def collect(self) -> Iterable[Metric]:
         yield CounterMetricFamily(
@@ -44,9 +44,6 @@ class _Core(Collector):
             "mcp_chat_participants",
             "Participants in open rooms in the store.",
             value=self.counts.participants,
-        )
-        yield GaugeMetricFamily(
-            "mcp_chat_stored_messages", "Messages the store keeps.", value=self.counts.messages
         )
 
 

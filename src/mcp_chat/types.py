@@ -126,11 +126,10 @@ class RoomSummary:
 
 @dataclass(frozen=True, slots=True)
 class Counts:
-    """What the store holds now: open rooms, participants in them, messages kept."""
+    """What the store holds now: open rooms and the participants in them."""
 
     rooms: int
     participants: int
-    messages: int
 
 
 @dataclass(frozen=True, slots=True)

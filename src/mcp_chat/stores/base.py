@@ -87,7 +87,7 @@ class Store(ABC):
 
     @abstractmethod
     async def counts(self) -> Counts:
-        """How many open rooms, participants in them, and messages the store holds."""
+        """How many open rooms, and participants in them, the store holds."""
 
     @abstractmethod
     async def prune(self, messages_before: str | None, idle_before: str | None) -> Pruned:

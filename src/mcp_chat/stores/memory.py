@@ -164,7 +164,6 @@ class MemoryStore(Store):
         return Counts(
             rooms=len(open_rooms),
             participants=sum(len(s.members) for s in open_rooms),
-            messages=sum(len(s.log) for s in self._rooms.values()),
         )
 
     async def prune(self, messages_before: str | None, idle_before: str | None) -> Pruned:

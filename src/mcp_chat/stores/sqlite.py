@@ -405,8 +405,7 @@ class SQLiteStore(Store):
                     "   WHERE p.room_id = r.room_id AND p.left_room = 0)), 0)"
                     " FROM rooms r WHERE r.ended = 0"
                 ).fetchone()
-                (messages,) = self.db.execute("SELECT count(*) FROM messages").fetchone()
-                return Counts(int(rooms), int(participants), int(messages))
+                return Counts(int(rooms), int(participants))
 
         return await self._run(run)
 
