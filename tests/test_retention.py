@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from datetime import UTC, datetime
 
 import pytest
@@ -49,3 +51,19 @@ async def test_the_service_runs_retention_only_when_asked(store_url: str) -> Non
         finally:
             await chat.close()
         assert chat._retention is None
+
+
+async def test_the_background_task_prunes_on_its_own_clock(store: Store) -> None:
+    idle = await enter_at(store, "idle", "B", DAY1)
+    await store.append(idle.participant_id, at(text(idle, "day two"), DAY2))
+    task = asyncio.create_task(
+        Retention(idle_age=86400).run(store, interval=0, clock=lambda: NOON_DAY4)
+    )
+    try:
+        while await store.room("idle") is not None:
+            await asyncio.sleep(0)
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    assert await store.participant(idle.secret_hash) is None
