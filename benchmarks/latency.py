@@ -125,12 +125,20 @@ async def sender(url: str, rounds: int, pause: float, peer: Connection) -> list[
         return noops
 
 
-async def ping_pong(a: Client, b: Client, deadline: float) -> int:
-    """Figure B, one pair already in its room: whoever receives replies at once. Returns the
-    messages delivered before `deadline`."""
+Pair = tuple[Client, Client, str, str, str]  # a, b, room_id, a's client_id, b's client_id
+
+
+async def seat(a: Client, b: Client) -> Pair:
+    """Figure B: `a` opens a room and `b` joins it."""
     a_in = await call(a, "join_room", display_name="a")
-    room_id = a_in["room_id"]
-    b_in = await call(b, "join_room", display_name="b", room_id=room_id)
+    b_in = await call(b, "join_room", display_name="b", room_id=a_in["room_id"])
+    return a, b, a_in["room_id"], a_in["client_id"], b_in["client_id"]
+
+
+async def ping_pong(pair: Pair, deadline: float) -> int:
+    """Figure B: `a` serves, then whoever receives replies at once. Returns the messages
+    delivered before `deadline`."""
+    a, b, room_id, a_id, b_id = pair
 
     async def player(client: Client, client_id: str, serve: bool) -> int:
         delivered = 0
@@ -140,32 +148,28 @@ async def ping_pong(a: Client, b: Client, deadline: float) -> int:
             waited = await call(
                 client, "wait_for_message", room_id=room_id, client_id=client_id, timeout=1
             )
-            if texts(waited) and now() < deadline:
-                delivered += len(texts(waited))
+            if (got := len(texts(waited))) and now() < deadline:
+                delivered += got
                 await call(
                     client, "send_message", room_id=room_id, message="pong", client_id=client_id
                 )
         return delivered
 
-    counts = await asyncio.gather(
-        player(a, a_in["client_id"], True), player(b, b_in["client_id"], False)
-    )
-    return sum(counts)
+    return sum(await asyncio.gather(player(a, a_id, True), player(b, b_id, False)))
 
 
 async def pairs(url: str, n: int, duration: float, barrier: Barrier) -> int:
-    """Figure B, one process: `n` pairs, each participant its own connection."""
+    """Figure B, one process: `n` pairs, each participant its own connection. All processes
+    start playing together, once every pair is in its room."""
     async with AsyncExitStack() as stack:
         clients = [
             await stack.enter_async_context(Client(url, read_timeout_seconds=CALL_TIMEOUT))
             for _ in range(2 * n)
         ]
-        await asyncio.to_thread(barrier.wait, 60)  # all processes connected: start together
+        seated = await asyncio.gather(*(seat(clients[2 * i], clients[2 * i + 1]) for i in range(n)))
+        await asyncio.to_thread(barrier.wait, 60)
         deadline = now() + duration
-        counts = await asyncio.gather(
-            *(ping_pong(clients[2 * i], clients[2 * i + 1], deadline) for i in range(n))
-        )
-        return sum(counts)
+        return sum(await asyncio.gather(*(ping_pong(pair, deadline) for pair in seated)))
 
 
 def child(name: str, fn: ClientJob, args: tuple[Any, ...], out: Queue[Any]) -> None:
@@ -191,7 +195,12 @@ def run_children(
     deadline = now() + CHILD_TIMEOUT
     try:
         for _ in jobs:
-            name, result, error, logged = out.get(timeout=max(0.1, deadline - now()))
+            try:
+                name, result, error, logged = out.get(timeout=max(0.1, deadline - now()))
+            except queue.Empty:
+                raise TimeoutError(
+                    f"client processes still busy after {CHILD_TIMEOUT:g} s"
+                ) from None
             warnings += logged
             if error:
                 raise RuntimeError(f"client process {name} failed:\n{error}")
@@ -224,7 +233,11 @@ class Server:
         self.reader = threading.Thread(target=self._drain, daemon=True)
         self.reader.start()
         self.log: list[str] = []
-        self.port = self._await_port(timeout=30)
+        try:
+            self.port = self._await_port(timeout=30)
+        except BaseException:
+            self.stop()
+            raise
 
     def _drain(self) -> None:
         assert self.proc.stderr is not None
