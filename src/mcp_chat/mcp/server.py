@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -63,11 +63,23 @@ def _describe(cause: BaseException | None, tool: str) -> str:
     return f"Invalid arguments to {tool}: " + "; ".join(problems) + "."
 
 
+async def _cache_input_schemas(server: FastMCP) -> None:
+    """Give the SDK a by-name lookup of input schemas. Without it, the 2026-07-28 HTTP path
+    validates each tools/call's parameters by running a whole tools/list through the
+    middleware first, which cost more than the call itself (see benchmarks/)."""
+    schemas: dict[str, Mapping[str, Any]] = {
+        tool.name: tool.to_mcp_tool().input_schema
+        for tool in await server.list_tools(run_middleware=False)
+    }
+    server._mcp_server.get_tool_input_schema = schemas.get
+
+
 def create_server(chat: ChatService) -> FastMCP:
     """A FastMCP server whose lifespan opens and closes `chat`."""
 
     @asynccontextmanager
     async def lifespan(_: FastMCP) -> AsyncIterator[dict[str, Any]]:
+        await _cache_input_schemas(server)
         await chat.start()
         try:
             yield {}

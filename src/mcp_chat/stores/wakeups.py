@@ -97,3 +97,6 @@ class Waker:
             with contextlib.suppress(OSError):
                 self._path.unlink()
             self._path = None
+            # The last process out removes the rendezvous directory (rmdir refuses if not empty).
+            with contextlib.suppress(OSError):
+                self._dir.rmdir()
