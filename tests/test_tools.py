@@ -60,7 +60,7 @@ async def test_tool_list_keeps_the_seed_names_and_arguments(server: FastMCP) -> 
 async def test_a_conversation_through_the_tools(call: Caller) -> None:
     alice = await call("join_room", room_id="lobby", display_name="Alice")
     assert alice["members"] == [
-        {"participant_id": alice["participant_id"], "display_name": "Alice"}
+        {"participant_id": alice["participant_id"], "display_name": "Alice", "presence": "present"}
     ]
     sent = await call("send_message", room_id="lobby", message="hi!", client_id=alice["client_id"])
     assert sent["seq"] == 2 and sent["timestamp"].endswith("Z")

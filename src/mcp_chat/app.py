@@ -18,9 +18,14 @@ from mcp_chat.stores import open_store
 log = logging.getLogger(__name__)
 
 
-def build(settings: Settings) -> tuple[ChatService, FastMCP]:
-    chat = ChatService(open_store(settings.store), settings.limits())
-    server = create_server(chat)
+def build(settings: Settings, stdio: bool = False) -> tuple[ChatService, FastMCP]:
+    chat = ChatService(
+        open_store(settings.store),
+        settings.limits(),
+        settings.matching_policy(),
+        settings.presence_policy(),
+    )
+    server = create_server(chat, stdio=stdio)
 
     @server.custom_route("/healthz", methods=["GET"])
     async def healthz(_: Request) -> Response:
@@ -50,5 +55,5 @@ def serve_http(settings: Settings) -> None:
 
 
 def serve_stdio(settings: Settings) -> None:
-    _, server = build(settings)
+    _, server = build(settings, stdio=True)
     asyncio.run(server.run_stdio_async(show_banner=False))

@@ -7,6 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel
 
+from mcp_chat.presence import Status
 from mcp_chat.types import Message, Participant, RoomSummary
 
 
@@ -25,7 +26,7 @@ class MessageOut(BaseModel):
     sender_id: str
     message: str
     timestamp: str
-    kind: Literal["message", "joined", "left"]
+    kind: Literal["message", "joined", "left", "matched", "disconnected", "returned"]
     system: bool
 
     @classmethod
@@ -45,10 +46,15 @@ class MessageOut(BaseModel):
 class MemberOut(BaseModel):
     participant_id: str
     display_name: str
+    presence: Literal["present", "away", "gone"] | None = None
 
     @classmethod
-    def of(cls, p: Participant) -> MemberOut:
-        return cls(participant_id=p.participant_id, display_name=p.display_name)
+    def of(cls, p: Participant, presence: Status | None = None) -> MemberOut:
+        return cls(
+            participant_id=p.participant_id,
+            display_name=p.display_name,
+            presence=None if presence is None else presence.value,
+        )
 
 
 class JoinOut(Result):
@@ -106,6 +112,19 @@ class RoomOut(BaseModel):
         return cls(
             room_id=r.room_id, capacity=r.capacity, members=r.members, created_at=r.created_at
         )
+
+
+class QueueOut(Result):
+    client_id: str | None = None
+    participant_id: str | None = None
+    status: Literal["matched", "waiting"] | None = None
+    room_id: str | None = None
+    """Once matched: the room to chat in, with this same client_id."""
+    partner: MemberOut | None = None
+    position: int | None = None
+    """While waiting: 1 means you are next."""
+    timed_out: bool | None = None
+    next_step: str | None = None
 
 
 class RoomsOut(Result):

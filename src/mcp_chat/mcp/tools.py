@@ -9,7 +9,7 @@ from typing import Annotated, TypeVar
 from fastmcp import FastMCP
 from pydantic import Field
 
-from mcp_chat.chat import ChatService
+from mcp_chat.chat import ChatService, QueueResult
 from mcp_chat.errors import ChatError, Code
 from mcp_chat.mcp.results import (
     HistoryOut,
@@ -18,6 +18,7 @@ from mcp_chat.mcp.results import (
     MemberOut,
     MembersOut,
     MessageOut,
+    QueueOut,
     Result,
     RoomOut,
     RoomsOut,
@@ -60,13 +61,17 @@ def register_tools(mcp: FastMCP, chat: ChatService) -> None:
         capacity: Annotated[
             int | None, Field(description="Places in a new room (default 2).")
         ] = None,
+        invite: Annotated[
+            str | None,
+            Field(description="Invite secret: makes a new room private; needed to join one."),
+        ] = None,
     ) -> JoinOut:
         """Enter a chat room, creating it if needed. Returns your secret client_id: pass it to
         every other call and never show it to anyone. Then loop: wait_for_message to hear,
         send_message to talk; leave_chat when done."""
 
         async def run() -> JoinOut:
-            j = await chat.join(room_id, display_name, capacity)
+            j = await chat.join(room_id, display_name, capacity, invite)
             alone = len(j.members) < 2
             return JoinOut(
                 success=True,
@@ -76,7 +81,7 @@ def register_tools(mcp: FastMCP, chat: ChatService) -> None:
                 display_name=j.participant.display_name,
                 capacity=j.room.capacity,
                 created=j.created,
-                members=[MemberOut.of(p) for p in j.members],
+                members=[MemberOut.of(m.participant, m.status) for m in j.members],
                 next_step=(
                     "Nobody else is here yet: call wait_for_message; it returns when someone joins."
                     if alone
@@ -189,16 +194,87 @@ def register_tools(mcp: FastMCP, chat: ChatService) -> None:
                 room_id=room.room_id,
                 capacity=room.capacity,
                 ended=room.ended,
-                members=[MemberOut.of(p) for p in members],
+                members=[MemberOut.of(m.participant, m.status) for m in members],
             )
 
         return await answer(MembersOut, run)
 
     @mcp.tool
+    async def enter_queue(
+        display_name: Annotated[str, Field(description="The name others see.")],
+        interests: Annotated[
+            list[str] | None,
+            Field(description="Up to 5 short tags; people sharing one are matched first."),
+        ] = None,
+    ) -> QueueOut:
+        """Get paired with a random stranger. Returns your secret client_id and either
+        status 'matched' (with room_id: start chatting) or 'waiting': then call
+        wait_for_match until matched. In the room, use the same client_id."""
+
+        async def run() -> QueueOut:
+            return queue_out(await chat.enter_queue(display_name, interests))
+
+        return await answer(QueueOut, run)
+
+    @mcp.tool(
+        description=(
+            "After enter_queue said 'waiting': blocks until you are matched, or `timeout` "
+            f"seconds pass (default {wait_default:g}; keep it under 55). On timed_out, call it "
+            "again: stop calling and you are dropped from the queue."
+        )
+    )
+    async def wait_for_match(
+        client_id: ClientId,
+        timeout: Annotated[float, Field(description="Seconds to wait, 1-300.")] = wait_default,
+    ) -> QueueOut:
+        async def run() -> QueueOut:
+            return queue_out(await chat.wait_for_match(client_id, timeout))
+
+        return await answer(QueueOut, run)
+
+    @mcp.tool
+    async def leave_queue(client_id: ClientId) -> Result:
+        """Stop waiting for a random partner."""
+
+        async def run() -> Result:
+            await chat.leave_queue(client_id)
+            return Result(success=True)
+
+        return await answer(Result, run)
+
+    @mcp.tool
     async def list_rooms() -> RoomsOut:
-        """Open rooms you could join, newest first."""
+        """Open public rooms you could join, newest first (private rooms are not listed)."""
 
         async def run() -> RoomsOut:
             return RoomsOut(success=True, rooms=[RoomOut.of(r) for r in await chat.rooms()])
 
         return await answer(RoomsOut, run)
+
+
+def queue_out(q: QueueResult) -> QueueOut:
+    partner = q.partner
+    if q.matched is None or partner is None:
+        return QueueOut(
+            success=True,
+            client_id=q.client_id,
+            participant_id=q.participant_id,
+            status="waiting",
+            position=q.position,
+            timed_out=q.timed_out,
+            next_step="Call wait_for_match with your client_id; it returns when you are matched.",
+        )
+    room_id = q.matched.room.room_id
+    return QueueOut(
+        success=True,
+        client_id=q.client_id,
+        participant_id=q.participant_id,
+        status="matched",
+        room_id=room_id,
+        partner=MemberOut.of(partner),
+        timed_out=False,
+        next_step=(
+            f"You are paired with {partner.display_name} in room '{room_id}': say hello with "
+            "send_message, then wait_for_message for the reply."
+        ),
+    )
