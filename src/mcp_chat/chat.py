@@ -118,6 +118,7 @@ class ChatService:
         self._users = 0
         self._start_lock = asyncio.Lock()
         self._heartbeat_task: asyncio.Task[None] | None = None
+        self._queue_waiters: set[str] = set()
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -379,29 +380,36 @@ class ChatService:
         """Block until this queue entry is matched, or `timeout` seconds (clamped) pass."""
         seconds = self.clamp_timeout(timeout)
         entry = await self._queue_entry(client_id)
+        deadline = asyncio.get_running_loop().time() + seconds
+        self._queue_waiters.add(entry.entry_id)
+        with self.tracker.blocked(entry.entry_id):
+            try:
+                return await self._await_match(client_id, entry, deadline)
+            finally:
+                self._queue_waiters.discard(entry.entry_id)
+
+    async def _await_match(self, client_id: str, entry: QueueEntry, deadline: float) -> QueueResult:
         key = _queue_key(entry.entry_id)
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + seconds
-        with self.tracker.blocked(entry.entry_id):
-            while True:
-                changed = self.signals.watch(key)
-                entry = await self._queue_entry(client_id)
-                if entry.room_id is not None:
-                    return await self._matched_result(client_id, entry)
-                now = self.clock()
-                fallback_at = entry.entered_at + self.matching.fallback_after
-                if now >= fallback_at:
-                    matched = await self.store.rematch(entry.entry_id, now, self.matching)
-                    if matched is not None:
-                        self._announce_match(matched)
-                        return QueueResult(client_id, entry.entry_id, matched, 0)
-                remaining = deadline - loop.time()
-                if remaining <= 0:
-                    position = await self.store.queue_position(entry.entry_id)
-                    return QueueResult(client_id, entry.entry_id, None, position, timed_out=True)
-                if now < fallback_at:
-                    remaining = min(remaining, fallback_at - now)
-                await self.signals.wait(key, changed, remaining)
+        while True:
+            changed = self.signals.watch(key)
+            entry = await self._queue_entry(client_id)
+            if entry.room_id is not None:
+                return await self._matched_result(client_id, entry)
+            now = self.clock()
+            fallback_at = entry.entered_at + self.matching.fallback_after
+            if now >= fallback_at:
+                matched = await self.store.rematch(entry.entry_id, now, self.matching)
+                if matched is not None:
+                    self._announce_match(matched)
+                    return QueueResult(client_id, entry.entry_id, matched, 0)
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                position = await self.store.queue_position(entry.entry_id)
+                return QueueResult(client_id, entry.entry_id, None, position, timed_out=True)
+            if now < fallback_at:
+                remaining = min(remaining, fallback_at - now)
+            await self.signals.wait(key, changed, remaining)
 
     async def leave_queue(self, client_id: str) -> None:
         entry = await self._queue_entry(client_id)
@@ -458,6 +466,9 @@ class ChatService:
         )
         self.tracker.prune(self.clock() - self.presence.away_after)
         self._announce(events)
+        # Waiters re-check: some may have waited past the fallback, or lost their partner-to-be.
+        for entry_id in self._queue_waiters:
+            self.signals.notify(_queue_key(entry_id))
 
     async def disconnect(self, session: Session) -> None:
         """A client connection closed: the participants it spoke for are gone."""
