@@ -125,6 +125,35 @@ async def sender(url: str, rounds: int, pause: float, peer: Connection) -> list[
         return noops
 
 
+async def queue_waiter(url: str, rounds: int, pause: float, peer: Connection) -> list[float]:
+    """Figure C: enters the queue alone, blocks in wait_for_match, and notes when it returns."""
+    async with Client(url, read_timeout_seconds=CALL_TIMEOUT) as client:
+        arrivals: list[float] = []
+        for _ in range(rounds):
+            me = await call(client, "enter_queue", display_name="waiter")
+            assert me["status"] == "waiting", me
+            peer.send("ready")
+            matched = await call(client, "wait_for_match", client_id=me["client_id"], timeout=30)
+            arrivals.append(now())
+            assert matched["status"] == "matched", matched
+            await call(client, "leave_chat", room_id=matched["room_id"], client_id=me["client_id"])
+            await asyncio.sleep(pause)
+        return arrivals
+
+
+async def queue_entrant(url: str, rounds: int, pause: float, peer: Connection) -> list[float]:
+    """Figure C: once the waiter is blocked (its word, then the idle pause), enters the queue."""
+    async with Client(url, read_timeout_seconds=CALL_TIMEOUT) as client:
+        entered: list[float] = []
+        for _ in range(rounds):
+            await recv(peer)
+            await asyncio.sleep(pause)
+            entered.append(now())
+            me = await call(client, "enter_queue", display_name="entrant")
+            assert me["status"] == "matched", me
+        return entered
+
+
 Pair = tuple[Client, Client, str, str, str]  # a, b, room_id, a's client_id, b's client_id
 
 
@@ -338,6 +367,26 @@ def figure_b(url: str, duration: float) -> int:
     return int(got["client log warnings"])
 
 
+def figure_c(url: str, rounds: int, pause: float) -> int:
+    ctx = mp.get_context("spawn")
+    waiter_end, entrant_end = ctx.Pipe()
+    got = run_children(
+        [
+            ("waiter", queue_waiter, (url, rounds, pause, waiter_end)),
+            ("entrant", queue_entrant, (url, rounds, pause, entrant_end)),
+        ]
+    )
+    gaps = [a - e for a, e in zip(got["waiter"], got["entrant"], strict=True)][WARMUP:]
+    p50, p90, p99 = percentiles(gaps)
+    print()
+    print(f"C. random pairing, two client processes: {rounds} matches ({WARMUP} warm-up dropped)")
+    print("   from the second person's enter_queue call to the first person's")
+    print("   wait_for_match returning with the match")
+    print("                          p50      p90      p99  (ms)")
+    print(f"   enter-to-matched  {ms(p50)} {ms(p90)} {ms(p99)}")
+    return int(got["client log warnings"])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -358,6 +407,7 @@ def main() -> None:
             header(server.port)
             warnings = figure_a(url, args.rounds, args.pause)
             warnings += figure_b(url, args.duration)
+            warnings += figure_c(url, max(WARMUP + 2, args.rounds // 3), args.pause)
         finally:
             server.stop()
         problems = server.problems()
