@@ -25,7 +25,7 @@ def build(settings: Settings, stdio: bool = False) -> tuple[ChatService, FastMCP
         settings.matching_policy(),
         settings.presence_policy(),
     )
-    server = create_server(chat, stdio=stdio)
+    server = create_server(chat, stdio=stdio, keepalive=settings.keepalive)
 
     @server.custom_route("/healthz", methods=["GET"])
     async def healthz(_: Request) -> Response:
