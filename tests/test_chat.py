@@ -11,6 +11,7 @@ from mcp_chat.chat import ChatService, Limits
 from mcp_chat.errors import ChatError, Code
 from mcp_chat.stores import open_store
 from mcp_chat.types import Kind
+from tests.conftest import blocked
 
 pytestmark = pytest.mark.anyio
 
@@ -28,7 +29,7 @@ def texts(result: object) -> list[str]:
 async def test_first_joiner_learns_that_a_partner_arrived(chat: ChatService) -> None:
     alice = await chat.join("r", "Alice")
     waiting = asyncio.create_task(chat.wait("r", alice.client_id, timeout=30))
-    await asyncio.sleep(0)  # let the wait block first
+    await blocked(chat)
     await chat.join("r", "Bob")
     woke = await waiting
     assert [(m.kind, m.sender_name) for m in woke.messages] == [(Kind.JOINED, "Bob")]
@@ -72,7 +73,7 @@ async def test_two_open_waits_of_one_client_share_without_duplicates(chat: ChatS
     await chat.wait("r", b, timeout=1)
     first = asyncio.create_task(chat.wait("r", b, timeout=5))
     second = asyncio.create_task(chat.wait("r", b, timeout=5))
-    await asyncio.sleep(0)
+    await blocked(chat, 2)
     await chat.send("r", a, "only once")
     await asyncio.wait({first, second}, return_when=asyncio.FIRST_COMPLETED)
     await chat.send("r", a, "and again")
@@ -124,7 +125,7 @@ async def test_a_waiting_partner_wakes_when_the_other_leaves(chat: ChatService) 
     a, b = await pair(chat)
     await chat.wait("r", b, timeout=1)
     waiting = asyncio.create_task(chat.wait("r", b, timeout=30))
-    await asyncio.sleep(0)
+    await blocked(chat)
     await chat.leave("r", a)
     got = await waiting
     assert [m.kind for m in got.messages] == [Kind.LEFT]
@@ -272,3 +273,15 @@ async def test_stopping_releases_blocked_waits_and_refuses_new_ones(chat: ChatSe
     assert not await chat.ready()
     # Sends still go through until the store closes: nothing in flight is cut off.
     assert (await chat.send("r", a, "last words")).message.seq == 3
+
+
+async def test_stopping_releases_a_blocked_wait_for_match(chat: ChatService) -> None:
+    queued = await chat.enter_queue("Ann")
+    blocked = asyncio.create_task(chat.wait_for_match(queued.client_id, timeout=300))
+    while chat.signals.waiting == 0:
+        await asyncio.sleep(0)
+    chat.stop_waits()
+    with pytest.raises(ChatError) as released:
+        await blocked
+    assert released.value.code is Code.SERVER_RESTARTING
+    assert "call wait_for_match again" in released.value.message

@@ -24,14 +24,25 @@ from mcp_chat.stores import open_store
 log = logging.getLogger(__name__)
 
 
-def build(settings: Settings, *, http: bool = True) -> tuple[ChatService, FastMCP]:
+def build(settings: Settings, stdio: bool = False) -> tuple[ChatService, FastMCP]:
     """The chat service and its MCP server, with /healthz, /readyz and /metrics. Over HTTP,
-    configured bearer tokens guard /mcp and /metrics."""
-    chat = ChatService(open_store(settings.store), settings.limits())
+    configured bearer tokens guard /mcp and /metrics; stdio needs none."""
+    chat = ChatService(
+        open_store(settings.store),
+        settings.limits(),
+        settings.matching_policy(),
+        settings.presence_policy(),
+    )
     metrics = Metrics(chat)
     secret = settings.auth_token.get_secret_value() if settings.auth_token else None
-    tokens = load_tokens(secret, settings.auth_token_file) if http else []
-    server = create_server(chat, metrics, BearerTokens(tokens) if tokens else None)
+    tokens = [] if stdio else load_tokens(secret, settings.auth_token_file)
+    server = create_server(
+        chat,
+        stdio=stdio,
+        keepalive=settings.keepalive,
+        metrics=metrics,
+        auth=BearerTokens(tokens) if tokens else None,
+    )
 
     @server.custom_route("/healthz", methods=["GET"])
     async def healthz(_: Request) -> Response:
@@ -123,5 +134,5 @@ def serve_http(settings: Settings) -> None:
 
 
 def serve_stdio(settings: Settings) -> None:
-    _, server = build(settings, http=False)
+    _, server = build(settings, stdio=True)
     asyncio.run(server.run_stdio_async(show_banner=False))

@@ -6,11 +6,13 @@ from pathlib import Path
 from typing import Literal
 
 from platformdirs import user_data_dir
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from mcp_chat import names
 from mcp_chat.chat import Limits
+from mcp_chat.matching import MatchPolicy
+from mcp_chat.presence import PresencePolicy
 from mcp_chat.retention import Retention
 
 
@@ -41,6 +43,30 @@ class Settings(BaseSettings):
     message_max_age: float = Field(default=0.0, ge=0)
     idle_max_age: float = Field(default=0.0, ge=0)
     retention_interval: float = Field(default=300.0, gt=0)
+    match_fallback: float = Field(default=30.0, ge=0)
+    queue_stale_after: float = Field(default=30.0, gt=0)
+    heartbeat: float = Field(default=5.0, gt=0)
+    away_after: float = Field(default=60.0, gt=0)
+    gone_after: float = Field(default=600.0, gt=0)
+    keepalive: float = Field(default=10.0, ge=0)
+
+    @model_validator(mode="after")
+    def _heartbeat_fits(self) -> Settings:
+        shortest = min(self.queue_stale_after, self.away_after, self.gone_after)
+        if self.heartbeat >= shortest:
+            raise ValueError(
+                f"heartbeat ({self.heartbeat:g} s) must be shorter than queue_stale_after, "
+                f"away_after and gone_after (shortest: {shortest:g} s), or the living look silent."
+            )
+        return self
+
+    def matching_policy(self) -> MatchPolicy:
+        return MatchPolicy(fallback_after=self.match_fallback, stale_after=self.queue_stale_after)
+
+    def presence_policy(self) -> PresencePolicy:
+        return PresencePolicy(
+            heartbeat=self.heartbeat, away_after=self.away_after, gone_after=self.gone_after
+        )
 
     def limits(self) -> Limits:
         return Limits(

@@ -20,6 +20,8 @@ class Code(StrEnum):
     RATE_LIMITED = "rate_limited"
     TOO_MANY_WAITS = "too_many_waits"
     SERVER_RESTARTING = "server_restarting"
+    INVITE_REQUIRED = "invite_required"
+    NOT_IN_QUEUE = "not_in_queue"
     STORE_UNAVAILABLE = "store_unavailable"
     INTERNAL_ERROR = "internal_error"
 
@@ -111,8 +113,23 @@ def too_many_waits(limit: int) -> ChatError:
     )
 
 
-def server_restarting() -> ChatError:
+def server_restarting(call: str) -> ChatError:
     return ChatError(
         Code.SERVER_RESTARTING,
-        "The server is restarting; call wait_for_message again. Nothing was lost.",
+        f"The server is restarting; call {call} again. Nothing was lost.",
+    )
+
+
+def invite_required(room_id: str) -> ChatError:
+    return ChatError(
+        Code.INVITE_REQUIRED,
+        f"Room '{room_id}' is private. Pass its invite secret as `invite` to join it.",
+    )
+
+
+def not_in_queue() -> ChatError:
+    return ChatError(
+        Code.NOT_IN_QUEUE,
+        "You are no longer in the queue (you left it, or went silent for too long). "
+        "Call enter_queue again.",
     )

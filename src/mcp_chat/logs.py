@@ -1,4 +1,5 @@
-"""Log setup: plain lines or JSON objects on stderr, with any client_id cut short first."""
+"""Log setup: plain lines or JSON objects on stderr, with client ids and read keys cut short
+before they are written."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from typing import Literal
 
 from mcp_chat.messages import stamp
 
-_SECRET = re.compile(r"(mcc_[A-Za-z0-9_-]{4})[A-Za-z0-9_-]+")
+_SECRET = re.compile(r"((?:mcc|mcr)_[A-Za-z0-9_-]{4})[A-Za-z0-9_-]+")
 
 LogFormat = Literal["plain", "json"]
 
@@ -21,7 +22,7 @@ class RedactSecrets(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         text = record.getMessage()
-        if "mcc_" in text:
+        if "mcc_" in text or "mcr_" in text:
             record.msg, record.args = _SECRET.sub(r"\1…", text), None
         return True
 

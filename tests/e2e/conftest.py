@@ -23,7 +23,7 @@ MODES = ["legacy", "2026-07-28"]
 class ServerProcess:
     """`mcp-chat serve` on 127.0.0.1 and a port the OS picks; its stderr is kept."""
 
-    def __init__(self, store_url: str, *extra: str) -> None:
+    def __init__(self, store_url: str, *extra: str, env: dict[str, str] | None = None) -> None:
         self.proc = subprocess.Popen(
             [
                 sys.executable,
@@ -39,6 +39,7 @@ class ServerProcess:
             stderr=subprocess.PIPE,
             stdout=subprocess.DEVNULL,
             text=True,
+            env={**os.environ, **(env or {})},
         )
         self.url = ""
         self.lines: list[str] = []
