@@ -25,13 +25,17 @@ async def blocked_waits(server: ServerProcess) -> int:
     return int(float(found.group(1)))
 
 
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+@pytest.mark.parametrize(
+    ("sig", "mode"),
+    [(signal.SIGTERM, "legacy"), (signal.SIGINT, "2026-07-28")],
+    ids=["SIGTERM-legacy", "SIGINT-2026-07-28"],
+)
 async def test_a_stop_signal_releases_waits_and_loses_nothing(
-    db_url: str, sig: signal.Signals
+    db_url: str, sig: signal.Signals, mode: str
 ) -> None:
     server = ServerProcess(db_url)
     try:
-        async with Client(server.url) as a, Client(server.url) as b:
+        async with Client(server.url, mode=mode) as a, Client(server.url, mode=mode) as b:
             alice = await join(a, "stopping", "Alice")
             bob = await join(b, "stopping", "Bob")
             for i in range(3):
