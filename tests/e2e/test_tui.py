@@ -1,0 +1,117 @@
+"""The terminal client, driven by Textual's pilot, against real server processes."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+from mcp import Client
+from textual.pilot import Pilot
+from textual.widgets import Input
+
+from mcp_chat.tui.app import ChatApp
+from mcp_chat.tui.link import stdio_target
+from tests.e2e.conftest import ServerProcess, stdio_params
+from tests.e2e.helpers import call, join, texts
+
+pytestmark = pytest.mark.anyio
+
+
+async def shown(app: ChatApp, fragment: str) -> list[str]:
+    """Wait for a transcript line holding `fragment` (the transcript says when it changes)."""
+    async with asyncio.timeout(30):
+        while not any(fragment in line for line in app.transcript.lines()):
+            await app.transcript.changed()
+    return app.transcript.lines()
+
+
+async def heard(client: Client, room: str, client_id: str, wanted: str) -> dict[str, Any]:
+    """The agent waits until a message from the person with the wanted text arrives."""
+    while True:
+        got = await call(client, "wait_for_message", room_id=room, client_id=client_id, timeout=30)
+        assert got["success"], got
+        if wanted in texts(got):
+            return got
+
+
+async def type_line(app: ChatApp, pilot: Pilot[None], line: str) -> None:
+    app.query_one("#entry", Input).value = line
+    await pilot.press("enter")
+
+
+def count(lines: list[str], fragment: str) -> int:
+    return sum(fragment in line for line in lines)
+
+
+async def test_person_and_agent_chat_across_a_server_restart(db_url: str) -> None:
+    first = ServerProcess(db_url)
+    app = ChatApp(first.url, "tui", "Person")
+    second: ServerProcess | None = None
+    try:
+        async with app.run_test() as pilot:
+            await shown(app, "You are in room tui as Person")
+            async with Client(first.url) as agent:
+                agent_id = await join(agent, "tui", "Agent")
+                await shown(app, "Agent joined the room")
+                await call(
+                    agent, "send_message", room_id="tui", message="hello person", client_id=agent_id
+                )
+                await shown(app, "Agent  hello person")
+                await type_line(app, pilot, "hi agent [bold]x[/bold]")
+                got = await heard(agent, "tui", agent_id, "hi agent [bold]x[/bold]")
+                assert got["messages"][-1]["sender"] == "Person"
+                await shown(app, "Person  hi agent [bold]x[/bold]")  # markup shown as text
+
+            first.kill()
+            # Typed while the server is down: kept, and sent once when it is back.
+            await type_line(app, pilot, "sent while down")
+            second = ServerProcess(db_url, port=first.port)
+            async with Client(second.url) as agent:
+                await call(
+                    agent,
+                    "send_message",
+                    room_id="tui",
+                    message="after restart",
+                    client_id=agent_id,
+                )
+                await heard(agent, "tui", agent_id, "sent while down")
+                lines = await shown(app, "after restart")
+                await shown(app, "Person  sent while down")
+
+                await type_line(app, pilot, "/who")
+                lines = await shown(app, "In room tui (2 of 2 places): Person, Agent")
+                for once in ("hello person", "after restart", "sent while down", "Agent joined"):
+                    assert count(lines, once) == 1, lines
+                await type_line(app, pilot, "/leave")
+                await shown(app, "You left room tui")
+                left = await call(
+                    agent, "wait_for_message", room_id="tui", client_id=agent_id, timeout=30
+                )
+                assert [m["kind"] for m in left["messages"]] == ["left"]
+    finally:
+        first.kill()
+        if second is not None:
+            second.stop()
+
+
+async def test_a_client_with_its_own_stdio_server_chats_through_the_file(db_url: str) -> None:
+    app = ChatApp(stdio_target(db_url), "local", "Person")
+    async with app.run_test() as pilot:
+        await shown(app, "You are in room local as Person")
+        async with Client(stdio_params(db_url)) as agent:
+            agent_id = await join(agent, "local", "Agent")
+            await call(
+                agent, "send_message", room_id="local", message="over the file", client_id=agent_id
+            )
+            await shown(app, "Agent  over the file")
+            await type_line(app, pilot, "/history")
+            lines = await shown(app, "History:")
+            assert count(lines, "over the file") == 1
+            await type_line(app, pilot, "and back")
+            await heard(agent, "local", agent_id, "and back")
+            await type_line(app, pilot, "/quit")
+            got = await call(
+                agent, "wait_for_message", room_id="local", client_id=agent_id, timeout=30
+            )
+            assert [m["kind"] for m in got["messages"]] == ["left"]
