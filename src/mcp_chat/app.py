@@ -14,6 +14,7 @@ from mcp_chat.chat import ChatService
 from mcp_chat.config import Settings
 from mcp_chat.mcp.server import create_server
 from mcp_chat.stores import open_store
+from mcp_chat.web.routes import add_web
 
 log = logging.getLogger(__name__)
 
@@ -26,6 +27,7 @@ def build(settings: Settings) -> tuple[ChatService, FastMCP]:
     async def healthz(_: Request) -> Response:
         return JSONResponse({"status": "ok"})
 
+    add_web(server, chat)
     return chat, server
 
 
@@ -33,7 +35,10 @@ def serve_http(settings: Settings) -> None:
     _, server = build(settings)
     app = server.http_app(path="/mcp")
     log.info(
-        "mcp-chat on http://%s:%d/mcp (store %s)", settings.host, settings.port, settings.store
+        "mcp-chat on http://%s:%d/mcp, web page at / (store %s)",
+        settings.host,
+        settings.port,
+        settings.store,
     )
     config = uvicorn.Config(
         app,

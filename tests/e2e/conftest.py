@@ -51,7 +51,7 @@ class ServerProcess:
             self.kill()
             raise RuntimeError("server did not start:\n" + "".join(self.lines))
         self.port: int = self._port
-        self.base = f"http://127.0.0.1:{self._port}"
+        self.base: str = f"http://127.0.0.1:{self._port}"
         self.url = f"{self.base}/mcp"
 
     def _read(self) -> None:
