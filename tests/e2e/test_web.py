@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from mcp import Client
-from playwright.async_api import Browser, async_playwright, expect
+from playwright.async_api import Browser, Page, async_playwright, expect
 
 from tests.e2e.conftest import ServerProcess
 from tests.e2e.helpers import call, join, texts
@@ -51,6 +51,20 @@ async def agent_hears(agent: Client, client_id: str, wanted: str) -> None:
             return
 
 
+async def agent_says(agent: Client, agent_id: str, page: Page, text: str) -> None:
+    """The agent sends over MCP; the page shows it as the newest message, as text."""
+    await call(agent, "send_message", room_id="web", message=text, client_id=agent_id)
+    await expect(page.locator("#messages .msg:not(.own) .bubble").last).to_have_text(text)
+
+
+async def person_says(page: Page, agent: Client, agent_id: str, text: str) -> None:
+    """The person types and presses Enter; the page shows it, and the agent hears it."""
+    await page.fill("#text", text)
+    await page.press("#text", "Enter")
+    await expect(page.locator("#messages .own .bubble").last).to_have_text(text)
+    await agent_hears(agent, agent_id, text)
+
+
 async def test_a_person_on_the_page_and_an_agent_chat(
     http_server: ServerProcess, browser: Browser
 ) -> None:
@@ -69,43 +83,16 @@ async def test_a_person_on_the_page_and_an_agent_chat(
         await expect(page.locator("#members")).to_contain_text("Agent")
         client_id = await page.evaluate("JSON.parse(sessionStorage['mcp-chat.session']).client_id")
 
-        # Agent to person.
-        await call(
-            agent,
-            "send_message",
-            room_id="web",
-            message="Hi Ada! I am the build agent.",
-            client_id=agent_id,
-        )
-        await expect(page.locator("#messages .msg:not(.own) .bubble").last).to_have_text(
-            "Hi Ada! I am the build agent."
-        )
-        # Person to agent.
-        await page.fill("#text", "Hello agent, how is the build?")
-        await page.press("#text", "Enter")
-        await agent_hears(agent, agent_id, "Hello agent, how is the build?")
+        await agent_says(agent, agent_id, page, "Hi Ada! I am the build agent.")
+        await person_says(page, agent, agent_id, "Hello agent, how is the build?")
         await expect(page.locator("#messages .own .bubble")).to_have_text(
             ["Hello agent, how is the build?"]
         )
-
         # Markup in a message is text, never markup.
-        await call(agent, "send_message", room_id="web", message=XSS, client_id=agent_id)
-        await expect(page.locator("#messages .msg:not(.own) .bubble").last).to_have_text(XSS)
+        await agent_says(agent, agent_id, page, XSS)
         assert await page.locator("#messages img").count() == 0
-        await call(
-            agent,
-            "send_message",
-            room_id="web",
-            message="Green: 212 tests passed.",
-            client_id=agent_id,
-        )
-        await expect(page.locator("#messages .bubble").last).to_have_text(
-            "Green: 212 tests passed."
-        )
-        await page.fill("#text", "Great, thanks!")
-        await page.press("#text", "Enter")
-        await agent_hears(agent, agent_id, "Great, thanks!")
-        await expect(page.locator("#messages .bubble").last).to_have_text("Great, thanks!")
+        await agent_says(agent, agent_id, page, "Green: 212 tests passed.")
+        await person_says(page, agent, agent_id, "Great, thanks!")
         if target := os.environ.get("MCP_CHAT_SCREENSHOT"):
             await page.screenshot(path=target)
 
@@ -113,16 +100,7 @@ async def test_a_person_on_the_page_and_an_agent_chat(
         await page.reload()
         await expect(page.locator("#messages .bubble").last).to_have_text("Great, thanks!")
         await expect(page.locator("#messages .bubble")).to_have_count(5)
-        await call(
-            agent,
-            "send_message",
-            room_id="web",
-            message="Still here after your reload.",
-            client_id=agent_id,
-        )
-        await expect(page.locator("#messages .bubble").last).to_have_text(
-            "Still here after your reload."
-        )
+        await agent_says(agent, agent_id, page, "Still here after your reload.")
 
         # Only those in the room can read it; the client_id is never in an address.
         other = await page.request.get(http_server.base + "/api/rooms/web/messages")
@@ -146,9 +124,16 @@ async def test_a_page_reads_only_rooms_it_joined(
     http_server: ServerProcess, browser: Browser
 ) -> None:
     page = await browser.new_page()
+    bearer: list[str | None] = []
+    page.on(
+        "request",
+        lambda r: bearer.append(r.headers.get("authorization")) if "/api/" in r.url else None,
+    )
     async with Client(http_server.url) as agent:
         await join(agent, "secret-room", "Agent")
-        await page.goto(http_server.base + "/")
+        # The auth hook: a token given in the address leaves it and rides on every API call.
+        await page.goto(http_server.base + "/?token=tok-123")
+        await expect(page).to_have_url(http_server.base + "/")
         await page.fill("#name", "Eve")
         await page.fill("#room", "elsewhere")
         await page.click("#join")
@@ -161,3 +146,4 @@ async def test_a_page_reads_only_rooms_it_joined(
             assert peek.status == 403, path
             assert (await peek.json())["code"] == "not_in_room"
     await page.close()
+    assert len(bearer) >= 4 and set(bearer) == {"Bearer tok-123"}, bearer

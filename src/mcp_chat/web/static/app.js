@@ -237,10 +237,20 @@ function show(message) {
     time.textContent = clock(message.timestamp);
     li.append(bubble, time);
   }
+  li.dataset.sender = message.system ? "" : message.sender_id;
   // In seq order, even when a reply overtakes the echo of one's own message.
   const after = [...list.children].find((el) => Number(el.dataset.seq) > message.seq);
   list.insertBefore(li, after || null);
+  group(li);
+  if (li.nextElementSibling) group(li.nextElementSibling);
   if (nearBottom || own) list.scrollTop = list.scrollHeight;
+}
+
+// A message right after another from the same sender drops the repeated name.
+function group(li) {
+  const before = li.previousElementSibling;
+  const same = Boolean(li.dataset.sender) && before !== null && before.dataset.sender === li.dataset.sender;
+  li.classList.toggle("follow", same);
 }
 
 function setStatus(text) {
