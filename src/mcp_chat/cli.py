@@ -21,7 +21,8 @@ from mcp_chat.logs import setup_logging
 DESCRIPTION = """\
 mcp-chat: a chat server for AI assistants and people, over the Model Context Protocol.
 
-  mcp-chat serve    streamable HTTP at http://HOST:PORT/mcp (default 127.0.0.1:8000)
+  mcp-chat serve    streamable HTTP at http://HOST:PORT/mcp (default 127.0.0.1:8000),
+                    and a web page for people at http://HOST:PORT/
   mcp-chat stdio    speak MCP on stdin/stdout (let an MCP client start it)
   mcp-chat chat     chat in a room from this terminal
 
@@ -56,8 +57,11 @@ def _parser() -> argparse.ArgumentParser:
 
     serve = commands.add_parser(
         "serve",
-        help="serve MCP over streamable HTTP at /mcp",
-        description="Serve MCP over streamable HTTP at http://HOST:PORT/mcp.",
+        help="serve MCP over streamable HTTP at /mcp, and the web page at /",
+        description=(
+            "Serve MCP over streamable HTTP at http://HOST:PORT/mcp, and the chat page for "
+            "people at http://HOST:PORT/."
+        ),
     )
     common(serve)
     serve.add_argument("--host", help="address to bind (env MCP_CHAT_HOST, default 127.0.0.1)")
