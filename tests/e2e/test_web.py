@@ -145,5 +145,9 @@ async def test_a_page_reads_only_rooms_it_joined(
             )
             assert peek.status == 403, path
             assert (await peek.json())["code"] == "not_in_room"
+    # Stopping with the page's stream open: the stream is ended, not waited out.
+    http_server.stop()
+    assert "Finished server process" in http_server.log
+    assert "graceful shutdown exceeded" not in http_server.log
     await page.close()
     assert len(bearer) >= 4 and set(bearer) == {"Bearer tok-123"}, bearer

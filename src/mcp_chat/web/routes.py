@@ -4,6 +4,7 @@ an access log."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -14,7 +15,7 @@ from fastmcp import FastMCP
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
-from mcp_chat.chat import ChatService
+from mcp_chat.chat import ChatService, WaitResult
 from mcp_chat.errors import ChatError, Code, invalid
 from mcp_chat.mcp.results import MemberOut, MessageOut, RoomOut
 
@@ -106,8 +107,34 @@ def _event(name: str, data: dict[str, Any]) -> str:
     return f"event: {name}\ndata: {json.dumps(data)}\n\n"
 
 
-def add_web(server: FastMCP, chat: ChatService) -> None:
+class Streams:
+    """The open event streams, which `close()` ends: a stopping server need not wait them out,
+    and each page reconnects on its own."""
+
+    def __init__(self) -> None:
+        self._closing = asyncio.Event()
+
+    def close(self) -> None:
+        self._closing.set()
+
+    async def wait(
+        self, chat: ChatService, room_id: str, secret: str, after: int | None
+    ) -> WaitResult | None:
+        """`chat.wait`, or None when the streams are closed first."""
+        waiting = asyncio.ensure_future(chat.wait(room_id, secret, STREAM_WAIT, after))
+        closing = asyncio.ensure_future(self._closing.wait())
+        try:
+            await asyncio.wait({waiting, closing}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            closing.cancel()
+            if not waiting.done():
+                waiting.cancel()
+        return waiting.result() if waiting.done() else None
+
+
+def add_web(server: FastMCP, chat: ChatService, streams: Streams | None = None) -> None:
     """The page at `/`, its files under `/static/`, and its JSON endpoints under `/api/`."""
+    streams = streams or Streams()
 
     def route(path: str, method: str) -> Callable[[Handler], Handler]:
         def register(action: Handler) -> Handler:
@@ -209,22 +236,24 @@ def add_web(server: FastMCP, chat: ChatService) -> None:
         after = _number(request, "after")
         await chat.members(room_id, secret)  # a bad id gets a plain JSON failure, not a stream
         return StreamingResponse(
-            _stream(chat, room_id, secret, after),
+            _stream(chat, streams, room_id, secret, after),
             media_type="text/event-stream",
             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
         )
 
 
 async def _stream(
-    chat: ChatService, room_id: str, secret: str, after: int | None
+    chat: ChatService, streams: Streams, room_id: str, secret: str, after: int | None
 ) -> AsyncIterator[str]:
     position = after
     yield ": open\n\n"
     while True:
         try:
-            got = await chat.wait(room_id, secret, STREAM_WAIT, position)
+            got = await streams.wait(chat, room_id, secret, position)
         except ChatError as exc:
             yield _event("end", {"error": exc.message, "code": exc.code.value})
+            return
+        if got is None:  # the server is stopping
             return
         position = got.cursor
         if got.messages:
