@@ -115,3 +115,16 @@ async def test_a_client_with_its_own_stdio_server_chats_through_the_file(db_url:
                 agent, "wait_for_message", room_id="local", client_id=agent_id, timeout=30
             )
             assert [m["kind"] for m in got["messages"]] == ["left"]
+
+
+async def test_the_window_says_when_the_other_ends_the_chat(db_url: str) -> None:
+    app = ChatApp(stdio_target(db_url), "pair", "Person")
+    async with app.run_test() as pilot:
+        await shown(app, "You are in room pair as Person")
+        async with Client(stdio_params(db_url)) as agent:
+            agent_id = await join(agent, "pair", "Agent")
+            await call(agent, "leave_chat", room_id="pair", client_id=agent_id)
+        await shown(app, "Agent left the room")
+        await shown(app, "The chat has ended")
+        await type_line(app, pilot, "still there?")
+        await shown(app, "You are not in the room any more")

@@ -27,6 +27,7 @@ class ChatApp(App[None]):
     TITLE = "mcp-chat"
     CSS = """
     #bar { height: 1; background: $primary; color: $text; padding: 0 1; }
+    #bar.trouble { background: $warning; }
     #entry { dock: bottom; }
     """
 
@@ -65,8 +66,12 @@ class ChatApp(App[None]):
         try:
             await self.link.run()
         except Refused as refused:
-            self.transcript.note(refused.sentence)
-            self._status("ended" if refused.code == "chat_ended" else "not in the room")
+            if refused.code == "chat_ended":
+                self.transcript.note("The chat has ended. /quit to close the window.")
+                self._status("chat ended")
+            else:
+                self.transcript.note(refused.sentence)
+                self._status("not in the room")
         else:
             self._status("left the room")
         self.in_room = False
@@ -81,6 +86,7 @@ class ChatApp(App[None]):
             )
         bar = self.query_one("#bar", Static)
         bar.update(f"mcp-chat · room {link.room_id} · {link.display_name} · {state}")
+        bar.set_class(state.startswith("disconnected"), "trouble")
 
     def _show(self, messages: list[Message]) -> None:
         for message in messages:

@@ -318,7 +318,7 @@ function onEvent(block) {
     return null;
   }
   if (name === "end") {
-    ended(payload.error);
+    ended(payload.code === "chat_ended" ? "The chat has ended." : payload.error);
     return "end";
   }
   return null;
