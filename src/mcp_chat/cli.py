@@ -116,7 +116,7 @@ def main(argv: Sequence[str] | None = None) -> None:
 def _chat(args: argparse.Namespace, settings: Settings) -> None:
     # No log handler here: lines on stderr would scribble over the window.
     from mcp_chat.tui.app import ChatApp
-    from mcp_chat.tui.link import stdio_target
+    from mcp_chat.tui.link import Seat, stdio_target
 
     target = args.url or stdio_target(settings.store)
-    ChatApp(target, args.room, args.name, args.capacity).run()
+    ChatApp(Seat(target, args.room, args.name, args.capacity)).run()

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import pytest
 from mcp import Client
@@ -11,9 +12,9 @@ from textual.pilot import Pilot
 from textual.widgets import Input
 
 from mcp_chat.tui.app import ChatApp
-from mcp_chat.tui.link import stdio_target
+from mcp_chat.tui.link import Seat, stdio_target
 from tests.e2e.conftest import ServerProcess, stdio_params
-from tests.e2e.helpers import call, join, texts
+from tests.e2e.helpers import call, hear, join
 
 pytestmark = pytest.mark.anyio
 
@@ -24,15 +25,6 @@ async def shown(app: ChatApp, fragment: str) -> list[str]:
         while not any(fragment in line for line in app.transcript.lines()):
             await app.transcript.changed()
     return app.transcript.lines()
-
-
-async def heard(client: Client, room: str, client_id: str, wanted: str) -> dict[str, Any]:
-    """The agent waits until a message from the person with the wanted text arrives."""
-    while True:
-        got = await call(client, "wait_for_message", room_id=room, client_id=client_id, timeout=30)
-        assert got["success"], got
-        if wanted in texts(got):
-            return got
 
 
 async def type_line(app: ChatApp, pilot: Pilot[None], line: str) -> None:
@@ -46,7 +38,7 @@ def count(lines: list[str], fragment: str) -> int:
 
 async def test_person_and_agent_chat_across_a_server_restart(db_url: str) -> None:
     first = ServerProcess(db_url)
-    app = ChatApp(first.url, "tui", "Person")
+    app = ChatApp(Seat(first.url, "tui", "Person"))
     second: ServerProcess | None = None
     try:
         async with app.run_test() as pilot:
@@ -59,7 +51,7 @@ async def test_person_and_agent_chat_across_a_server_restart(db_url: str) -> Non
                 )
                 await shown(app, "Agent  hello person")
                 await type_line(app, pilot, "hi agent [bold]x[/bold]")
-                got = await heard(agent, "tui", agent_id, "hi agent [bold]x[/bold]")
+                got = await hear(agent, "tui", agent_id, "hi agent [bold]x[/bold]")
                 assert got["messages"][-1]["sender"] == "Person"
                 await shown(app, "Person  hi agent [bold]x[/bold]")  # markup shown as text
 
@@ -75,7 +67,7 @@ async def test_person_and_agent_chat_across_a_server_restart(db_url: str) -> Non
                     message="after restart",
                     client_id=agent_id,
                 )
-                await heard(agent, "tui", agent_id, "sent while down")
+                await hear(agent, "tui", agent_id, "sent while down")
                 lines = await shown(app, "after restart")
                 await shown(app, "Person  sent while down")
 
@@ -95,35 +87,37 @@ async def test_person_and_agent_chat_across_a_server_restart(db_url: str) -> Non
             second.stop()
 
 
-async def test_a_client_with_its_own_stdio_server_chats_through_the_file(db_url: str) -> None:
-    app = ChatApp(stdio_target(db_url), "local", "Person")
+@asynccontextmanager
+async def person_and_agent(
+    db_url: str, room: str
+) -> AsyncIterator[tuple[ChatApp, Pilot[None], Client, str]]:
+    """A window with its own stdio server, and an agent with another, on one SQLite file."""
+    app = ChatApp(Seat(stdio_target(db_url), room, "Person"))
     async with app.run_test() as pilot:
-        await shown(app, "You are in room local as Person")
+        await shown(app, f"You are in room {room} as Person")
         async with Client(stdio_params(db_url)) as agent:
-            agent_id = await join(agent, "local", "Agent")
-            await call(
-                agent, "send_message", room_id="local", message="over the file", client_id=agent_id
-            )
-            await shown(app, "Agent  over the file")
-            await type_line(app, pilot, "/history")
-            lines = await shown(app, "History:")
-            assert count(lines, "over the file") == 1
-            await type_line(app, pilot, "and back")
-            await heard(agent, "local", agent_id, "and back")
-            await type_line(app, pilot, "/quit")
-            got = await call(
-                agent, "wait_for_message", room_id="local", client_id=agent_id, timeout=30
-            )
-            assert [m["kind"] for m in got["messages"]] == ["left"]
+            yield app, pilot, agent, await join(agent, room, "Agent")
+
+
+async def test_a_client_with_its_own_stdio_server_chats_through_the_file(db_url: str) -> None:
+    async with person_and_agent(db_url, "local") as (app, pilot, agent, agent_id):
+        await call(
+            agent, "send_message", room_id="local", message="over the file", client_id=agent_id
+        )
+        await shown(app, "Agent  over the file")
+        await type_line(app, pilot, "/history")
+        lines = await shown(app, "History:")
+        assert count(lines, "over the file") == 1
+        await type_line(app, pilot, "and back")
+        await hear(agent, "local", agent_id, "and back")
+        await type_line(app, pilot, "/quit")
+        got = await call(agent, "wait_for_message", room_id="local", client_id=agent_id, timeout=30)
+        assert [m["kind"] for m in got["messages"]] == ["left"]
 
 
 async def test_the_window_says_when_the_other_ends_the_chat(db_url: str) -> None:
-    app = ChatApp(stdio_target(db_url), "pair", "Person")
-    async with app.run_test() as pilot:
-        await shown(app, "You are in room pair as Person")
-        async with Client(stdio_params(db_url)) as agent:
-            agent_id = await join(agent, "pair", "Agent")
-            await call(agent, "leave_chat", room_id="pair", client_id=agent_id)
+    async with person_and_agent(db_url, "pair") as (app, pilot, agent, agent_id):
+        await call(agent, "leave_chat", room_id="pair", client_id=agent_id)
         await shown(app, "Agent left the room")
         await shown(app, "The chat has ended")
         await type_line(app, pilot, "still there?")

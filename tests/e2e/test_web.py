@@ -12,7 +12,7 @@ from mcp import Client
 from playwright.async_api import Browser, Page, async_playwright, expect
 
 from tests.e2e.conftest import ServerProcess
-from tests.e2e.helpers import call, join, texts
+from tests.e2e.helpers import call, hear, join
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -43,14 +43,6 @@ async def browser() -> AsyncIterator[Browser]:
         await launched.close()
 
 
-async def agent_hears(agent: Client, client_id: str, wanted: str) -> None:
-    while True:
-        got = await call(agent, "wait_for_message", room_id="web", client_id=client_id, timeout=30)
-        assert got["success"], got
-        if wanted in texts(got):
-            return
-
-
 async def agent_says(agent: Client, agent_id: str, page: Page, text: str) -> None:
     """The agent sends over MCP; the page shows it as the newest message, as text."""
     await call(agent, "send_message", room_id="web", message=text, client_id=agent_id)
@@ -62,7 +54,7 @@ async def person_says(page: Page, agent: Client, agent_id: str, text: str) -> No
     await page.fill("#text", text)
     await page.press("#text", "Enter")
     await expect(page.locator("#messages .own .bubble").last).to_have_text(text)
-    await agent_hears(agent, agent_id, text)
+    await hear(agent, "web", agent_id, text)
 
 
 async def test_a_person_on_the_page_and_an_agent_chat(

@@ -8,7 +8,7 @@ from typing import Any
 from textual.app import App, ComposeResult
 from textual.widgets import Input, Static
 
-from mcp_chat.tui.link import ChatLink, Message, Refused, Target
+from mcp_chat.tui.link import ChatLink, Message, Refused, Seat
 from mcp_chat.tui.transcript import Transcript
 
 HELP = """\
@@ -31,22 +31,9 @@ class ChatApp(App[None]):
     #entry { dock: bottom; }
     """
 
-    def __init__(
-        self,
-        target: Target,
-        room_id: str,
-        display_name: str,
-        capacity: int | None = None,
-    ) -> None:
+    def __init__(self, seat: Seat) -> None:
         super().__init__()
-        self.link = ChatLink(
-            target,
-            room_id,
-            display_name,
-            capacity,
-            on_messages=self._show,
-            on_status=self._status,
-        )
+        self.link = ChatLink(seat, on_messages=self._show, on_status=self._status)
         self.in_room = False
         self.transcript = Transcript()
 
@@ -85,7 +72,7 @@ class ChatApp(App[None]):
                 "Type /help for commands."
             )
         bar = self.query_one("#bar", Static)
-        bar.update(f"mcp-chat · room {link.room_id} · {link.display_name} · {state}")
+        bar.update(f"mcp-chat · room {link.room_id} · {link.seat.display_name} · {state}")
         bar.set_class(state.startswith("disconnected"), "trouble")
 
     def _show(self, messages: list[Message]) -> None:

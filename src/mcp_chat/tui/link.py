@@ -41,6 +41,16 @@ class _ConnectionLost(Exception):
     """The session broke; the link reconnects and carries on."""
 
 
+@dataclass(frozen=True, slots=True)
+class Seat:
+    """Where and as whom: the server, the room, the name, and the room's size if it is new."""
+
+    target: Target
+    room_id: str
+    display_name: str
+    capacity: int | None = None
+
+
 @dataclass
 class _Request:
     tool: str
@@ -88,19 +98,14 @@ class ChatLink:
 
     def __init__(
         self,
-        target: Target,
-        room_id: str,
-        display_name: str,
-        capacity: int | None = None,
+        seat: Seat,
         *,
         on_messages: Callable[[list[Message]], None],
         on_status: Callable[[str], None],
         backoff: tuple[float, float] = (0.2, 5.0),
     ) -> None:
-        self.target = target
-        self.room_id = room_id
-        self.display_name = display_name
-        self.capacity = capacity
+        self.seat = seat
+        self.room_id = seat.room_id
         self.on_messages = on_messages
         self.on_status = on_status
         self.backoff = backoff
@@ -132,7 +137,7 @@ class ChatLink:
         delay = self.backoff[0]
         while True:
             try:
-                async with _connect(self.target) as client:
+                async with _connect(self.seat.target) as client:
                     self.on_status("connected")
                     delay = self.backoff[0]
                     await self._session(client)
@@ -152,8 +157,8 @@ class ChatLink:
                 "join_room",
                 {
                     "room_id": self.room_id,
-                    "display_name": self.display_name,
-                    "capacity": self.capacity,
+                    "display_name": self.seat.display_name,
+                    "capacity": self.seat.capacity,
                 },
             )
             if not joined["success"]:
