@@ -70,6 +70,8 @@ async def test_person_and_agent_chat_across_a_server_restart(db_url: str) -> Non
                 await hear(agent, "tui", agent_id, "sent while down")
                 lines = await shown(app, "after restart")
                 await shown(app, "Person  sent while down")
+                lines = await shown(app, "Reconnected.")
+                assert count(lines, "Lost the connection") == 1
 
                 await type_line(app, pilot, "/who")
                 lines = await shown(app, "In room tui (2 of 2 places): Person, Agent")

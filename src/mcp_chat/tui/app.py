@@ -35,6 +35,7 @@ class ChatApp(App[None]):
         super().__init__()
         self.link = ChatLink(seat, on_messages=self._show, on_status=self._status)
         self.in_room = False
+        self._lost = False
         self.transcript = Transcript()
 
     def compose(self) -> ComposeResult:
@@ -71,9 +72,16 @@ class ChatApp(App[None]):
                 f"You are in room {link.room_id} as {link.joined.get('display_name')}. "
                 "Type /help for commands."
             )
+        lost = state.startswith("disconnected")
+        if lost and not self._lost:
+            self._lost = True
+            self.transcript.note("Lost the connection to the server; reconnecting…")
+        elif state == "connected" and self._lost:
+            self._lost = False
+            self.transcript.note("Reconnected.")
         bar = self.query_one("#bar", Static)
         bar.update(f"mcp-chat · room {link.room_id} · {link.seat.display_name} · {state}")
-        bar.set_class(state.startswith("disconnected"), "trouble")
+        bar.set_class(lost, "trouble")
 
     def _show(self, messages: list[Message]) -> None:
         for message in messages:
