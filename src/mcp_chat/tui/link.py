@@ -177,9 +177,14 @@ class ChatLink:
                 finally:
                     getter.cancel()  # a getter left behind would swallow the next request
                 if not getter.cancelled():
-                    request = getter.result()
-                    self._pending.append(request)
-                    tasks.create_task(self._perform(client, request))
+                    self._start(tasks, client, getter.result())
+            # Asked for as the listener stopped (a leave, say): still answered.
+            while not self._requests.empty():
+                self._start(tasks, client, self._requests.get_nowait())
+
+    def _start(self, tasks: asyncio.TaskGroup, client: Client, request: _Request) -> None:
+        self._pending.append(request)
+        tasks.create_task(self._perform(client, request))
 
     async def _listen(self, client: Client) -> None:
         while self.listening:
