@@ -93,6 +93,14 @@ async def test_a_person_on_the_page_and_an_agent_chat(
         await expect(page.locator("#messages .bubble").last).to_have_text("Great, thanks!")
         await expect(page.locator("#messages .bubble")).to_have_count(5)
         await agent_says(agent, agent_id, page, "Still here after your reload.")
+        # More than the window holds: the newest stays in view.
+        for i in range(15):
+            await call(
+                agent, "send_message", room_id="web", message=f"line {i}", client_id=agent_id
+            )
+        newest = page.locator("#messages .bubble").last
+        await expect(newest).to_have_text("line 14")
+        await expect(newest).to_be_in_viewport()
 
         # Only those in the room can read it; the client_id is never in an address.
         other = await page.request.get(http_server.base + "/api/rooms/web/messages")
