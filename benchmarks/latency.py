@@ -125,12 +125,49 @@ async def sender(url: str, rounds: int, pause: float, peer: Connection) -> list[
         return noops
 
 
-async def ping_pong(a: Client, b: Client, deadline: float) -> int:
-    """Figure B, one pair already in its room: whoever receives replies at once. Returns the
-    messages delivered before `deadline`."""
+async def queue_waiter(url: str, rounds: int, pause: float, peer: Connection) -> list[float]:
+    """Figure C: enters the queue alone, blocks in wait_for_match, and notes when it returns."""
+    async with Client(url, read_timeout_seconds=CALL_TIMEOUT) as client:
+        arrivals: list[float] = []
+        for _ in range(rounds):
+            me = await call(client, "enter_queue", display_name="waiter")
+            assert me["status"] == "waiting", me
+            peer.send("ready")
+            matched = await call(client, "wait_for_match", client_id=me["client_id"], timeout=30)
+            arrivals.append(now())
+            assert matched["status"] == "matched", matched
+            await call(client, "leave_chat", room_id=matched["room_id"], client_id=me["client_id"])
+            await asyncio.sleep(pause)
+        return arrivals
+
+
+async def queue_entrant(url: str, rounds: int, pause: float, peer: Connection) -> list[float]:
+    """Figure C: once the waiter is blocked (its word, then the idle pause), enters the queue."""
+    async with Client(url, read_timeout_seconds=CALL_TIMEOUT) as client:
+        entered: list[float] = []
+        for _ in range(rounds):
+            await recv(peer)
+            await asyncio.sleep(pause)
+            entered.append(now())
+            me = await call(client, "enter_queue", display_name="entrant")
+            assert me["status"] == "matched", me
+        return entered
+
+
+Pair = tuple[Client, Client, str, str, str]  # a, b, room_id, a's client_id, b's client_id
+
+
+async def seat(a: Client, b: Client) -> Pair:
+    """Figure B: `a` opens a room and `b` joins it."""
     a_in = await call(a, "join_room", display_name="a")
-    room_id = a_in["room_id"]
-    b_in = await call(b, "join_room", display_name="b", room_id=room_id)
+    b_in = await call(b, "join_room", display_name="b", room_id=a_in["room_id"])
+    return a, b, a_in["room_id"], a_in["client_id"], b_in["client_id"]
+
+
+async def ping_pong(pair: Pair, deadline: float) -> int:
+    """Figure B: `a` serves, then whoever receives replies at once. Returns the messages
+    delivered before `deadline`."""
+    a, b, room_id, a_id, b_id = pair
 
     async def player(client: Client, client_id: str, serve: bool) -> int:
         delivered = 0
@@ -140,32 +177,28 @@ async def ping_pong(a: Client, b: Client, deadline: float) -> int:
             waited = await call(
                 client, "wait_for_message", room_id=room_id, client_id=client_id, timeout=1
             )
-            if texts(waited) and now() < deadline:
-                delivered += len(texts(waited))
+            if (got := len(texts(waited))) and now() < deadline:
+                delivered += got
                 await call(
                     client, "send_message", room_id=room_id, message="pong", client_id=client_id
                 )
         return delivered
 
-    counts = await asyncio.gather(
-        player(a, a_in["client_id"], True), player(b, b_in["client_id"], False)
-    )
-    return sum(counts)
+    return sum(await asyncio.gather(player(a, a_id, True), player(b, b_id, False)))
 
 
 async def pairs(url: str, n: int, duration: float, barrier: Barrier) -> int:
-    """Figure B, one process: `n` pairs, each participant its own connection."""
+    """Figure B, one process: `n` pairs, each participant its own connection. All processes
+    start playing together, once every pair is in its room."""
     async with AsyncExitStack() as stack:
         clients = [
             await stack.enter_async_context(Client(url, read_timeout_seconds=CALL_TIMEOUT))
             for _ in range(2 * n)
         ]
-        await asyncio.to_thread(barrier.wait, 60)  # all processes connected: start together
+        seated = await asyncio.gather(*(seat(clients[2 * i], clients[2 * i + 1]) for i in range(n)))
+        await asyncio.to_thread(barrier.wait, 60)
         deadline = now() + duration
-        counts = await asyncio.gather(
-            *(ping_pong(clients[2 * i], clients[2 * i + 1], deadline) for i in range(n))
-        )
-        return sum(counts)
+        return sum(await asyncio.gather(*(ping_pong(pair, deadline) for pair in seated)))
 
 
 def child(name: str, fn: ClientJob, args: tuple[Any, ...], out: Queue[Any]) -> None:
@@ -191,7 +224,12 @@ def run_children(
     deadline = now() + CHILD_TIMEOUT
     try:
         for _ in jobs:
-            name, result, error, logged = out.get(timeout=max(0.1, deadline - now()))
+            try:
+                name, result, error, logged = out.get(timeout=max(0.1, deadline - now()))
+            except queue.Empty:
+                raise TimeoutError(
+                    f"client processes still busy after {CHILD_TIMEOUT:g} s"
+                ) from None
             warnings += logged
             if error:
                 raise RuntimeError(f"client process {name} failed:\n{error}")
@@ -224,7 +262,11 @@ class Server:
         self.reader = threading.Thread(target=self._drain, daemon=True)
         self.reader.start()
         self.log: list[str] = []
-        self.port = self._await_port(timeout=30)
+        try:
+            self.port = self._await_port(timeout=30)
+        except BaseException:
+            self.stop()
+            raise
 
     def _drain(self) -> None:
         assert self.proc.stderr is not None
@@ -325,6 +367,26 @@ def figure_b(url: str, duration: float) -> int:
     return int(got["client log warnings"])
 
 
+def figure_c(url: str, rounds: int, pause: float) -> int:
+    ctx = mp.get_context("spawn")
+    waiter_end, entrant_end = ctx.Pipe()
+    got = run_children(
+        [
+            ("waiter", queue_waiter, (url, rounds, pause, waiter_end)),
+            ("entrant", queue_entrant, (url, rounds, pause, entrant_end)),
+        ]
+    )
+    gaps = [a - e for a, e in zip(got["waiter"], got["entrant"], strict=True)][WARMUP:]
+    p50, p90, p99 = percentiles(gaps)
+    print()
+    print(f"C. random pairing, two client processes: {rounds} matches ({WARMUP} warm-up dropped)")
+    print("   from the second person's enter_queue call to the first person's")
+    print("   wait_for_match returning with the match")
+    print("                          p50      p90      p99  (ms)")
+    print(f"   enter-to-matched  {ms(p50)} {ms(p90)} {ms(p99)}")
+    return int(got["client log warnings"])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -345,6 +407,7 @@ def main() -> None:
             header(server.port)
             warnings = figure_a(url, args.rounds, args.pause)
             warnings += figure_b(url, args.duration)
+            warnings += figure_c(url, max(WARMUP + 2, args.rounds // 3), args.pause)
         finally:
             server.stop()
         problems = server.problems()

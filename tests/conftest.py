@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -35,3 +36,11 @@ async def chat(store_url: str) -> AsyncIterator[ChatService]:
     await service.start()
     yield service
     await service.close()
+
+
+async def blocked(chat: ChatService, count: int = 1) -> None:
+    """Return once `count` waits are blocked inside `chat` (so a test exercises the wake-up,
+    not the read that happens before blocking)."""
+    async with asyncio.timeout(10):
+        while chat.signals.waiting < count:
+            await asyncio.sleep(0.001)

@@ -9,6 +9,7 @@ import pytest
 from mcp_chat.chat import ChatService
 from mcp_chat.errors import ChatError, Code
 from mcp_chat.types import Kind
+from tests.conftest import blocked
 
 pytestmark = pytest.mark.anyio
 
@@ -26,7 +27,7 @@ def texts(result: object) -> list[str]:
 async def test_first_joiner_learns_that_a_partner_arrived(chat: ChatService) -> None:
     alice = await chat.join("r", "Alice")
     waiting = asyncio.create_task(chat.wait("r", alice.client_id, timeout=30))
-    await asyncio.sleep(0)  # let the wait block first
+    await blocked(chat)
     await chat.join("r", "Bob")
     woke = await waiting
     assert [(m.kind, m.sender_name) for m in woke.messages] == [(Kind.JOINED, "Bob")]
@@ -70,7 +71,7 @@ async def test_two_open_waits_of_one_client_share_without_duplicates(chat: ChatS
     await chat.wait("r", b, timeout=1)
     first = asyncio.create_task(chat.wait("r", b, timeout=5))
     second = asyncio.create_task(chat.wait("r", b, timeout=5))
-    await asyncio.sleep(0)
+    await blocked(chat, 2)
     await chat.send("r", a, "only once")
     await asyncio.wait({first, second}, return_when=asyncio.FIRST_COMPLETED)
     await chat.send("r", a, "and again")
@@ -122,7 +123,7 @@ async def test_a_waiting_partner_wakes_when_the_other_leaves(chat: ChatService) 
     a, b = await pair(chat)
     await chat.wait("r", b, timeout=1)
     waiting = asyncio.create_task(chat.wait("r", b, timeout=30))
-    await asyncio.sleep(0)
+    await blocked(chat)
     await chat.leave("r", a)
     got = await waiting
     assert [m.kind for m in got.messages] == [Kind.LEFT]

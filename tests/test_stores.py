@@ -198,3 +198,16 @@ async def test_sqlite_processes_wake_each_other_on_change(tmp_path: Path) -> Non
     finally:
         await writer.close()
         await listener.close()
+
+
+async def test_the_last_sqlite_process_out_removes_its_wakeup_directory(tmp_path: Path) -> None:
+    from mcp_chat.stores.wakeups import rendezvous_dir
+
+    db = tmp_path / "tidy.db"
+    first, second = open_store(f"sqlite:///{db}"), open_store(f"sqlite:///{db}")
+    await first.start(lambda _: None)
+    await second.start(lambda _: None)
+    await first.close()
+    assert rendezvous_dir(db).is_dir()  # the second process still listens there
+    await second.close()
+    assert not rendezvous_dir(db).exists()

@@ -32,7 +32,7 @@ class Caller:
         data = result.structured_content
         assert isinstance(data, dict), result
         jsonschema.validate(data, self.schemas[tool])
-        assert data["success"] is (data["error"] is None)
+        assert data["success"] is ("error" not in data)
         return data
 
 
@@ -60,7 +60,7 @@ async def test_tool_list_keeps_the_seed_names_and_arguments(server: FastMCP) -> 
 async def test_a_conversation_through_the_tools(call: Caller) -> None:
     alice = await call("join_room", room_id="lobby", display_name="Alice")
     assert alice["members"] == [
-        {"participant_id": alice["participant_id"], "display_name": "Alice"}
+        {"participant_id": alice["participant_id"], "display_name": "Alice", "presence": "present"}
     ]
     sent = await call("send_message", room_id="lobby", message="hi!", client_id=alice["client_id"])
     assert sent["seq"] == 2 and sent["timestamp"].endswith("Z")
@@ -162,4 +162,40 @@ async def test_someone_elses_client_id_does_not_work(call: Caller) -> None:
     await call("join_room", room_id="b-room", display_name="B")
     theft = await call("get_messages", room_id="b-room", client_id=a["client_id"])
     assert theft["code"] == "not_in_room"
-    assert theft["messages"] is None
+    assert "messages" not in theft
+
+
+async def test_random_pairing_through_the_tools(server: FastMCP) -> None:
+    async with Client(server) as one, Client(server) as two:
+        schemas = {t.name: t.outputSchema or {} for t in await one.list_tools()}
+        first, second = Caller(one, schemas), Caller(two, schemas)
+        ann = await first("enter_queue", display_name="Ann", interests=["chess"])
+        assert ann["status"] == "waiting" and ann["position"] == 1
+        assert "wait_for_match" in ann["next_step"]
+        ben = await second("enter_queue", display_name="Ben", interests=["chess", "go"])
+        assert ben["status"] == "matched" and ben["partner"]["display_name"] == "Ann"
+        learned = await first("wait_for_match", client_id=ann["client_id"], timeout=1)
+        assert learned["status"] == "matched" and learned["room_id"] == ben["room_id"]
+        room = ben["room_id"]
+        await second("send_message", room_id=room, message="hello", client_id=ben["client_id"])
+        heard = await first("wait_for_message", room_id=room, client_id=ann["client_id"])
+        assert [m["kind"] for m in heard["messages"]] == ["matched", "message"]
+        bad = await first("wait_for_match", client_id="mcc_nobody")
+        assert bad["code"] == "not_in_queue"
+        bad_tags = await first("enter_queue", display_name="Cy", interests=["<b>"])
+        assert bad_tags["code"] == "invalid_argument"
+
+
+async def test_private_rooms_through_the_tools(call: Caller) -> None:
+    host = await call("join_room", room_id="hideout", display_name="Host", invite="s3cret")
+    assert host["success"]
+    assert (await call("list_rooms"))["rooms"] == []
+    snoop = await call("join_room", room_id="hideout", display_name="Snoop")
+    assert snoop["code"] == "invite_required" and "s3cret" not in snoop["error"]
+    guest = await call("join_room", room_id="hideout", display_name="Guest", invite="s3cret")
+    assert guest["success"]
+    who = await call("list_participants", room_id="hideout", client_id=guest["client_id"])
+    assert [(m["display_name"], m["presence"]) for m in who["members"]] == [
+        ("Host", "present"),
+        ("Guest", "present"),
+    ]

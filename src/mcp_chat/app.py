@@ -20,11 +20,18 @@ from mcp_chat.web.routes import Streams, add_web
 log = logging.getLogger(__name__)
 
 
-def build(settings: Settings, streams: Streams | None = None) -> tuple[ChatService, FastMCP]:
+def build(
+    settings: Settings, stdio: bool = False, streams: Streams | None = None
+) -> tuple[ChatService, FastMCP]:
     """The core and the server around it: MCP at /mcp, the page and its endpoints, /healthz.
     `streams` lets the caller end the page's event streams when it stops."""
-    chat = ChatService(open_store(settings.store), settings.limits())
-    server = create_server(chat)
+    chat = ChatService(
+        open_store(settings.store),
+        settings.limits(),
+        settings.matching_policy(),
+        settings.presence_policy(),
+    )
+    server = create_server(chat, stdio=stdio, keepalive=settings.keepalive)
 
     @server.custom_route("/healthz", methods=["GET"])
     async def healthz(_: Request) -> Response:
@@ -48,7 +55,7 @@ class _Server(uvicorn.Server):
 
 def serve_http(settings: Settings) -> None:
     streams = Streams()
-    _, server = build(settings, streams)
+    _, server = build(settings, streams=streams)
     app = server.http_app(path="/mcp")
     log.info(
         "mcp-chat on http://%s:%d/mcp, web page at / (store %s)",
@@ -71,5 +78,5 @@ def serve_http(settings: Settings) -> None:
 
 
 def serve_stdio(settings: Settings) -> None:
-    _, server = build(settings)
+    _, server = build(settings, stdio=True)
     asyncio.run(server.run_stdio_async(show_banner=False))

@@ -3,14 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import dataclasses
+import hmac
 import logging
 import math
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
-from mcp_chat import credentials, errors, messages, names, rooms
+from mcp_chat import credentials, errors, matching, messages, names, rooms
+from mcp_chat.matching import MatchPolicy
+from mcp_chat.presence import PresencePolicy, Session, Status, Tracker, status
 from mcp_chat.signals import RoomSignals
 from mcp_chat.stores.base import Store
-from mcp_chat.types import Kind, Message, Participant, Room, RoomSummary
+from mcp_chat.types import Kind, Matched, Message, Participant, QueueEntry, Room, RoomSummary
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +39,28 @@ class JoinResult:
     participant: Participant
     room: Room
     created: bool
-    members: list[Participant]
+    members: list[Member]
+
+
+@dataclass(frozen=True, slots=True)
+class Member:
+    participant: Participant
+    status: Status
+
+
+@dataclass(frozen=True, slots=True)
+class QueueResult:
+    """Where someone in the random queue stands: matched (room and partner) or waiting."""
+
+    client_id: str
+    participant_id: str
+    matched: Matched | None
+    position: int
+    timed_out: bool = False
+
+    @property
+    def partner(self) -> Participant | None:
+        return None if self.matched is None else self.matched.partner_of(self.participant_id)
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,13 +100,26 @@ _IDENTITY_CACHE_SIZE = 100_000
 
 
 class ChatService:
-    def __init__(self, store: Store, limits: Limits | None = None) -> None:
+    def __init__(
+        self,
+        store: Store,
+        limits: Limits | None = None,
+        matching_policy: MatchPolicy | None = None,
+        presence_policy: PresencePolicy | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self.store = store
         self.limits = limits or Limits()
+        self.matching = matching_policy or MatchPolicy()
+        self.presence = presence_policy or PresencePolicy()
+        self.clock = clock
         self.signals = RoomSignals()
+        self.tracker = Tracker(clock)
         self._identities: dict[str, _Identity] = {}
         self._users = 0
         self._start_lock = asyncio.Lock()
+        self._heartbeat_task: asyncio.Task[None] | None = None
+        self._queue_waiters: set[str] = set()
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -87,12 +128,20 @@ class ChatService:
         async with self._start_lock:
             if self._users == 0:
                 await self.store.start(self.signals.notify)
+                self._heartbeat_task = asyncio.create_task(self._heartbeats())
             self._users += 1
 
     async def close(self) -> None:
         async with self._start_lock:
             self._users -= 1
             if self._users == 0:
+                if self._heartbeat_task is not None:
+                    self._heartbeat_task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await self._heartbeat_task
+                    self._heartbeat_task = None
+                with contextlib.suppress(errors.ChatError):
+                    await self.heartbeat()  # write the last signs of life
                 self.signals.notify_all()
                 await self.store.close()
 
@@ -119,6 +168,7 @@ class ChatService:
             self._identities[secret_hash] = identity
         if identity.room_id != room_id:
             raise errors.not_in_room(room_id)
+        self.tracker.seen(identity.participant_id)
         return identity
 
     @staticmethod
@@ -136,11 +186,18 @@ class ChatService:
     # -- operations -----------------------------------------------------------------------------
 
     async def join(
-        self, room_id: str | None, display_name: str, capacity: int | None = None
+        self,
+        room_id: str | None,
+        display_name: str,
+        capacity: int | None = None,
+        invite: str | None = None,
     ) -> JoinResult:
         name = names.clean_display_name(display_name)
         room_id = names.check_room_id(room_id) if room_id else credentials.new_public_id("room-")
         size = rooms.check_capacity(capacity, self.limits.max_capacity)
+        invite_hash = (
+            None if invite is None else credentials.hash_secret(rooms.check_invite(invite))
+        )
         client_id = credentials.new_client_secret()
         participant = Participant(
             participant_id=credentials.new_public_id("p-"),
@@ -150,10 +207,12 @@ class ChatService:
             cursor=0,
             joined_at=messages.utc_now(),
             left=False,
+            last_seen=self.clock(),
         )
         joined = await self.store.join(
-            room_id, size, participant, messages.event_draft(Kind.JOINED, participant)
+            room_id, size, participant, messages.event_draft(Kind.JOINED, participant), invite_hash
         )
+        self.tracker.seen(participant.participant_id)
         self.signals.notify(room_id)
         log.info(
             "joined room=%s participant=%s client=%s",
@@ -162,7 +221,11 @@ class ChatService:
             credentials.redact(client_id),
         )
         return JoinResult(
-            client_id, joined.participant, joined.room, joined.created, joined.members
+            client_id,
+            joined.participant,
+            joined.room,
+            joined.created,
+            self._presence_of(joined.members),
         )
 
     async def send(
@@ -222,7 +285,8 @@ class ChatService:
             remaining = deadline - loop.time()
             if remaining <= 0:
                 return WaitResult([], False, True, False, claim.cursor, waited)
-            await self.signals.wait(room_id, changed, remaining)
+            with self.tracker.blocked(identity.participant_id):
+                await self.signals.wait(room_id, changed, remaining)
 
     async def leave(self, room_id: str, client_id: str) -> bool:
         """Leave the room; True if that ended it."""
@@ -259,17 +323,205 @@ class ChatService:
         has_older = bool(found) and found[0].seq > 1
         return HistoryPage(found, last_seq, has_older)
 
-    async def members(self, room_id: str, client_id: str) -> tuple[Room, list[Participant]]:
+    async def members(self, room_id: str, client_id: str) -> tuple[Room, list[Member]]:
+        """The room and who is in it, each present, away or gone."""
         identity = await self._identify(room_id, client_id)
         await self._check_present(identity)
         room = await self.store.room(room_id)
         if room is None:
             raise errors.room_not_found(room_id)
-        return room, await self.store.members(room_id)
+        return room, self._presence_of(await self.store.members(room_id))
+
+    def _presence_of(self, participants: list[Participant]) -> list[Member]:
+        """Each participant with its status, counting what this process heard since the last
+        heartbeat wrote it down."""
+        now = self.clock()
+        members = []
+        for p in participants:
+            latest = max(p.last_seen, self.tracker.last_seen(p.participant_id))
+            seen = dataclasses.replace(p, last_seen=latest)
+            members.append(Member(seen, status(seen, now, self.presence)))
+        return members
 
     async def rooms(self) -> list[RoomSummary]:
         return await self.store.rooms(limit=100)
 
+    async def unread(self, room_id: str, client_id: str) -> int:
+        """How many messages from others wait past this participant's read position."""
+        identity = await self._identify(room_id, client_id)
+        return await self.store.unread(identity.participant_id)
+
+    # -- reading rooms by key (MCP resources) ---------------------------------------------------
+
+    async def check_reader(self, room_id: str, key: str) -> Room:
+        """The room, if `key` is the read key of one of its current members."""
+        names.check_room_id(room_id)
+        room = await self.store.room(room_id)
+        members = await self.store.members(room_id) if room is not None else []
+        # Compare with every member, in constant time each, so timing tells nothing.
+        found = False
+        for p in members:
+            found |= hmac.compare_digest(credentials.read_key(p.secret_hash), key)
+        if room is None or not found:
+            raise errors.ChatError(
+                errors.Code.NOT_IN_ROOM,
+                f"That key does not open room '{room_id}'. Use the resource URIs that join_room "
+                "or enter_queue gave you; they work while you are in the room.",
+            )
+        return room
+
+    async def transcript(self, room_id: str) -> list[Message]:
+        return await self.store.history(room_id, None, None, self.limits.history_page)
+
+    async def room_members(self, room_id: str) -> list[Member]:
+        return self._presence_of(await self.store.members(room_id))
+
     async def _check_present(self, identity: _Identity) -> None:
         # unread() raises for a participant who has left; it is the cheapest such check.
         await self.store.unread(identity.participant_id)
+
+    # -- random pairing ---------------------------------------------------------------------------
+
+    async def enter_queue(
+        self, display_name: str, interests: list[str] | None = None
+    ) -> QueueResult:
+        """Join the random queue: matched at once with someone waiting, or waiting."""
+        name = names.clean_display_name(display_name)
+        tags = matching.clean_interests(interests)
+        client_id = credentials.new_client_secret()
+        now = self.clock()
+        entry = QueueEntry(
+            entry_id=credentials.new_public_id("p-"),
+            secret_hash=credentials.hash_secret(client_id),
+            display_name=name,
+            interests=tags,
+            entered_at=now,
+            last_seen=now,
+        )
+        matched = await self.store.enqueue(entry, now, self.matching)
+        self.tracker.seen(entry.entry_id)
+        if matched is not None:
+            self._announce_match(matched)
+            return QueueResult(client_id, entry.entry_id, matched, 0)
+        position = await self.store.queue_position(entry.entry_id)
+        log.info("queued participant=%s client=%s", entry.entry_id, credentials.redact(client_id))
+        return QueueResult(client_id, entry.entry_id, None, position)
+
+    async def wait_for_match(self, client_id: str, timeout: float | None = None) -> QueueResult:
+        """Block until this queue entry is matched, or `timeout` seconds (clamped) pass."""
+        seconds = self.clamp_timeout(timeout)
+        entry = await self._queue_entry(client_id)
+        deadline = asyncio.get_running_loop().time() + seconds
+        self._queue_waiters.add(entry.entry_id)
+        with self.tracker.blocked(entry.entry_id):
+            try:
+                return await self._await_match(client_id, entry, deadline)
+            finally:
+                self._queue_waiters.discard(entry.entry_id)
+
+    async def _await_match(self, client_id: str, entry: QueueEntry, deadline: float) -> QueueResult:
+        key = _queue_key(entry.entry_id)
+        loop = asyncio.get_running_loop()
+        while True:
+            changed = self.signals.watch(key)
+            entry = await self._queue_entry(client_id)
+            if entry.room_id is not None:
+                return await self._matched_result(client_id, entry)
+            now = self.clock()
+            fallback_at = entry.entered_at + self.matching.fallback_after
+            if now >= fallback_at:
+                matched = await self.store.rematch(entry.entry_id, now, self.matching)
+                if matched is not None:
+                    self._announce_match(matched)
+                    return QueueResult(client_id, entry.entry_id, matched, 0)
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                position = await self.store.queue_position(entry.entry_id)
+                return QueueResult(client_id, entry.entry_id, None, position, timed_out=True)
+            if now < fallback_at:
+                remaining = min(remaining, fallback_at - now)
+            await self.signals.wait(key, changed, remaining)
+
+    async def leave_queue(self, client_id: str) -> None:
+        entry = await self._queue_entry(client_id)
+        if entry.room_id is not None:
+            raise errors.ChatError(
+                errors.Code.INVALID_ARGUMENT,
+                f"You were already matched: you are in room '{entry.room_id}'. "
+                "Use leave_chat with that room_id to leave it.",
+            )
+        if not await self.store.leave_queue(entry.entry_id):
+            raise errors.not_in_queue()
+        self.tracker.forget({entry.entry_id})
+
+    async def _queue_entry(self, client_id: str) -> QueueEntry:
+        if not isinstance(client_id, str) or not client_id:
+            raise errors.invalid("client_id is empty. Pass the client_id enter_queue returned.")
+        entry = await self.store.queue_entry(credentials.hash_secret(client_id))
+        if entry is None or not credentials.matches(entry.secret_hash, client_id):
+            raise errors.not_in_queue()
+        self.tracker.seen(entry.entry_id)
+        return entry
+
+    async def _matched_result(self, client_id: str, entry: QueueEntry) -> QueueResult:
+        assert entry.room_id is not None
+        room = await self.store.room(entry.room_id)
+        members = await self.store.members(entry.room_id)
+        if room is None or len(members) < 2:
+            # Matched earlier, and the partner has left since: the pair has ended.
+            raise errors.chat_ended(entry.room_id)
+        first, second = members[0], members[1]
+        return QueueResult(client_id, entry.entry_id, Matched(room, first, second), 0)
+
+    def _announce_match(self, matched: Matched) -> None:
+        self.signals.notify(matched.room.room_id)
+        for member in (matched.first, matched.second):
+            self.signals.notify(_queue_key(member.participant_id))
+        log.info(
+            "matched room=%s participants=%s,%s",
+            matched.room.room_id,
+            matched.first.participant_id,
+            matched.second.participant_id,
+        )
+
+    # -- presence ------------------------------------------------------------------------------
+
+    async def heartbeat(self, now: float | None = None) -> None:
+        """Write the signs of life noted since the last heartbeat, and mark as gone those
+        silent for too long. Runs every `presence.heartbeat` seconds; tests call it directly."""
+        events = await self.store.touch(self.tracker.take())
+        events += await self.store.sweep(
+            self.clock() if now is None else now,
+            self.presence.gone_after,
+            self.matching.stale_after,
+        )
+        self.tracker.prune(self.clock() - self.presence.away_after)
+        self._announce(events)
+        # Waiters re-check: some may have waited past the fallback, or lost their partner-to-be.
+        for entry_id in self._queue_waiters:
+            self.signals.notify(_queue_key(entry_id))
+
+    async def disconnect(self, session: Session) -> None:
+        """A client connection closed: the participants it spoke for are gone."""
+        ids = set(session.participants)
+        session.participants.clear()
+        if not ids:
+            return
+        self.tracker.forget(ids)
+        self._announce(await self.store.disconnect(ids))
+
+    def _announce(self, events: list[Message]) -> None:
+        for room_id in {m.room_id for m in events}:
+            self.signals.notify(room_id)
+
+    async def _heartbeats(self) -> None:
+        while True:
+            await asyncio.sleep(self.presence.heartbeat)
+            try:
+                await self.heartbeat()
+            except Exception:
+                log.exception("heartbeat failed; will try again")
+
+
+def _queue_key(entry_id: str) -> str:
+    return f"queue:{entry_id}"

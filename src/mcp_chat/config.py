@@ -6,10 +6,12 @@ from pathlib import Path
 from typing import Literal
 
 from platformdirs import user_data_dir
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from mcp_chat.chat import Limits
+from mcp_chat.matching import MatchPolicy
+from mcp_chat.presence import PresencePolicy
 
 
 def default_store_url() -> str:
@@ -26,6 +28,30 @@ class Settings(BaseSettings):
     max_message_bytes: int = Field(default=64 * 1024, ge=1)
     max_capacity: int = Field(default=50, ge=2)
     default_wait: float = Field(default=30.0, ge=1, le=300)
+    match_fallback: float = Field(default=30.0, ge=0)
+    queue_stale_after: float = Field(default=30.0, gt=0)
+    heartbeat: float = Field(default=5.0, gt=0)
+    away_after: float = Field(default=60.0, gt=0)
+    gone_after: float = Field(default=600.0, gt=0)
+    keepalive: float = Field(default=10.0, ge=0)
+
+    @model_validator(mode="after")
+    def _heartbeat_fits(self) -> Settings:
+        shortest = min(self.queue_stale_after, self.away_after, self.gone_after)
+        if self.heartbeat >= shortest:
+            raise ValueError(
+                f"heartbeat ({self.heartbeat:g} s) must be shorter than queue_stale_after, "
+                f"away_after and gone_after (shortest: {shortest:g} s), or the living look silent."
+            )
+        return self
+
+    def matching_policy(self) -> MatchPolicy:
+        return MatchPolicy(fallback_after=self.match_fallback, stale_after=self.queue_stale_after)
+
+    def presence_policy(self) -> PresencePolicy:
+        return PresencePolicy(
+            heartbeat=self.heartbeat, away_after=self.away_after, gone_after=self.gone_after
+        )
 
     def limits(self) -> Limits:
         return Limits(

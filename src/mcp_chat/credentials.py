@@ -33,3 +33,12 @@ def redact(client_secret: str) -> str:
 def new_public_id(prefix: str) -> str:
     """An id others may see (participant ids, generated room ids)."""
     return f"{prefix}{secrets.token_hex(6)}"
+
+
+_READ_PREFIX = "mcr_"
+
+
+def read_key(secret_hash: str) -> str:
+    """A participant's key for reading its room as MCP resources. It can read, not post, and
+    is derived from the stored hash, so the server needs no extra state to check it."""
+    return _READ_PREFIX + hashlib.sha256(f"read:{secret_hash}".encode()).hexdigest()[:32]

@@ -15,6 +15,8 @@ class Code(StrEnum):
     ROOM_NOT_FOUND = "room_not_found"
     ROOM_FULL = "room_full"
     CHAT_ENDED = "chat_ended"
+    INVITE_REQUIRED = "invite_required"
+    NOT_IN_QUEUE = "not_in_queue"
     STORE_UNAVAILABLE = "store_unavailable"
     INTERNAL_ERROR = "internal_error"
 
@@ -78,4 +80,19 @@ def chat_ended(room_id: str) -> ChatError:
         Code.CHAT_ENDED,
         f"The chat in room '{room_id}' has ended. Call join_room with a new room_id "
         "to start another.",
+    )
+
+
+def invite_required(room_id: str) -> ChatError:
+    return ChatError(
+        Code.INVITE_REQUIRED,
+        f"Room '{room_id}' is private. Pass its invite secret as `invite` to join it.",
+    )
+
+
+def not_in_queue() -> ChatError:
+    return ChatError(
+        Code.NOT_IN_QUEUE,
+        "You are no longer in the queue (you left it, or went silent for too long). "
+        "Call enter_queue again.",
     )

@@ -59,6 +59,9 @@ def text_draft(sender: Participant, text: str, key: str | None) -> Draft:
 _EVENT_TEXT = {
     Kind.JOINED: "{name} joined the room.",
     Kind.LEFT: "{name} left the room.",
+    Kind.MATCHED: "{name} was matched with you. Say hello!",
+    Kind.DISCONNECTED: "{name} disconnected.",
+    Kind.RETURNED: "{name} is back.",
 }
 
 

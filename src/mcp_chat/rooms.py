@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hmac
+
 from mcp_chat import errors
 from mcp_chat.types import Room
 
@@ -19,8 +21,13 @@ def check_capacity(capacity: int | None, max_capacity: int) -> int:
     return capacity
 
 
-def check_join(room: Room, active_members: int) -> None:
-    """Raise unless one more participant may enter `room` now."""
+def check_join(room: Room, active_members: int, invite_hash: str | None = None) -> None:
+    """Raise unless one more participant may enter `room` now. A private room asks for its
+    invite first, so an outsider learns nothing else about it."""
+    if room.invite_hash is not None and not hmac.compare_digest(
+        room.invite_hash, invite_hash or ""
+    ):
+        raise errors.invite_required(room.room_id)
     if room.ended:
         raise errors.chat_ended(room.room_id)
     if active_members >= room.capacity:
@@ -31,3 +38,12 @@ def ends_after_leave(room: Room, remaining_members: int) -> bool:
     """A room of two ends when either leaves (as in a phone call); a larger room lives on
     while anyone is in it."""
     return room.capacity == 2 or remaining_members == 0
+
+
+MAX_INVITE_CHARS = 128
+
+
+def check_invite(invite: str) -> str:
+    if not isinstance(invite, str) or not invite or len(invite) > MAX_INVITE_CHARS:
+        raise errors.invalid(f"invite must be 1 to {MAX_INVITE_CHARS} characters.")
+    return invite

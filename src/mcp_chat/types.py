@@ -12,6 +12,9 @@ class Kind(StrEnum):
     MESSAGE = "message"
     JOINED = "joined"
     LEFT = "left"
+    MATCHED = "matched"
+    DISCONNECTED = "disconnected"
+    RETURNED = "returned"
 
     @property
     def is_system(self) -> bool:
@@ -25,6 +28,12 @@ class Room:
     created_at: str
     last_seq: int
     ended: bool
+    invite_hash: str | None = None
+    """Set for a private room: the hash of its invite secret."""
+
+    @property
+    def private(self) -> bool:
+        return self.invite_hash is not None
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +48,10 @@ class Participant:
     cursor: int
     joined_at: str
     left: bool
+    last_seen: float = 0.0
+    """Epoch seconds of the last sign of life (a call, or being blocked in a wait)."""
+    gone: bool = False
+    """Marked gone: disconnected, or silent for too long. Cleared when it calls again."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,6 +126,32 @@ class Claim:
 class Left:
     message: Message
     room_ended: bool
+
+
+@dataclass(frozen=True, slots=True)
+class QueueEntry:
+    """Someone waiting in the random-pairing queue. `entry_id` becomes its participant id."""
+
+    entry_id: str
+    secret_hash: str
+    display_name: str
+    interests: tuple[str, ...]
+    entered_at: float
+    last_seen: float
+    room_id: str | None = None
+    """Set once matched: the room made for the pair."""
+
+
+@dataclass(frozen=True, slots=True)
+class Matched:
+    """A pair made by the queue: their new room, and both participants."""
+
+    room: Room
+    first: Participant
+    second: Participant
+
+    def partner_of(self, participant_id: str) -> Participant:
+        return self.second if self.first.participant_id == participant_id else self.first
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,7 +24,13 @@ class ServerProcess:
     """`mcp-chat serve` on 127.0.0.1 and a port the OS picks (or `port`, e.g. an
     earlier server's, to come back where it was); its stderr is kept."""
 
-    def __init__(self, store_url: str, *extra: str, port: int = 0) -> None:
+    def __init__(
+        self,
+        store_url: str,
+        *extra: str,
+        env: dict[str, str] | None = None,
+        port: int = 0,
+    ) -> None:
         self.proc = subprocess.Popen(
             [
                 sys.executable,
@@ -40,6 +46,7 @@ class ServerProcess:
             stderr=subprocess.PIPE,
             stdout=subprocess.DEVNULL,
             text=True,
+            env={**os.environ, **(env or {})},
         )
         self.url = ""
         self.lines: list[str] = []

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Mapping
 
+from mcp_chat.matching import MatchPolicy
 from mcp_chat.types import (
     Appended,
     Claim,
     Draft,
     Joined,
     Left,
+    Matched,
     Message,
     Participant,
+    QueueEntry,
     Room,
     RoomSummary,
 )
@@ -37,10 +40,16 @@ class Store(ABC):
 
     @abstractmethod
     async def join(
-        self, room_id: str, capacity: int, participant: Participant, event: Draft
+        self,
+        room_id: str,
+        capacity: int,
+        participant: Participant,
+        event: Draft,
+        invite_hash: str | None = None,
     ) -> Joined:
-        """Create the room with `capacity` if it does not exist, add `participant`, and log
-        `event` (its 'joined' message). Raises room_full or chat_ended."""
+        """Create the room with `capacity` (private when `invite_hash` is given) if it does not
+        exist, add `participant`, and log `event` (its 'joined' message). Raises
+        invite_required, room_full or chat_ended (via `rooms.check_join`)."""
 
     @abstractmethod
     async def participant(self, secret_hash: str) -> Participant | None:
@@ -81,4 +90,44 @@ class Store(ABC):
 
     @abstractmethod
     async def rooms(self, limit: int) -> list[RoomSummary]:
-        """Open rooms, newest first."""
+        """Open public rooms, newest first."""
+
+    # -- the random-pairing queue -------------------------------------------------------------
+
+    @abstractmethod
+    async def enqueue(self, entry: QueueEntry, now: float, policy: MatchPolicy) -> Matched | None:
+        """Match `entry` with a waiting entry (`matching.pick_partner`) and make their room,
+        or add it to the queue. Atomic: nobody is matched twice."""
+
+    @abstractmethod
+    async def rematch(self, entry_id: str, now: float, policy: MatchPolicy) -> Matched | None:
+        """Try again to match a waiting entry (its interests may have stopped mattering)."""
+
+    @abstractmethod
+    async def queue_entry(self, secret_hash: str) -> QueueEntry | None:
+        """The entry whose client_id hashes to `secret_hash`, matched or waiting."""
+
+    @abstractmethod
+    async def queue_position(self, entry_id: str) -> int:
+        """1 for the longest-waiting entry; 0 if not waiting."""
+
+    @abstractmethod
+    async def leave_queue(self, entry_id: str) -> bool:
+        """Remove a waiting entry; False if it was not waiting."""
+
+    # -- presence --------------------------------------------------------------------------------
+
+    @abstractmethod
+    async def touch(self, seen: Mapping[str, float]) -> list[Message]:
+        """Record signs of life (participant or queue-entry id -> epoch seconds). A gone
+        participant that shows life is back: returns the 'returned' events logged."""
+
+    @abstractmethod
+    async def disconnect(self, ids: Collection[str]) -> list[Message]:
+        """Their clients went away: mark participants gone (logging 'disconnected' events,
+        returned) and drop waiting queue entries."""
+
+    @abstractmethod
+    async def sweep(self, now: float, gone_after: float, stale_after: float) -> list[Message]:
+        """Mark gone the participants silent for `gone_after` seconds (returning the events
+        logged) and drop queue entries silent for `stale_after`."""

@@ -4,18 +4,23 @@ from __future__ import annotations
 
 import bisect
 import dataclasses
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 
-from mcp_chat import errors, rooms
+from mcp_chat import errors, matching, messages, rooms
+from mcp_chat.matching import MatchPolicy
 from mcp_chat.stores.base import Store
 from mcp_chat.types import (
     Appended,
     Claim,
     Draft,
     Joined,
+    Kind,
     Left,
+    Matched,
     Message,
     Participant,
+    QueueEntry,
     Room,
     RoomSummary,
 )
@@ -36,6 +41,8 @@ class MemoryStore(Store):
         self._rooms: dict[str, _RoomState] = {}
         self._participants: dict[str, Participant] = {}
         self._by_secret: dict[str, str] = {}
+        self._queue: dict[str, QueueEntry] = {}  # by entry id, in order of entering
+        self._queue_by_secret: dict[str, str] = {}
 
     async def close(self) -> None:
         pass
@@ -57,14 +64,19 @@ class MemoryStore(Store):
         return participant, state
 
     async def join(
-        self, room_id: str, capacity: int, participant: Participant, event: Draft
+        self,
+        room_id: str,
+        capacity: int,
+        participant: Participant,
+        event: Draft,
+        invite_hash: str | None = None,
     ) -> Joined:
         state = self._rooms.get(room_id)
         created = state is None
         if state is None:
-            room = Room(room_id, capacity, event.timestamp, last_seq=0, ended=False)
+            room = Room(room_id, capacity, event.timestamp, 0, False, invite_hash)
             state = _RoomState(room)
-        rooms.check_join(state.room, len(state.members))
+        rooms.check_join(state.room, len(state.members), invite_hash)
         self._rooms[room_id] = state
         self._append(state, event)
         # The newcomer's read position starts at the beginning: what was said before it
@@ -150,9 +162,113 @@ class MemoryStore(Store):
         return [] if state is None else [self._participants[pid] for pid in state.members]
 
     async def rooms(self, limit: int) -> list[RoomSummary]:
-        open_rooms = [s for s in self._rooms.values() if not s.room.ended]
+        open_rooms = [s for s in self._rooms.values() if not s.room.ended and not s.room.private]
         open_rooms.sort(key=lambda s: s.room.created_at, reverse=True)
         return [
             RoomSummary(s.room.room_id, s.room.capacity, len(s.members), False, s.room.created_at)
             for s in open_rooms[:limit]
         ]
+
+    # -- the random-pairing queue -------------------------------------------------------------
+
+    def _waiting(self) -> list[QueueEntry]:
+        return [e for e in self._queue.values() if e.room_id is None]
+
+    def _pair(self, waited: QueueEntry, seeker: QueueEntry, now: float) -> Matched:
+        pair = matching.make_pair(waited, seeker, now)
+        state = _RoomState(pair.room)
+        self._rooms[pair.room.room_id] = state
+        for member, event in zip((pair.first, pair.second), pair.events, strict=True):
+            self._append(state, event)
+            self._participants[member.participant_id] = member
+            self._by_secret[member.secret_hash] = member.participant_id
+            state.members.append(member.participant_id)
+        for entry in (waited, seeker):
+            self._queue[entry.entry_id] = dataclasses.replace(entry, room_id=pair.room.room_id)
+        return Matched(state.room, pair.first, pair.second)
+
+    async def enqueue(self, entry: QueueEntry, now: float, policy: MatchPolicy) -> Matched | None:
+        self._queue[entry.entry_id] = entry
+        self._queue_by_secret[entry.secret_hash] = entry.entry_id
+        partner = matching.pick_partner(entry, self._waiting(), now, policy)
+        return None if partner is None else self._pair(partner, entry, now)
+
+    async def rematch(self, entry_id: str, now: float, policy: MatchPolicy) -> Matched | None:
+        entry = self._queue.get(entry_id)
+        if entry is None or entry.room_id is not None:
+            return None
+        partner = matching.pick_partner(entry, self._waiting(), now, policy)
+        if partner is None:
+            return None
+        # The one who waited longer is the 'first' of the pair.
+        older, newer = (
+            (partner, entry) if partner.entered_at <= entry.entered_at else (entry, partner)
+        )
+        return self._pair(older, newer, now)
+
+    async def queue_entry(self, secret_hash: str) -> QueueEntry | None:
+        entry_id = self._queue_by_secret.get(secret_hash)
+        return None if entry_id is None else self._queue.get(entry_id)
+
+    async def queue_position(self, entry_id: str) -> int:
+        for position, entry in enumerate(self._waiting(), start=1):
+            if entry.entry_id == entry_id:
+                return position
+        return 0
+
+    async def leave_queue(self, entry_id: str) -> bool:
+        entry = self._queue.get(entry_id)
+        if entry is None or entry.room_id is not None:
+            return False
+        del self._queue[entry_id]
+        return True
+
+    # -- presence --------------------------------------------------------------------------------
+
+    def _mark(self, participant: Participant, kind: Kind, gone: bool) -> Message:
+        state = self._rooms[participant.room_id]
+        message = self._append(state, messages.event_draft(kind, participant))
+        self._participants[participant.participant_id] = dataclasses.replace(participant, gone=gone)
+        return message
+
+    def _in_open_room(self, participant: Participant) -> bool:
+        return not participant.left and not self._rooms[participant.room_id].room.ended
+
+    async def touch(self, seen: Mapping[str, float]) -> list[Message]:
+        events: list[Message] = []
+        for some_id, when in seen.items():
+            entry = self._queue.get(some_id)
+            if entry is not None and entry.last_seen < when:
+                self._queue[some_id] = dataclasses.replace(entry, last_seen=when)
+            participant = self._participants.get(some_id)
+            if participant is None:
+                continue
+            participant = dataclasses.replace(
+                participant, last_seen=max(participant.last_seen, when)
+            )
+            self._participants[some_id] = participant
+            if participant.gone and self._in_open_room(participant):
+                events.append(self._mark(participant, Kind.RETURNED, gone=False))
+        return events
+
+    async def disconnect(self, ids: Collection[str]) -> list[Message]:
+        events: list[Message] = []
+        for some_id in ids:
+            entry = self._queue.get(some_id)
+            if entry is not None and entry.room_id is None:
+                del self._queue[some_id]
+            participant = self._participants.get(some_id)
+            if participant is not None and not participant.gone and self._in_open_room(participant):
+                events.append(self._mark(participant, Kind.DISCONNECTED, gone=True))
+        return events
+
+    async def sweep(self, now: float, gone_after: float, stale_after: float) -> list[Message]:
+        for entry in self._waiting():
+            if now - entry.last_seen >= stale_after:
+                del self._queue[entry.entry_id]
+        silent = [
+            p
+            for p in self._participants.values()
+            if not p.gone and self._in_open_room(p) and now - p.last_seen >= gone_after
+        ]
+        return [self._mark(p, Kind.DISCONNECTED, gone=True) for p in silent]

@@ -7,14 +7,17 @@ blocks on the disk and each operation is a single transaction with one thread ho
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import json
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import unquote, urlsplit
 
-from mcp_chat import errors, rooms
+from mcp_chat import errors, matching, messages, rooms
+from mcp_chat.matching import MatchPolicy
 from mcp_chat.stores.base import ChangeListener, Store
 from mcp_chat.stores.wakeups import Waker
 from mcp_chat.types import (
@@ -24,22 +27,25 @@ from mcp_chat.types import (
     Joined,
     Kind,
     Left,
+    Matched,
     Message,
     Participant,
+    QueueEntry,
     Room,
     RoomSummary,
 )
 
 T = TypeVar("T")
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS rooms (
     room_id    TEXT PRIMARY KEY,
     capacity   INTEGER NOT NULL,
     created_at TEXT NOT NULL,
     last_seq   INTEGER NOT NULL DEFAULT 0,
-    ended      INTEGER NOT NULL DEFAULT 0
+    ended      INTEGER NOT NULL DEFAULT 0,
+    invite_hash TEXT
 );
 CREATE TABLE IF NOT EXISTS participants (
     participant_id TEXT PRIMARY KEY,
@@ -49,7 +55,9 @@ CREATE TABLE IF NOT EXISTS participants (
     cursor         INTEGER NOT NULL DEFAULT 0,
     joined_at      TEXT NOT NULL,
     left_room      INTEGER NOT NULL DEFAULT 0,
-    joined_order   INTEGER NOT NULL
+    joined_order   INTEGER NOT NULL,
+    last_seen      REAL NOT NULL DEFAULT 0,
+    gone           INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS participants_by_room ON participants (room_id, left_room);
 CREATE TABLE IF NOT EXISTS messages (
@@ -66,12 +74,34 @@ CREATE TABLE IF NOT EXISTS messages (
 ) WITHOUT ROWID;
 CREATE UNIQUE INDEX IF NOT EXISTS messages_by_key
     ON messages (sender_id, msg_key) WHERE msg_key IS NOT NULL;
+CREATE TABLE IF NOT EXISTS queue (
+    entry_id     TEXT PRIMARY KEY,
+    secret_hash  TEXT NOT NULL UNIQUE,
+    display_name TEXT NOT NULL,
+    interests    TEXT NOT NULL,
+    entered_at   REAL NOT NULL,
+    last_seen    REAL NOT NULL,
+    room_id      TEXT
+);
+CREATE INDEX IF NOT EXISTS queue_waiting ON queue (room_id, entered_at);
 """
+
+# Steps from each older schema version to the next; the tables above are the newest shape.
+_MIGRATIONS = {
+    1: """
+ALTER TABLE rooms ADD COLUMN invite_hash TEXT;
+ALTER TABLE participants ADD COLUMN last_seen REAL NOT NULL DEFAULT 0;
+ALTER TABLE participants ADD COLUMN gone INTEGER NOT NULL DEFAULT 0;
+""",
+}
 
 _MESSAGE_COLUMNS = "room_id, seq, message_id, sender_id, sender_name, kind, body, created_at"
 _PARTICIPANT_COLUMNS = (
-    "participant_id, room_id, display_name, secret_hash, cursor, joined_at, left_room"
+    "participant_id, room_id, display_name, secret_hash, cursor, joined_at, left_room,"
+    " last_seen, gone"
 )
+_ROOM_COLUMNS = "room_id, capacity, created_at, last_seq, ended, invite_hash"
+_QUEUE_COLUMNS = "entry_id, secret_hash, display_name, interests, entered_at, last_seen, room_id"
 
 
 def path_from_url(url: str) -> Path:
@@ -107,6 +137,8 @@ def _participant(row: sqlite3.Row) -> Participant:
         cursor=row["cursor"],
         joined_at=row["joined_at"],
         left=bool(row["left_room"]),
+        last_seen=row["last_seen"],
+        gone=bool(row["gone"]),
     )
 
 
@@ -117,6 +149,19 @@ def _room(row: sqlite3.Row) -> Room:
         created_at=row["created_at"],
         last_seq=row["last_seq"],
         ended=bool(row["ended"]),
+        invite_hash=row["invite_hash"],
+    )
+
+
+def _entry(row: sqlite3.Row) -> QueueEntry:
+    return QueueEntry(
+        entry_id=row["entry_id"],
+        secret_hash=row["secret_hash"],
+        display_name=row["display_name"],
+        interests=tuple(json.loads(row["interests"])),
+        entered_at=row["entered_at"],
+        last_seen=row["last_seen"],
+        room_id=row["room_id"],
     )
 
 
@@ -149,7 +194,6 @@ class SQLiteStore(Store):
         # NORMAL in WAL mode: a commit survives the process being killed; only a power loss
         # may take the last transactions.
         db.execute("PRAGMA synchronous = NORMAL")
-        db.executescript(_SCHEMA)  # each statement is idempotent (IF NOT EXISTS)
         with _write(db):
             version = db.execute("PRAGMA user_version").fetchone()[0]
             if version > SCHEMA_VERSION:
@@ -157,6 +201,12 @@ class SQLiteStore(Store):
                     f"{self.path} was written by a newer mcp-chat (schema {version}); "
                     "upgrade mcp-chat to open it."
                 )
+            fresh = db.execute("SELECT count(*) FROM sqlite_master").fetchone()[0] == 0
+            for step in range(version if version and not fresh else SCHEMA_VERSION, SCHEMA_VERSION):
+                for statement in filter(str.strip, _MIGRATIONS[step].split(";")):
+                    db.execute(statement)
+            for statement in filter(str.strip, _SCHEMA.split(";")):
+                db.execute(statement)  # each is idempotent (IF NOT EXISTS)
             db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         self._db = db
 
@@ -192,8 +242,7 @@ class SQLiteStore(Store):
 
     def _room_row(self, room_id: str) -> Room | None:
         row = self.db.execute(
-            "SELECT room_id, capacity, created_at, last_seq, ended FROM rooms WHERE room_id = ?",
-            (room_id,),
+            f"SELECT {_ROOM_COLUMNS} FROM rooms WHERE room_id = ?", (room_id,)
         ).fetchone()
         return None if row is None else _room(row)
 
@@ -204,6 +253,27 @@ class SQLiteStore(Store):
             (room_id,),
         ).fetchall()
         return [_participant(r) for r in rows]
+
+    def _insert_room(self, room: Room) -> None:
+        self.db.execute(
+            "INSERT INTO rooms (room_id, capacity, created_at, invite_hash) VALUES (?, ?, ?, ?)",
+            (room.room_id, room.capacity, room.created_at, room.invite_hash),
+        )
+
+    def _insert_participant(self, participant: Participant, order: int) -> None:
+        self.db.execute(
+            "INSERT INTO participants (participant_id, room_id, display_name, secret_hash,"
+            " cursor, joined_at, joined_order, last_seen) VALUES (?, ?, ?, ?, 0, ?, ?, ?)",
+            (
+                participant.participant_id,
+                participant.room_id,
+                participant.display_name,
+                participant.secret_hash,
+                participant.joined_at,
+                order,
+                participant.last_seen,
+            ),
+        )
 
     def _append(self, room: Room, draft: Draft) -> Message:
         seq = room.last_seq + 1
@@ -228,33 +298,24 @@ class SQLiteStore(Store):
     # -- the interface ----------------------------------------------------------------------------
 
     async def join(
-        self, room_id: str, capacity: int, participant: Participant, event: Draft
+        self,
+        room_id: str,
+        capacity: int,
+        participant: Participant,
+        event: Draft,
+        invite_hash: str | None = None,
     ) -> Joined:
         def run() -> Joined:
             with _write(self.db):
                 room = self._room_row(room_id)
                 created = room is None
                 if room is None:
-                    room = Room(room_id, capacity, event.timestamp, last_seq=0, ended=False)
-                    self.db.execute(
-                        "INSERT INTO rooms (room_id, capacity, created_at) VALUES (?, ?, ?)",
-                        (room_id, capacity, room.created_at),
-                    )
-                rooms.check_join(room, len(self._active_members(room_id)))
+                    room = Room(room_id, capacity, event.timestamp, 0, False, invite_hash)
+                    self._insert_room(room)
+                rooms.check_join(room, len(self._active_members(room_id)), invite_hash)
                 message = self._append(room, event)
-                self.db.execute(
-                    "INSERT INTO participants (participant_id, room_id, display_name, secret_hash,"
-                    " cursor, joined_at, joined_order) VALUES (?, ?, ?, ?, 0, ?, ?)",
-                    (
-                        participant.participant_id,
-                        room_id,
-                        participant.display_name,
-                        participant.secret_hash,
-                        participant.joined_at,
-                        message.seq,
-                    ),
-                )
-                room = Room(room.room_id, room.capacity, room.created_at, message.seq, room.ended)
+                self._insert_participant(participant, message.seq)
+                room = dataclasses.replace(room, last_seq=message.seq)
                 return Joined(participant, room, created, self._active_members(room_id))
 
         joined = await self._run(run)
@@ -385,7 +446,8 @@ class SQLiteStore(Store):
                 "SELECT r.room_id, r.capacity, r.created_at,"
                 " (SELECT count(*) FROM participants p"
                 "   WHERE p.room_id = r.room_id AND p.left_room = 0) AS members"
-                " FROM rooms r WHERE r.ended = 0 ORDER BY r.created_at DESC LIMIT ?",
+                " FROM rooms r WHERE r.ended = 0 AND r.invite_hash IS NULL"
+                " ORDER BY r.created_at DESC LIMIT ?",
                 (limit,),
             ).fetchall()
             return [
@@ -394,6 +456,188 @@ class SQLiteStore(Store):
             ]
 
         return await self._run(run)
+
+    # -- the random-pairing queue -------------------------------------------------------------
+
+    def _waiting(self) -> list[QueueEntry]:
+        rows = self.db.execute(
+            f"SELECT {_QUEUE_COLUMNS} FROM queue WHERE room_id IS NULL ORDER BY entered_at"
+        ).fetchall()
+        return [_entry(r) for r in rows]
+
+    def _pair(self, waited: QueueEntry, seeker: QueueEntry, now: float) -> Matched:
+        pair = matching.make_pair(waited, seeker, now)
+        self._insert_room(pair.room)
+        room = pair.room
+        for member, event in zip((pair.first, pair.second), pair.events, strict=True):
+            message = self._append(room, event)
+            room = dataclasses.replace(room, last_seq=message.seq)
+            self._insert_participant(member, message.seq)
+        self.db.execute(
+            "UPDATE queue SET room_id = ? WHERE entry_id IN (?, ?)",
+            (room.room_id, waited.entry_id, seeker.entry_id),
+        )
+        return Matched(room, pair.first, pair.second)
+
+    def _pair_notices(self, matched: Matched | None) -> None:
+        if matched is not None:
+            self._waker.notify(matched.room.room_id)
+            for member in (matched.first, matched.second):
+                self._waker.notify(f"queue:{member.participant_id}")
+
+    async def enqueue(self, entry: QueueEntry, now: float, policy: MatchPolicy) -> Matched | None:
+        def run() -> Matched | None:
+            with _write(self.db):
+                self.db.execute(
+                    f"INSERT INTO queue ({_QUEUE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, NULL)",
+                    (
+                        entry.entry_id,
+                        entry.secret_hash,
+                        entry.display_name,
+                        json.dumps(list(entry.interests)),
+                        entry.entered_at,
+                        entry.last_seen,
+                    ),
+                )
+                partner = matching.pick_partner(entry, self._waiting(), now, policy)
+                return None if partner is None else self._pair(partner, entry, now)
+
+        matched = await self._run(run)
+        self._pair_notices(matched)
+        return matched
+
+    async def rematch(self, entry_id: str, now: float, policy: MatchPolicy) -> Matched | None:
+        def run() -> Matched | None:
+            with _write(self.db):
+                row = self.db.execute(
+                    f"SELECT {_QUEUE_COLUMNS} FROM queue WHERE entry_id = ? AND room_id IS NULL",
+                    (entry_id,),
+                ).fetchone()
+                if row is None:
+                    return None
+                entry = _entry(row)
+                partner = matching.pick_partner(entry, self._waiting(), now, policy)
+                if partner is None:
+                    return None
+                if partner.entered_at <= entry.entered_at:
+                    return self._pair(partner, entry, now)
+                return self._pair(entry, partner, now)
+
+        matched = await self._run(run)
+        self._pair_notices(matched)
+        return matched
+
+    async def queue_entry(self, secret_hash: str) -> QueueEntry | None:
+        def run() -> QueueEntry | None:
+            row = self.db.execute(
+                f"SELECT {_QUEUE_COLUMNS} FROM queue WHERE secret_hash = ?", (secret_hash,)
+            ).fetchone()
+            return None if row is None else _entry(row)
+
+        return await self._run(run)
+
+    async def queue_position(self, entry_id: str) -> int:
+        def run() -> int:
+            ids = [e.entry_id for e in self._waiting()]
+            return ids.index(entry_id) + 1 if entry_id in ids else 0
+
+        return await self._run(run)
+
+    async def leave_queue(self, entry_id: str) -> bool:
+        def run() -> bool:
+            with _write(self.db):
+                gone = self.db.execute(
+                    "DELETE FROM queue WHERE entry_id = ? AND room_id IS NULL", (entry_id,)
+                )
+                return gone.rowcount > 0
+
+        return await self._run(run)
+
+    # -- presence --------------------------------------------------------------------------------
+
+    def _mark(self, participant: Participant, kind: Kind, gone: bool) -> Message:
+        room = self._room_row(participant.room_id)
+        assert room is not None
+        message = self._append(room, messages.event_draft(kind, participant))
+        self.db.execute(
+            "UPDATE participants SET gone = ? WHERE participant_id = ?",
+            (int(gone), participant.participant_id),
+        )
+        return message
+
+    def _open_participant(self, participant_id: str) -> Participant | None:
+        """The participant, if it is still in a room that has not ended."""
+        row = self.db.execute(
+            f"SELECT {', '.join('p.' + c.strip() for c in _PARTICIPANT_COLUMNS.split(','))}"
+            " FROM participants p JOIN rooms r ON r.room_id = p.room_id"
+            " WHERE p.participant_id = ? AND p.left_room = 0 AND r.ended = 0",
+            (participant_id,),
+        ).fetchone()
+        return None if row is None else _participant(row)
+
+    async def touch(self, seen: Mapping[str, float]) -> list[Message]:
+        def run() -> list[Message]:
+            events: list[Message] = []
+            with _write(self.db):
+                for some_id, when in seen.items():
+                    self.db.execute(
+                        "UPDATE queue SET last_seen = max(last_seen, ?) WHERE entry_id = ?",
+                        (when, some_id),
+                    )
+                    self.db.execute(
+                        "UPDATE participants SET last_seen = max(last_seen, ?)"
+                        " WHERE participant_id = ?",
+                        (when, some_id),
+                    )
+                    participant = self._open_participant(some_id)
+                    if participant is not None and participant.gone:
+                        events.append(self._mark(participant, Kind.RETURNED, gone=False))
+            return events
+
+        return await self._announced(run)
+
+    async def disconnect(self, ids: Collection[str]) -> list[Message]:
+        def run() -> list[Message]:
+            events: list[Message] = []
+            with _write(self.db):
+                for some_id in ids:
+                    self.db.execute(
+                        "DELETE FROM queue WHERE entry_id = ? AND room_id IS NULL", (some_id,)
+                    )
+                    participant = self._open_participant(some_id)
+                    if participant is not None and not participant.gone:
+                        events.append(self._mark(participant, Kind.DISCONNECTED, gone=True))
+            return events
+
+        return await self._announced(run)
+
+    async def sweep(self, now: float, gone_after: float, stale_after: float) -> list[Message]:
+        def run() -> list[Message]:
+            with _write(self.db):
+                self.db.execute(
+                    "DELETE FROM queue WHERE room_id IS NULL AND last_seen <= ?",
+                    (now - stale_after,),
+                )
+                silent = self.db.execute(
+                    "SELECT p.participant_id FROM participants p"
+                    " JOIN rooms r ON r.room_id = p.room_id"
+                    " WHERE p.left_room = 0 AND p.gone = 0 AND r.ended = 0 AND p.last_seen <= ?",
+                    (now - gone_after,),
+                ).fetchall()
+                events = []
+                for row in silent:
+                    participant = self._open_participant(row[0])
+                    assert participant is not None
+                    events.append(self._mark(participant, Kind.DISCONNECTED, gone=True))
+                return events
+
+        return await self._announced(run)
+
+    async def _announced(self, fn: Callable[[], list[Message]]) -> list[Message]:
+        events = await self._run(fn)
+        for room_id in {m.room_id for m in events}:
+            self._waker.notify(room_id)
+        return events
 
 
 class _Transaction:

@@ -41,11 +41,18 @@ class Waker:
         self._loop: asyncio.AbstractEventLoop | None = None
 
     def start(self, on_change: Callable[[str], None]) -> None:
-        self._dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         path = self._dir / f"{os.getpid()}-{secrets.token_hex(4)}.sock"
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         sock.setblocking(False)
-        sock.bind(str(path))
+        for attempt in range(3):
+            self._dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+            try:
+                sock.bind(str(path))
+                break
+            except FileNotFoundError:
+                # The last process out removed the directory between our mkdir and bind.
+                if attempt == 2:
+                    raise
         self._sock, self._path = sock, path
         self._loop = asyncio.get_running_loop()
 
@@ -97,3 +104,6 @@ class Waker:
             with contextlib.suppress(OSError):
                 self._path.unlink()
             self._path = None
+            # The last process out removes the rendezvous directory (rmdir refuses if not empty).
+            with contextlib.suppress(OSError):
+                self._dir.rmdir()

@@ -177,7 +177,9 @@ def add_web(server: FastMCP, chat: ChatService, streams: Streams | None = None) 
                 "participant_id": joined.participant.participant_id,
                 "display_name": joined.participant.display_name,
                 "capacity": joined.room.capacity,
-                "members": [MemberOut.of(p).model_dump() for p in joined.members],
+                "members": [
+                    MemberOut.of(m.participant, m.status).model_dump() for m in joined.members
+                ],
             }
         )
 
@@ -219,7 +221,7 @@ def add_web(server: FastMCP, chat: ChatService, streams: Streams | None = None) 
                 "room_id": room.room_id,
                 "capacity": room.capacity,
                 "ended": room.ended,
-                "members": [MemberOut.of(p).model_dump() for p in present],
+                "members": [MemberOut.of(m.participant, m.status).model_dump() for m in present],
             }
         )
 

@@ -1,0 +1,103 @@
+"""Presence: signs of life, who is present, away or gone, and client sessions that close.
+
+Calls and blocked waits are noted in memory and written to the store in one batch per
+heartbeat, so the hot path never waits on a presence write.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from mcp_chat.types import Participant
+
+
+class Status(StrEnum):
+    PRESENT = "present"
+    AWAY = "away"
+    GONE = "gone"
+
+
+@dataclass(frozen=True, slots=True)
+class PresencePolicy:
+    heartbeat: float = 5.0
+    """Seconds between writes of signs of life (and sweeps for the silent)."""
+    away_after: float = 60.0
+    """Silent this long: shown as away."""
+    gone_after: float = 600.0
+    """Silent this long: marked gone, and the room is told."""
+
+
+def status(participant: Participant, now: float, policy: PresencePolicy) -> Status:
+    if participant.gone:
+        return Status.GONE
+    if now - participant.last_seen < policy.away_after:
+        return Status.PRESENT
+    return Status.AWAY
+
+
+@dataclass(eq=False)
+class Session:
+    """One client connection. When it closes, the participants it spoke for are gone."""
+
+    participants: set[str] = field(default_factory=set)
+
+
+current_session: ContextVar[Session | None] = ContextVar("mcp_chat_session", default=None)
+
+
+class Tracker:
+    """Notes signs of life in memory until the next heartbeat takes them."""
+
+    def __init__(self, clock: Callable[[], float] = time.time) -> None:
+        self.clock = clock
+        self._seen: dict[str, float] = {}
+        self._latest: dict[str, float] = {}
+        self._blocked: dict[str, int] = {}
+
+    def seen(self, participant_id: str) -> None:
+        self._seen[participant_id] = self._latest[participant_id] = self.clock()
+        session = current_session.get()
+        if session is not None:
+            session.participants.add(participant_id)
+
+    @contextmanager
+    def blocked(self, participant_id: str) -> Iterator[None]:
+        """While inside, the participant counts as alive at every heartbeat."""
+        self._blocked[participant_id] = self._blocked.get(participant_id, 0) + 1
+        try:
+            yield
+        finally:
+            left = self._blocked[participant_id] - 1
+            if left:
+                self._blocked[participant_id] = left
+            else:
+                del self._blocked[participant_id]
+            self._seen[participant_id] = self._latest[participant_id] = self.clock()
+
+    def last_seen(self, participant_id: str) -> float:
+        """When this process last heard from the participant (now, while it is blocked)."""
+        if participant_id in self._blocked:
+            return self.clock()
+        return self._latest.get(participant_id, 0.0)
+
+    def prune(self, before: float) -> None:
+        """Forget what the store already knows and is too old to matter."""
+        self._latest = {k: v for k, v in self._latest.items() if v >= before}
+
+    def take(self) -> dict[str, float]:
+        """Everything seen since the last call, and everyone blocked right now."""
+        now = self.clock()
+        seen, self._seen = self._seen, {}
+        for participant_id in self._blocked:
+            seen[participant_id] = now
+        return seen
+
+    def forget(self, participant_ids: set[str]) -> None:
+        for participant_id in participant_ids:
+            self._seen.pop(participant_id, None)
+            self._latest.pop(participant_id, None)

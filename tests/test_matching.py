@@ -1,0 +1,63 @@
+"""Pairing rules, alone."""
+
+from __future__ import annotations
+
+import pytest
+
+from mcp_chat.errors import ChatError
+from mcp_chat.matching import MatchPolicy, clean_interests, pick_partner
+from mcp_chat.types import QueueEntry
+
+POLICY = MatchPolicy(fallback_after=30, stale_after=20)
+
+
+def entry(name: str, *tags: str, at: float = 0.0, seen: float | None = None) -> QueueEntry:
+    return QueueEntry(
+        entry_id=name,
+        secret_hash=f"h-{name}",
+        display_name=name,
+        interests=tags,
+        entered_at=at,
+        last_seen=at if seen is None else seen,
+    )
+
+
+def test_first_come_first_served_without_interests() -> None:
+    waiting = [entry("a", at=1), entry("b", at=2)]
+    assert pick_partner(entry("c", at=3), waiting, 3, POLICY) == waiting[0]
+
+
+def test_a_shared_interest_goes_before_an_older_stranger() -> None:
+    waiting = [entry("a", at=1), entry("b", "chess", at=2)]
+    assert pick_partner(entry("c", "chess", at=3), waiting, 3, POLICY) == waiting[1]
+
+
+def test_interests_stop_mattering_after_the_fallback_time() -> None:
+    chess = entry("a", "chess", at=0)
+    go = entry("b", "go", at=1)
+    assert pick_partner(go, [chess], 5, POLICY) is None
+    # Only the one who waited past the fallback takes anyone; the other must have too.
+    still_here = entry("a", "chess", at=0, seen=30)
+    assert pick_partner(go, [still_here], 30, POLICY) is None
+    assert pick_partner(go, [still_here], 31, POLICY) == still_here
+
+
+def test_people_without_interests_take_anyone_who_takes_them() -> None:
+    assert pick_partner(entry("b", at=1), [entry("a", "chess", at=0)], 2, POLICY) is None
+    assert pick_partner(entry("b", "chess", at=1), [entry("a", at=0)], 2, POLICY) is None
+    assert pick_partner(entry("b", at=1), [entry("a", at=0)], 2, POLICY) is not None
+
+
+def test_ghosts_and_the_matched_are_never_picked() -> None:
+    ghost = entry("a", at=0, seen=0)
+    assert pick_partner(entry("b", at=25), [ghost], 25, POLICY) is None
+    taken = QueueEntry("c", "h", "c", (), 20, 24, room_id="pair-1")
+    assert pick_partner(entry("b", at=25), [taken], 25, POLICY) is None
+
+
+def test_interests_are_cleaned_and_bounded() -> None:
+    assert clean_interests(["  Chess ", "chess", "Board  Games"]) == ("chess", "board games")
+    assert clean_interests(None) == ()
+    for bad in (["x" * 33], ["<script>"], [f"t{i}" for i in range(6)], [3]):
+        with pytest.raises(ChatError):
+            clean_interests(bad)  # type: ignore[arg-type]

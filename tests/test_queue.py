@@ -1,0 +1,214 @@
+"""Random pairing, private rooms and presence, through the core on every store."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+
+from mcp_chat.chat import ChatService, Member, QueueResult
+from mcp_chat.errors import ChatError, Code
+from mcp_chat.matching import MatchPolicy
+from mcp_chat.presence import PresencePolicy, Session, Status, current_session
+from mcp_chat.stores import open_store
+from mcp_chat.types import Kind
+from tests.conftest import blocked
+
+pytestmark = pytest.mark.anyio
+
+
+class Clock:
+    """Wall-clock seconds that a test moves by hand."""
+
+    def __init__(self) -> None:
+        self.now = 1_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+async def service(store_url: str, clock: Clock) -> AsyncIterator[ChatService]:
+    chat = ChatService(
+        open_store(store_url),
+        matching_policy=MatchPolicy(fallback_after=30, stale_after=20),
+        # A heartbeat that never fires by itself: tests call heartbeat() with a chosen time.
+        presence_policy=PresencePolicy(heartbeat=3600, away_after=60, gone_after=600),
+        clock=clock,
+    )
+    await chat.start()
+    yield chat
+    await chat.close()
+
+
+async def test_the_second_entrant_is_matched_and_the_first_learns_of_it(
+    service: ChatService,
+) -> None:
+    first = await service.enter_queue("Ann")
+    assert first.matched is None and first.position == 1
+    waiting = asyncio.create_task(service.wait_for_match(first.client_id, timeout=30))
+    await blocked(service)
+    second = await service.enter_queue("Ben")
+    assert second.matched is not None and second.partner is not None
+    assert second.partner.display_name == "Ann"
+    learned = await waiting
+    assert learned.matched is not None and not learned.timed_out
+    room_id = learned.matched.room.room_id
+    assert room_id == second.matched.room.room_id
+    assert learned.partner is not None and learned.partner.display_name == "Ben"
+    # Both chat in the new room with the client ids the queue gave them.
+    heard = await service.wait(room_id, first.client_id, timeout=1)
+    assert [(m.kind, m.sender_name) for m in heard.messages] == [(Kind.MATCHED, "Ben")]
+    await service.send(room_id, second.client_id, "hi Ann")
+    got = await service.wait(room_id, first.client_id, timeout=1)
+    assert [m.text for m in got.messages] == ["hi Ann"]
+
+
+async def test_shared_interests_are_preferred(service: ChatService) -> None:
+    plain = await service.enter_queue("Plain")
+    chess = await service.enter_queue("Chess fan", ["chess"])
+    # Plain takes anyone, but the chess fan waits for chess (it has not waited long yet).
+    assert chess.matched is None
+    another = await service.enter_queue("Other fan", ["Chess", "go"])
+    assert another.partner is not None and another.partner.display_name == "Chess fan"
+    assert (await service.store.queue_position(plain.participant_id)) == 1
+
+
+async def test_nobody_waits_forever_because_of_interests(
+    service: ChatService, clock: Clock
+) -> None:
+    chess = await service.enter_queue("Chess", ["chess"])
+    clock.now += 1
+    go = await service.enter_queue("Go", ["go"])
+    assert chess.matched is None and go.matched is None
+    waits = [
+        asyncio.create_task(service.wait_for_match(q.client_id, timeout=60)) for q in (chess, go)
+    ]
+    await blocked(service, 2)
+    clock.now += 31  # both have now waited past the fallback, blocked (so alive) all along
+    await service.heartbeat()
+    for result in await asyncio.gather(*waits):
+        assert result.matched is not None and not result.timed_out
+    assert {r.partner.display_name for r in [w.result() for w in waits] if r.partner} == {
+        "Chess",
+        "Go",
+    }
+
+
+async def test_someone_who_stopped_calling_is_never_matched(
+    service: ChatService, clock: Clock
+) -> None:
+    ghost = await service.enter_queue("Ghost")
+    clock.now += 21  # silent longer than stale_after
+    newcomer = await service.enter_queue("New")
+    assert newcomer.matched is None
+    await service.heartbeat()
+    with pytest.raises(ChatError) as dropped:
+        await service.wait_for_match(ghost.client_id, timeout=1)
+    assert dropped.value.code is Code.NOT_IN_QUEUE
+
+
+async def test_leaving_the_queue(service: ChatService) -> None:
+    gone = await service.enter_queue("Leaver")
+    await service.leave_queue(gone.client_id)
+    assert (await service.enter_queue("Later")).matched is None
+    with pytest.raises(ChatError) as twice:
+        await service.leave_queue(gone.client_id)
+    assert twice.value.code is Code.NOT_IN_QUEUE
+
+
+async def test_many_entering_at_once_are_each_matched_exactly_once(service: ChatService) -> None:
+    results: list[QueueResult] = await asyncio.gather(
+        *(service.enter_queue(f"P{i}") for i in range(41))
+    )
+    matched_now = [r for r in results if r.matched is not None]
+    waiting = [r for r in results if r.matched is None]
+    assert len(matched_now) == 20 and len(waiting) == 21  # 20 pairs formed by the second comer
+    learned = await asyncio.gather(*(service.wait_for_match(r.client_id, 1) for r in waiting))
+    rooms: dict[str, list[str]] = {}
+    for r in [*matched_now, *learned]:
+        if r.matched is not None:
+            rooms.setdefault(r.matched.room.room_id, []).append(r.participant_id)
+    assert all(len(members) == 2 for members in rooms.values())
+    assert len(rooms) == 20
+    still_waiting = [r for r in learned if r.matched is None]
+    assert len(still_waiting) == 1 and still_waiting[0].timed_out
+
+
+async def test_private_rooms_are_unlisted_and_need_their_invite(service: ChatService) -> None:
+    await service.join("secret-club", "Host", capacity=3, invite="open sesame")
+    await service.join("town-square", "Mayor", capacity=3)
+    assert [r.room_id for r in await service.rooms()] == ["town-square"]
+    for attempt in (None, "guess"):
+        with pytest.raises(ChatError) as refused:
+            await service.join("secret-club", "Snoop", invite=attempt)
+        assert refused.value.code is Code.INVITE_REQUIRED
+    guest = await service.join("secret-club", "Guest", invite="open sesame")
+    assert [m.participant.display_name for m in guest.members] == ["Host", "Guest"]
+
+
+async def test_presence_goes_present_away_gone_and_back(service: ChatService, clock: Clock) -> None:
+    alice = await service.join("r", "Alice")
+    bob = await service.join("r", "Bob")
+    await service.wait("r", alice.client_id, timeout=1)
+
+    def status_of(members: list[Member], name: str) -> Status:
+        return next(m.status for m in members if m.participant.display_name == name)
+
+    _, members = await service.members("r", alice.client_id)
+    assert status_of(members, "Bob") is Status.PRESENT
+    await service.heartbeat()
+    clock.now += 61
+    _, members = await service.members("r", alice.client_id)
+    assert (
+        status_of(members, "Bob") is Status.AWAY and status_of(members, "Alice") is Status.PRESENT
+    )
+
+    clock.now += 600  # Bob has been silent past gone_after; Alice kept calling
+    await service.members("r", alice.client_id)
+    await service.heartbeat()
+    told = await service.wait("r", alice.client_id, timeout=1)
+    assert [(m.kind, m.sender_name) for m in told.messages] == [(Kind.DISCONNECTED, "Bob")]
+    _, members = await service.members("r", alice.client_id)
+    assert status_of(members, "Bob") is Status.GONE
+
+    # Bob comes back with his client_id and carries on where he left off.
+    await service.send("r", alice.client_id, "missed you")
+    back = await service.wait("r", bob.client_id, timeout=1)
+    assert [m.text for m in back.messages][-1] == "missed you"
+    await service.heartbeat()
+    welcome = await service.wait("r", alice.client_id, timeout=1)
+    assert [(m.kind, m.sender_name) for m in welcome.messages] == [(Kind.RETURNED, "Bob")]
+
+
+async def test_a_closed_session_marks_its_participants_gone(service: ChatService) -> None:
+    alice = await service.join("r", "Alice")
+    session = Session()
+    token = current_session.set(session)
+    try:
+        bob = await service.join("r", "Bob")
+        await service.send("r", bob.client_id, "bye for now")
+    finally:
+        current_session.reset(token)
+    await service.wait("r", alice.client_id, timeout=1)
+    waiting = asyncio.create_task(service.wait("r", alice.client_id, timeout=30))
+    await blocked(service)
+    await service.disconnect(session)
+    told = await waiting
+    assert [(m.kind, m.sender_name) for m in told.messages] == [(Kind.DISCONNECTED, "Bob")]
+    # A queue entry whose client went away leaves the queue at once.
+    queued = Session()
+    token = current_session.set(queued)
+    try:
+        entry = await service.enter_queue("Fleeting")
+    finally:
+        current_session.reset(token)
+    await service.disconnect(queued)
+    with pytest.raises(ChatError):
+        await service.wait_for_match(entry.client_id, timeout=1)
