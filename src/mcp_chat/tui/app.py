@@ -21,6 +21,12 @@ Commands:
 Anything else is sent to the room."""
 
 
+def _who(member: dict[str, Any]) -> str:
+    """A member's name, with its presence unless simply present."""
+    presence = member.get("presence") or "present"
+    return str(member["display_name"]) + ("" if presence == "present" else f" ({presence})")
+
+
 class ChatApp(App[None]):
     """One person in one room. Talks to the server only through `ChatLink`."""
 
@@ -144,7 +150,7 @@ class ChatApp(App[None]):
         if not found["success"]:
             self.transcript.note(found["error"])
             return
-        names = ", ".join(m["display_name"] for m in found["members"])
+        names = ", ".join(_who(m) for m in found["members"])
         places = f"{len(found['members'])} of {found['capacity']} places"
         self.transcript.note(f"In room {found['room_id']} ({places}): {names}")
 

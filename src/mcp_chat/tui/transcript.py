@@ -12,7 +12,6 @@ from textual.containers import VerticalScroll
 from textual.widgets import Static
 
 _NAME_COLORS = ["cyan", "magenta", "green", "yellow", "blue", "red"]
-_EVENTS = {"joined": "joined the room", "left": "left the room"}
 
 
 def clock(timestamp: str) -> str:
@@ -27,9 +26,8 @@ def render(message: dict[str, Any], own: bool) -> Text:
     """One line. Message text goes in as plain text: markup in it is shown, never applied."""
     when = Text(clock(str(message.get("timestamp", ""))) + "  ", style="dim")
     sender = str(message.get("sender", "?"))
-    if message.get("system"):
-        event = _EVENTS.get(str(message.get("kind")), str(message.get("kind")))
-        return when + Text(f"— {sender} {event}", style="italic dim")
+    if message.get("system"):  # the server's own sentence: "Bob joined the room."
+        return when + Text(f"— {message.get('message', '')}", style="italic dim")
     color = "bold white" if own else f"bold {_NAME_COLORS[sum(map(ord, sender)) % 6]}"
     return when + Text(sender, style=color) + Text("  ") + Text(str(message.get("message", "")))
 

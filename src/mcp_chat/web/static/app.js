@@ -178,6 +178,8 @@ async function loadMembers() {
   list.replaceChildren();
   for (const member of found.members) {
     const li = document.createElement("li");
+    li.className = `presence-${member.presence || "present"}`;
+    li.title = member.presence || "present";
     const dot = document.createElement("span");
     dot.className = "avatar";
     dot.style.setProperty("--hue", hue(member.display_name));
@@ -216,9 +218,8 @@ function show(message) {
   li.dataset.seq = String(message.seq);
   const own = message.sender_id === session.participant_id;
   if (message.system) {
-    li.className = "event";
-    const verb = { joined: "joined", left: "left" }[message.kind] || message.kind;
-    li.textContent = `${message.sender} ${verb} · ${clock(message.timestamp)}`;
+    li.className = "event"; // the server's own sentence: "Bob joined the room."
+    li.textContent = `${message.message} · ${clock(message.timestamp)}`;
   } else {
     li.className = own ? "msg own" : "msg";
     if (!own) {
