@@ -86,6 +86,9 @@ def _parser() -> argparse.ArgumentParser:
     chat.add_argument("--room", default="lobby", help="room to join or create (default lobby)")
     chat.add_argument("--name", default=getpass.getuser(), help="your display name")
     chat.add_argument("--capacity", type=int, help="places in the room, if it is new")
+    chat.add_argument(
+        "--invite", help="a private room's invite (creating a room with one makes it private)"
+    )
     return parser
 
 
@@ -119,4 +122,4 @@ def _chat(args: argparse.Namespace, settings: Settings) -> None:
     from mcp_chat.tui.link import Seat, stdio_target
 
     target = args.url or stdio_target(settings.store)
-    ChatApp(Seat(target, args.room, args.name, args.capacity)).run()
+    ChatApp(Seat(target, args.room, args.name, args.capacity, args.invite)).run()

@@ -91,14 +91,18 @@ async def test_person_and_agent_chat_across_a_server_restart(db_url: str) -> Non
 
 @asynccontextmanager
 async def person_and_agent(
-    db_url: str, room: str
+    db_url: str, room: str, invite: str | None = None
 ) -> AsyncIterator[tuple[ChatApp, Pilot[None], Client, str]]:
     """A window with its own stdio server, and an agent with another, on one SQLite file."""
-    app = ChatApp(Seat(stdio_target(db_url), room, "Person"))
+    app = ChatApp(Seat(stdio_target(db_url), room, "Person", invite=invite))
     async with app.run_test() as pilot:
         await shown(app, f"You are in room {room} as Person")
         async with Client(stdio_params(db_url)) as agent:
-            yield app, pilot, agent, await join(agent, room, "Agent")
+            joined = await call(
+                agent, "join_room", room_id=room, display_name="Agent", invite=invite
+            )
+            assert joined["success"], joined
+            yield app, pilot, agent, joined["client_id"]
 
 
 async def test_a_client_with_its_own_stdio_server_chats_through_the_file(db_url: str) -> None:
@@ -118,7 +122,8 @@ async def test_a_client_with_its_own_stdio_server_chats_through_the_file(db_url:
 
 
 async def test_the_window_says_when_the_other_ends_the_chat(db_url: str) -> None:
-    async with person_and_agent(db_url, "pair") as (app, pilot, agent, agent_id):
+    # In a private room, which the window made with its invite.
+    async with person_and_agent(db_url, "pair", invite="sesame") as (app, pilot, agent, agent_id):
         await call(agent, "leave_chat", room_id="pair", client_id=agent_id)
         await shown(app, "Agent left the room")
         await shown(app, "The chat has ended")

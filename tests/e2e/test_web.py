@@ -139,6 +139,21 @@ async def test_a_page_reads_only_rooms_it_joined(
         await page.click("#join")
         await expect(page.locator("#room-name")).to_have_text("elsewhere")
         eve = await page.evaluate("JSON.parse(sessionStorage['mcp-chat.session']).client_id")
+        # A private room: not listed, and entered only with its invite.
+        await call(
+            agent, "join_room", room_id="hidden", display_name="Agent", invite="sesame", capacity=3
+        )
+        await page.click("#leave")
+        await expect(page.locator("#lobby")).to_be_visible()
+        await expect(page.locator("#rooms")).not_to_contain_text("hidden")
+        await page.fill("#room", "hidden")
+        await page.click("#join")
+        await expect(page.locator("#join-error")).to_contain_text("invite")
+        await page.fill("#invite", "sesame")
+        await page.click("#join")
+        await expect(page.locator("#members")).to_contain_text("Agent")
+        await page.click("#leave")
+        await expect(page.locator("#lobby")).to_be_visible()
         for path in ("messages", "members", "events"):
             peek = await page.request.get(
                 f"{http_server.base}/api/rooms/secret-room/{path}", headers={"X-Client-Id": eve}

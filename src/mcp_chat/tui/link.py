@@ -43,12 +43,14 @@ class _ConnectionLost(Exception):
 
 @dataclass(frozen=True, slots=True)
 class Seat:
-    """Where and as whom: the server, the room, the name, and the room's size if it is new."""
+    """Where and as whom: the server, the room, the name, and for a new room its size and
+    invite (which makes it private; a private room needs its invite to enter)."""
 
     target: Target
     room_id: str
     display_name: str
     capacity: int | None = None
+    invite: str | None = None
 
 
 @dataclass
@@ -159,6 +161,7 @@ class ChatLink:
                     "room_id": self.room_id,
                     "display_name": self.seat.display_name,
                     "capacity": self.seat.capacity,
+                    "invite": self.seat.invite,
                 },
             )
             if not joined["success"]:

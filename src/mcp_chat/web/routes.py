@@ -168,7 +168,10 @@ def add_web(server: FastMCP, chat: ChatService, streams: Streams | None = None) 
     async def join(request: Request) -> Response:
         body = await _body(request)
         joined = await chat.join(
-            body.get("room_id"), body.get("display_name", ""), body.get("capacity")
+            body.get("room_id"),
+            body.get("display_name", ""),
+            body.get("capacity"),
+            body.get("invite"),
         )
         return JSONResponse(
             {

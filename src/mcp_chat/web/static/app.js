@@ -114,6 +114,8 @@ async function join(event) {
   const body = { display_name: name, capacity: Number($("capacity").value) || undefined };
   const room = $("room").value.trim();
   if (room) body.room_id = room;
+  const invite = $("invite").value;
+  if (invite) body.invite = invite;
   $("join").disabled = true;
   try {
     session = null;
