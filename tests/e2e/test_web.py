@@ -154,6 +154,8 @@ async def test_a_page_reads_only_rooms_it_joined(
         await expect(page.locator("#members")).to_contain_text("Agent")
         await page.click("#leave")
         await expect(page.locator("#lobby")).to_be_visible()
+        stray = await page.request.get(f"{http_server.base}/static/routes.py")
+        assert stray.status == 404  # only the page's own files are served
         for path in ("messages", "members", "events"):
             peek = await page.request.get(
                 f"{http_server.base}/api/rooms/secret-room/{path}", headers={"X-Client-Id": eve}

@@ -144,20 +144,21 @@ def add_web(server: FastMCP, chat: ChatService, streams: Streams | None = None) 
 
         return register
 
+    # Read once: a fixed set of files, so no path from a request ever reaches the disk.
     static = files("mcp_chat.web") / "static"
+    contents = {name: (static / name).read_bytes() for name in _STATIC}
+
+    def serve(name: str) -> Response:
+        return Response(contents[name], media_type=_STATIC[name], headers=_HEADERS)
 
     @route("/", "GET")
     async def page(_: Request) -> Response:
-        return Response(
-            (static / "index.html").read_bytes(), media_type=_STATIC["index.html"], headers=_HEADERS
-        )
+        return serve("index.html")
 
     @route("/static/{name}", "GET")
     async def asset(request: Request) -> Response:
         name = request.path_params["name"]
-        if name not in _STATIC:  # a fixed list: no path from the request reaches the disk
-            return Response("Not found", status_code=404)
-        return Response((static / name).read_bytes(), media_type=_STATIC[name], headers=_HEADERS)
+        return serve(name) if name in contents else Response("Not found", status_code=404)
 
     @route("/api/rooms", "GET")
     async def rooms(_: Request) -> Response:
