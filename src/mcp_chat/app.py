@@ -6,27 +6,34 @@ import asyncio
 import contextlib
 import logging
 import signal
+import socket
 from collections.abc import Iterator
 
 import uvicorn
 from fastmcp import FastMCP
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from mcp_chat.auth import BearerTokens, load_tokens
+from mcp_chat.auth import GUARDED_PATHS, BearerTokens, RequireToken, load_tokens
 from mcp_chat.chat import ChatService
 from mcp_chat.config import Settings
 from mcp_chat.mcp.server import create_server
 from mcp_chat.metrics import CONTENT_TYPE, Metrics
 from mcp_chat.stores import open_store
+from mcp_chat.web.routes import Streams, add_web
 
 log = logging.getLogger(__name__)
 
 
-def build(settings: Settings, stdio: bool = False) -> tuple[ChatService, FastMCP]:
-    """The chat service and its MCP server, with /healthz, /readyz and /metrics. Over HTTP,
-    configured bearer tokens guard /mcp and /metrics; stdio needs none."""
+def build(
+    settings: Settings, stdio: bool = False, streams: Streams | None = None
+) -> tuple[ChatService, FastMCP]:
+    """The core and the server around it: MCP at /mcp, the page and its endpoints, /healthz,
+    /readyz and /metrics. Over HTTP, configured bearer tokens guard /mcp, the page's /api/
+    endpoints and /metrics (see `http_app`); stdio needs none. `streams` lets the caller end
+    the page's event streams when it stops."""
     chat = ChatService(
         open_store(settings.store),
         settings.limits(),
@@ -55,25 +62,22 @@ def build(settings: Settings, stdio: bool = False) -> tuple[ChatService, FastMCP
         return JSONResponse({"status": "unavailable"}, status_code=503)
 
     @server.custom_route("/metrics", methods=["GET"])
-    async def metrics_page(request: Request) -> Response:
-        # FastMCP's auth guards /mcp only; its middleware has checked the token of every
-        # request, so here it is enough to look at the verdict.
-        if tokens and not request.user.is_authenticated:
-            return JSONResponse(
-                {"error": "unauthorized", "error_description": "A valid bearer token is required."},
-                status_code=401,
-                headers={"WWW-Authenticate": "Bearer"},
-            )
+    async def metrics_page(_: Request) -> Response:
         return Response(await metrics.render(), media_type=CONTENT_TYPE)
 
+    add_web(server, chat, streams)
     return chat, server
 
 
 def http_app(settings: Settings, server: FastMCP) -> Starlette:
     """The ASGI app. Bound to a loopback address, it refuses requests whose Host or Origin
     header names another site (DNS rebinding); `allowed_hosts` adds names to accept."""
+    # FastMCP's auth guards /mcp only; its middleware checks the token of every request, and
+    # RequireToken refuses the other guarded paths a request whose token did not pass.
+    guard = [Middleware(RequireToken, paths=GUARDED_PATHS)] if server.auth else None
     return server.http_app(
         path="/mcp",
+        middleware=guard,
         host_origin_protection="auto",
         allowed_hosts=settings.allowed_hosts or None,
     )
@@ -87,9 +91,10 @@ class _Server(uvicorn.Server):
     uvicorn's own handlers re-raise the signal once it has stopped, so the process would end
     "killed by SIGTERM"; these handlers let a graceful stop exit with status 0."""
 
-    def __init__(self, config: uvicorn.Config, chat: ChatService) -> None:
+    def __init__(self, config: uvicorn.Config, chat: ChatService, streams: Streams) -> None:
         super().__init__(config)
         self.chat = chat
+        self.streams = streams
 
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
@@ -108,12 +113,18 @@ class _Server(uvicorn.Server):
         self.chat.stop_waits()
         self.handle_exit(sig, None)
 
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        # The page's event streams end now instead of being waited out; each page reconnects.
+        self.streams.close()
+        await super().shutdown(sockets)
+
 
 def serve_http(settings: Settings) -> None:
-    chat, server = build(settings)
+    streams = Streams()
+    chat, server = build(settings, streams=streams)
     app = http_app(settings, server)
     log.info(
-        "mcp-chat on http://%s:%d/mcp (store %s, auth %s)",
+        "mcp-chat on http://%s:%d/mcp, web page at / (store %s, auth %s)",
         settings.host,
         settings.port,
         settings.store,
@@ -130,7 +141,7 @@ def serve_http(settings: Settings) -> None:
         lifespan="on",
         timeout_graceful_shutdown=5,
     )
-    asyncio.run(_Server(config, chat).serve())
+    asyncio.run(_Server(config, chat, streams).serve())
 
 
 def serve_stdio(settings: Settings) -> None:

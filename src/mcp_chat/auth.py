@@ -7,6 +7,13 @@ import hmac
 from pathlib import Path
 
 from fastmcp.server.auth import AccessToken, TokenVerifier
+from starlette.authentication import BaseUser
+from starlette.responses import JSONResponse
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+GUARDED_PATHS = ("/api/", "/metrics")
+"""Besides /mcp (which FastMCP guards): the page's endpoints and the metrics. The page itself
+(/ and /static/) holds no data and stays open, so that it can ask for the token."""
 
 
 def load_tokens(token: str | None, token_file: Path | None) -> list[str]:
@@ -46,3 +53,28 @@ class BearerTokens(TokenVerifier):
             return None
         # The token itself is not kept on the request: nothing downstream can log it.
         return AccessToken(token="", client_id="bearer", scopes=[])
+
+
+class RequireToken:
+    """Refuses a request to one of `paths` unless FastMCP's authentication middleware, which
+    runs first, accepted its bearer token."""
+
+    def __init__(self, app: ASGIApp, paths: tuple[str, ...]) -> None:
+        self.app, self.paths = app, paths
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"].startswith(self.paths):
+            user = scope.get("user")
+            if not (isinstance(user, BaseUser) and user.is_authenticated):
+                refusal = JSONResponse(
+                    {
+                        "success": False,
+                        "error": "This server needs a token: send Authorization: Bearer <token>.",
+                        "code": "unauthorized",
+                    },
+                    status_code=401,
+                    headers={"WWW-Authenticate": "Bearer"},
+                )
+                await refusal(scope, receive, send)
+                return
+        await self.app(scope, receive, send)

@@ -122,3 +122,23 @@ async def test_requests_naming_another_host_or_origin_are_refused(
     # Our own clients, which name 127.0.0.1, are served.
     async with Client(http_server.url) as session:
         assert (await call(session, "list_rooms"))["success"]
+
+
+async def test_the_page_loads_but_its_endpoints_need_the_token(guarded: ServerProcess) -> None:
+    base = guarded.url.removesuffix("/mcp")
+    bearer = {"Authorization": f"Bearer {TOKEN}"}
+    async with httpx2.AsyncClient(base_url=base) as http:
+        assert (await http.get("/")).status_code == 200
+        assert (await http.get("/static/app.js")).status_code == 200
+        refused = await http.get("/api/rooms")
+        assert refused.status_code == 401
+        # Not unknown_client: the page asks for a token on this one.
+        assert refused.json()["code"] == "unauthorized"
+        joining = await http.post("/api/join", json={"room_id": "web", "display_name": "Ada"})
+        assert joining.status_code == 401
+        joined = await http.post(
+            "/api/join", json={"room_id": "web", "display_name": "Ada"}, headers=bearer
+        )
+        assert joined.status_code == 200
+        listed = await http.get("/api/rooms", headers=bearer)
+        assert [r["room_id"] for r in listed.json()["rooms"]] == ["web"]
