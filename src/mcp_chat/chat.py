@@ -15,7 +15,7 @@ from mcp_chat import credentials, errors, matching, messages, names, rooms
 from mcp_chat.matching import MatchPolicy
 from mcp_chat.presence import PresencePolicy, Session, Status, Tracker, status
 from mcp_chat.signals import RoomSignals
-from mcp_chat.stores.base import Store
+from mcp_chat.stores.base import EVERYTHING, Store
 from mcp_chat.types import Kind, Matched, Message, Participant, QueueEntry, Room, RoomSummary
 
 log = logging.getLogger(__name__)
@@ -126,9 +126,15 @@ class ChatService:
         """Open the store. Several owners may start one service; the last `close` closes it."""
         async with self._start_lock:
             if self._users == 0:
-                await self.store.start(self.signals.notify)
+                await self.store.start(self._changed_elsewhere)
                 self._heartbeat_task = asyncio.create_task(self._heartbeats())
             self._users += 1
+
+    def _changed_elsewhere(self, key: str) -> None:
+        if key == EVERYTHING:
+            self.signals.notify_all()
+        else:
+            self.signals.notify(key)
 
     async def close(self) -> None:
         async with self._start_lock:

@@ -21,7 +21,10 @@ from mcp_chat.types import (
 )
 
 ChangeListener = Callable[[str], None]
-"""Called with a room id when another process changed that room."""
+"""Called with a room id (or `queue:<entry id>`) when another process changed it, or with
+`EVERYTHING` when changes may have been missed (a lost connection to a shared store)."""
+
+EVERYTHING = "*"
 
 
 class Store(ABC):
