@@ -12,6 +12,7 @@ from starlette.responses import JSONResponse, Response
 
 from mcp_chat.chat import ChatService
 from mcp_chat.config import Settings
+from mcp_chat.credentials import redact_url
 from mcp_chat.mcp.server import create_server
 from mcp_chat.stores import open_store
 
@@ -38,7 +39,10 @@ def serve_http(settings: Settings) -> None:
     _, server = build(settings)
     app = server.http_app(path="/mcp")
     log.info(
-        "mcp-chat on http://%s:%d/mcp (store %s)", settings.host, settings.port, settings.store
+        "mcp-chat on http://%s:%d/mcp (store %s)",
+        settings.host,
+        settings.port,
+        redact_url(settings.store),
     )
     config = uvicorn.Config(
         app,
