@@ -23,15 +23,19 @@ REDIS = "redis://127.0.0.1:6379/0"
 """The shared test Redis (`.ci/run` starts it). Each test keeps to its own key prefix."""
 
 
-@pytest.fixture
-def redis_url() -> Iterator[str]:
-    """A store URL on the test Redis with a fresh key prefix, whose keys go when the test ends."""
+def prefixed_redis_url() -> Iterator[str]:
+    """A store URL on the test Redis with a fresh key prefix; its keys go when this ends."""
     prefix = f"test-{secrets.token_hex(6)}"
     yield f"{REDIS}?prefix={prefix}"
     with redis.Redis.from_url(REDIS) as client:
         keys = list(client.scan_iter(match=f"{prefix}:*", count=1000))
         if keys:
             client.delete(*keys)
+
+
+@pytest.fixture
+def redis_url() -> Iterator[str]:
+    yield from prefixed_redis_url()
 
 
 @pytest.fixture(params=["memory", "sqlite", "redis"])

@@ -494,6 +494,8 @@ class ChatService:
             await asyncio.sleep(self.presence.heartbeat)
             try:
                 await self.heartbeat()
+            except errors.ChatError as exc:
+                log.warning("heartbeat failed (%s); will try again", exc.code.value)
             except Exception:
                 log.exception("heartbeat failed; will try again")
 

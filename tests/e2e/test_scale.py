@@ -11,30 +11,20 @@ from typing import Any
 
 import httpx2
 import pytest
-import redis
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPError
 
-from tests.conftest import REDIS
+from tests.conftest import prefixed_redis_url
 from tests.e2e.conftest import MODES, ServerProcess
 from tests.e2e.helpers import call, join, texts
 
 pytestmark = pytest.mark.anyio
 
 
-def _unique_redis_url() -> Iterator[str]:
-    prefix = f"test-{secrets.token_hex(6)}"
-    yield f"{REDIS}?prefix={prefix}"
-    with redis.Redis.from_url(REDIS) as client:
-        keys = list(client.scan_iter(match=f"{prefix}:*", count=1000))
-        if keys:
-            client.delete(*keys)
-
-
 @pytest.fixture(scope="module")
 def shared_url() -> Iterator[str]:
-    yield from _unique_redis_url()
+    yield from prefixed_redis_url()
 
 
 @pytest.fixture(scope="module")
@@ -255,7 +245,7 @@ async def test_queue_entries_on_different_instances_pair_exactly_once(
 
 
 async def test_clients_of_a_killed_instance_carry_on_through_the_other() -> None:
-    for url in _unique_redis_url():
+    for url in prefixed_redis_url():
         a, b = ServerProcess(url), ServerProcess(url)
         try:
             r = room()

@@ -200,11 +200,7 @@ class MemoryStore(Store):
         partner = matching.pick_partner(entry, self._waiting(), now, policy)
         if partner is None:
             return None
-        # The one who waited longer is the 'first' of the pair.
-        older, newer = (
-            (partner, entry) if partner.entered_at <= entry.entered_at else (entry, partner)
-        )
-        return self._pair(older, newer, now)
+        return self._pair(*matching.by_arrival(partner, entry), now)
 
     async def queue_entry(self, secret_hash: str) -> QueueEntry | None:
         entry_id = self._queue_by_secret.get(secret_hash)

@@ -247,16 +247,19 @@ def _message(room_id: str, seq: int | float | str, payload: str) -> Message:
     )
 
 
-def _room_fields(room: Room) -> dict[EncodableT, EncodableT]:
-    fields: dict[EncodableT, EncodableT] = {
-        "room_id": room.room_id,
-        "capacity": room.capacity,
-        "created_at": room.created_at,
-        "last_seq": room.last_seq,
-        "ended": int(room.ended),
-    }
-    if room.invite_hash is not None:
-        fields["invite_hash"] = room.invite_hash
+def _fields(record: Room | Participant | QueueEntry) -> dict[EncodableT, EncodableT]:
+    """A record as a Redis hash: None left out, flags as 0/1, floats exact, tuples as JSON."""
+    fields: dict[EncodableT, EncodableT] = {}
+    for name, value in dataclasses.asdict(record).items():
+        if value is None:
+            continue
+        if isinstance(value, bool):
+            value = int(value)
+        elif isinstance(value, float):
+            value = repr(value)
+        elif isinstance(value, tuple):
+            value = json.dumps(list(value))
+        fields[name] = value
     return fields
 
 
@@ -271,20 +274,6 @@ def _room(fields: Mapping[str, str]) -> Room:
     )
 
 
-def _participant_fields(p: Participant) -> dict[EncodableT, EncodableT]:
-    return {
-        "participant_id": p.participant_id,
-        "room_id": p.room_id,
-        "display_name": p.display_name,
-        "secret_hash": p.secret_hash,
-        "cursor": p.cursor,
-        "joined_at": p.joined_at,
-        "left": int(p.left),
-        "last_seen": repr(p.last_seen),
-        "gone": int(p.gone),
-    }
-
-
 def _participant(fields: Mapping[str, str]) -> Participant:
     return Participant(
         participant_id=fields["participant_id"],
@@ -297,20 +286,6 @@ def _participant(fields: Mapping[str, str]) -> Participant:
         last_seen=float(fields["last_seen"]),
         gone=fields["gone"] == "1",
     )
-
-
-def _entry_fields(e: QueueEntry) -> dict[EncodableT, EncodableT]:
-    fields: dict[EncodableT, EncodableT] = {
-        "entry_id": e.entry_id,
-        "secret_hash": e.secret_hash,
-        "display_name": e.display_name,
-        "interests": json.dumps(list(e.interests)),
-        "entered_at": repr(e.entered_at),
-        "last_seen": repr(e.last_seen),
-    }
-    if e.room_id is not None:
-        fields["room_id"] = e.room_id
-    return fields
 
 
 def _entry(fields: Mapping[str, str]) -> QueueEntry:
@@ -522,7 +497,7 @@ class RedisStore(Store):
 
     def _add_room(self, pipe: Pipeline, room: Room) -> None:
         key, *_ = self._room_keys(room.room_id)
-        pipe.hset(key, mapping=_room_fields(room))
+        pipe.hset(key, mapping=_fields(room))
         if not room.private:
             pipe.zadd(self._key("rooms"), {room.room_id: _created_score(room.created_at)})
 
@@ -534,7 +509,7 @@ class RedisStore(Store):
 
     def _add_participant(self, pipe: Pipeline, p: Participant, order: int) -> None:
         _, _, members, _ = self._room_keys(p.room_id)
-        pipe.hset(self._key("p", p.participant_id), mapping=_participant_fields(p))
+        pipe.hset(self._key("p", p.participant_id), mapping=_fields(p))
         pipe.hset(self._key("secrets"), p.secret_hash, p.participant_id)
         pipe.zadd(members, {p.participant_id: order})
         pipe.zadd(self._key("present"), {p.participant_id: p.last_seen})
@@ -744,7 +719,7 @@ class RedisStore(Store):
             self._add_participant(pipe, member, message.seq)
         for entry in (waited, seeker):
             matched_entry = dataclasses.replace(entry, room_id=room.room_id)
-            pipe.hset(self._key("q", entry.entry_id), mapping=_entry_fields(matched_entry))
+            pipe.hset(self._key("q", entry.entry_id), mapping=_fields(matched_entry))
             pipe.hset(self._key("qsecrets"), entry.secret_hash, entry.entry_id)
             pipe.zrem(self._key("queue"), entry.entry_id)
             pipe.publish(self.channel, self._notice(f"queue:{entry.entry_id}"))
@@ -756,7 +731,7 @@ class RedisStore(Store):
             partner = matching.pick_partner(entry, await self._waiting(), now, policy)
             _begin(pipe)
             if partner is None:
-                pipe.hset(self._key("q", entry.entry_id), mapping=_entry_fields(entry))
+                pipe.hset(self._key("q", entry.entry_id), mapping=_fields(entry))
                 pipe.hset(self._key("qsecrets"), entry.secret_hash, entry.entry_id)
                 pipe.zadd(self._key("queue"), {entry.entry_id: entry.entered_at})
                 matched = None
@@ -777,11 +752,7 @@ class RedisStore(Store):
             if partner is None:
                 return None
             _begin(pipe)
-            # The one who waited longer is the 'first' of the pair.
-            if partner.entered_at <= entry.entered_at:
-                matched = self._pair(pipe, partner, entry, now)
-            else:
-                matched = self._pair(pipe, entry, partner, now)
+            matched = self._pair(pipe, *matching.by_arrival(partner, entry), now)
             await pipe.execute()
             return matched
 

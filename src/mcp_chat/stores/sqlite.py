@@ -519,9 +519,7 @@ class SQLiteStore(Store):
                 partner = matching.pick_partner(entry, self._waiting(), now, policy)
                 if partner is None:
                     return None
-                if partner.entered_at <= entry.entered_at:
-                    return self._pair(partner, entry, now)
-                return self._pair(entry, partner, now)
+                return self._pair(*matching.by_arrival(partner, entry), now)
 
         matched = await self._run(run)
         self._pair_notices(matched)
