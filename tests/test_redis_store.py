@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+import logging
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
@@ -13,7 +14,7 @@ from mcp_chat.errors import ChatError, Code
 from mcp_chat.stores import open_store
 from mcp_chat.stores.base import EVERYTHING
 from mcp_chat.stores.redis import DEFAULT_PREFIX, RedisStore, parse_url
-from tests.conftest import REDIS, blocked
+from tests.conftest import REDIS, blocked, prefixed_redis_url
 from tests.test_stores import enter, text
 
 pytestmark = pytest.mark.anyio
@@ -30,8 +31,15 @@ def test_the_prefix_comes_from_the_url_and_the_rest_goes_to_redis() -> None:
             parse_url(f"redis://h:1/0?prefix={bad}")
 
 
-async def test_deployments_with_different_prefixes_do_not_see_each_other(redis_url: str) -> None:
-    first, second = open_store(redis_url), open_store(redis_url.replace("?prefix=", "?prefix=b-"))
+@pytest.fixture
+def other_redis_url() -> Iterator[str]:
+    yield from prefixed_redis_url()
+
+
+async def test_deployments_with_different_prefixes_do_not_see_each_other(
+    redis_url: str, other_redis_url: str
+) -> None:
+    first, second = open_store(redis_url), open_store(other_redis_url)
     for s in (first, second):
         await s.start(lambda _: None)
     try:
@@ -89,6 +97,8 @@ class Proxy:
         self.port = 0
         self._server: asyncio.Server | None = None
         self._links: set[asyncio.StreamWriter] = set()
+        self.flowing = asyncio.Event()
+        self.flowing.set()
 
     async def open(self) -> None:
         host, port = "127.0.0.1", int(REDIS.rsplit(":", 1)[1].split("/")[0])
@@ -104,6 +114,7 @@ class Proxy:
             async def pump(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
                 with contextlib.suppress(OSError):
                     while data := await src.read(65536):
+                        await self.flowing.wait()
                         dst.write(data)
                         await dst.drain()
                 dst.close()
@@ -183,4 +194,33 @@ async def test_a_store_started_while_redis_is_down_serves_once_it_is_up(
         await proxy.open()
         assert await store.rooms(10) == []
     finally:
+        await store.close()
+
+
+async def test_a_subscription_that_goes_silent_is_replaced(redis_url: str, proxy: Proxy) -> None:
+    """A connection that stays open but carries nothing (a peer gone without a word) is
+    found out by a ping that gets no answer, and replaced."""
+    changed: asyncio.Queue[str] = asyncio.Queue()
+    store = RedisStore(redis_url.replace("6379", str(proxy.port)))
+    store.ping_after = 0.2
+    noticed = asyncio.Event()
+
+    class Watch(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            if "notices lost" in record.getMessage():
+                noticed.set()
+
+    watch = Watch()
+    logging.getLogger("mcp_chat.stores.redis").addHandler(watch)
+    await store.start(changed.put_nowait)
+    try:
+        proxy.flowing.clear()  # bytes are held, connections stay open
+        async with asyncio.timeout(30):
+            await noticed.wait()
+        assert changed.empty()
+        proxy.flowing.set()
+        async with asyncio.timeout(30):
+            assert await changed.get() == EVERYTHING
+    finally:
+        logging.getLogger("mcp_chat.stores.redis").removeHandler(watch)
         await store.close()

@@ -70,6 +70,8 @@ _MAX_ATTEMPTS = 100
 """Optimistic transactions start again when another instance got there first; this many
 losses in a row means something is wrong, and the caller gets a retryable error."""
 _ROOM_CACHE_SIZE = 100_000
+_PING_AFTER = 15.0
+"""Seconds of quiet after which the change subscription checks that Redis still answers."""
 _UNAVAILABLE = (rex.ConnectionError, rex.TimeoutError, rex.ReadOnlyError, OSError)
 
 # -- Lua ------------------------------------------------------------------------------------
@@ -362,6 +364,7 @@ class RedisStore(Store):
         self._room_of: dict[str, str] = {}  # participant id -> room id; never changes
         self._listener: asyncio.Task[None] | None = None
         self.channel = self._key("changes")
+        self.ping_after = _PING_AFTER
 
     # -- keys and plumbing -------------------------------------------------------------------
 
@@ -441,7 +444,8 @@ class RedisStore(Store):
         self._listener = asyncio.create_task(self._listen(subscriber, pubsub, on_change))
 
     async def _subscribe(self, subscriber: aioredis.Redis) -> PubSub:
-        pubsub = subscriber.pubsub(ignore_subscribe_messages=True)
+        # Every reply is seen (not only messages), so that a reply to a ping shows life.
+        pubsub = subscriber.pubsub(ignore_subscribe_messages=False)
         try:
             await pubsub.subscribe(self.channel)
         except BaseException:
@@ -454,7 +458,9 @@ class RedisStore(Store):
     ) -> None:
         """One subscription for the whole process. After an outage it wakes every local wait:
         a notice published while it was away is lost, so they all re-read the store."""
-        delay = 0.05
+        loop = asyncio.get_running_loop()
+        delay = first_delay = 0.05
+        since = loop.time()
         try:
             while True:
                 try:
@@ -462,16 +468,13 @@ class RedisStore(Store):
                         pubsub = await self._subscribe(subscriber)
                         log.info("Redis change notices: subscribed again")
                         on_change(EVERYTHING)
-                    delay = 0.05
-                    while True:
-                        notice = await pubsub.get_message(timeout=None)
-                        if notice is None or notice.get("type") != "message":
-                            continue
-                        origin, _, key = str(notice["data"]).partition(" ")
-                        if origin != self._origin:
-                            on_change(key)
-                except _UNAVAILABLE as exc:
-                    log.warning("Redis change notices lost (%s); reconnecting", type(exc).__name__)
+                    since = loop.time()
+                    await self._relay(pubsub, on_change)
+                except Exception as exc:
+                    if loop.time() - since > self.ping_after:
+                        delay = first_delay  # it had been up a while: a new outage
+                    if delay == first_delay:  # once per outage, not once per attempt
+                        log.warning("Redis change notices lost (%s); reconnecting", exc)
                     if pubsub is not None:
                         with contextlib.suppress(Exception):
                             await _close(pubsub)
@@ -484,6 +487,25 @@ class RedisStore(Store):
                     await _close(pubsub)
             with contextlib.suppress(Exception):
                 await subscriber.aclose()
+
+    async def _relay(self, pubsub: PubSub, on_change: ChangeListener) -> None:
+        """Hand each notice from another process to `on_change`. A quiet connection is pinged:
+        one that stays silent after a ping is taken as lost (a peer gone without a word)."""
+        pinged = False
+        while True:
+            notice = await pubsub.get_message(timeout=self.ping_after)
+            if notice is None:
+                if pinged:
+                    raise rex.ConnectionError(f"no answer to a ping in {self.ping_after:g} s")
+                await pubsub.ping()
+                pinged = True
+                continue
+            pinged = False
+            if notice.get("type") != "message":
+                continue
+            origin, _, key = str(notice["data"]).partition(" ")
+            if origin != self._origin:
+                on_change(key)
 
     async def close(self) -> None:
         if self._listener is not None:
