@@ -339,6 +339,12 @@ def _guard() -> Iterator[None]:
     """Redis being down, restarting or read-only becomes a clear, retryable ChatError."""
     try:
         yield
+    except rex.AuthenticationError as exc:
+        raise errors.ChatError(
+            errors.Code.STORE_UNAVAILABLE,
+            "The message store (Redis) refused this server's credentials; nothing was changed. "
+            "The server's operator must fix the store URL; retrying will not help until then.",
+        ) from exc
     except _UNAVAILABLE as exc:
         raise _unavailable(exc) from exc
 
