@@ -227,6 +227,7 @@ class MemoryStore(Store):
         self._participants[participant.participant_id] = dataclasses.replace(participant, gone=gone)
         return message
 
+    # The same conditions for presence events are written in Lua in redis.py (_APPEND).
     def _in_open_room(self, participant: Participant) -> bool:
         return not participant.left and not self._rooms[participant.room_id].room.ended
 

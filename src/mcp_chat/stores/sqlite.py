@@ -368,6 +368,7 @@ class SQLiteStore(Store):
                     " AND sender_id != ? ORDER BY seq LIMIT ?",
                     (room.room_id, start, participant_id, limit + 1),
                 ).fetchall()
+                # Where the read position ends up is written in Lua too, in redis.py (_CLAIM).
                 has_more = len(rows) > limit
                 messages = [_message(r) for r in rows[:limit]]
                 cursor = messages[-1].seq if has_more else room.last_seq
