@@ -28,6 +28,7 @@ import contextlib
 import dataclasses
 import json
 import logging
+import random
 import re
 import secrets
 from collections.abc import Awaitable, Callable, Collection, Iterable, Iterator, Mapping
@@ -390,13 +391,16 @@ class RedisStore(Store):
         If another client changed a watched key meanwhile, the write is dropped and it runs
         again on fresh data."""
         with _guard():
-            for _ in range(_MAX_ATTEMPTS):
+            for attempt in range(_MAX_ATTEMPTS):
                 async with self._redis.pipeline(transaction=True) as pipe:
                     try:
                         await pipe.watch(*keys)
                         return await body(pipe)
                     except rex.WatchError:
-                        continue
+                        pass
+                # Lost a race: step back a random moment, so that many racers do not all
+                # collide again on the next round.
+                await asyncio.sleep(random.uniform(0, 0.001 * min(attempt + 1, 10)))
             raise _unavailable(RuntimeError("too much contention"))
 
     async def _participant_room(self, participant_id: str) -> str:
