@@ -836,13 +836,22 @@ class RedisStore(Store):
         return Message.from_draft(participant.room_id, int(rest[0]), draft)
 
     async def touch(self, seen: Mapping[str, float]) -> list[Message]:
+        # One round trip for the whole heartbeat: each script in the pipeline is atomic alone.
+        with _guard():
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for some_id, when in seen.items():
+                    await self._touch(
+                        keys=[
+                            self._key("p", some_id),
+                            self._key("q", some_id),
+                            self._key("present"),
+                        ],
+                        args=[repr(when), some_id],
+                        client=pipe,
+                    )
+                flags = await pipe.execute()
         events: list[Message] = []
-        for some_id, when in seen.items():
-            with _guard():
-                gone = await self._touch(
-                    keys=[self._key("p", some_id), self._key("q", some_id), self._key("present")],
-                    args=[repr(when), some_id],
-                )
+        for some_id, gone in zip(seen, flags, strict=True):
             if gone == "1" and (event := await self._mark(some_id, Kind.RETURNED)):
                 events.append(event)
         return events
