@@ -211,3 +211,29 @@ async def test_the_last_sqlite_process_out_removes_its_wakeup_directory(tmp_path
     assert rendezvous_dir(db).is_dir()  # the second process still listens there
     await second.close()
     assert not rendezvous_dir(db).exists()
+
+
+async def test_sqlite_undoes_a_failed_operation_alone_within_a_batch(tmp_path: Path) -> None:
+    """Concurrent operations share one transaction; one that fails halfway (here: a duplicate
+    participant, refused after its 'joined' message was written) leaves no trace, and the
+    others are committed."""
+    store = open_store(f"sqlite:///{tmp_path / 'batch.db'}")
+    await store.start(lambda _: None)
+    try:
+        a = await enter(store, "r", "A", capacity=5)
+        twice = person("r", "Twice")
+        event = messages.event_draft(Kind.JOINED, twice)
+        outcomes = await asyncio.gather(
+            *(store.append(a.participant_id, text(a, f"m{i}")) for i in range(10)),
+            store.join("r", 5, twice, event),
+            store.join("r", 5, twice, event),
+            *(store.append(a.participant_id, text(a, f"n{i}")) for i in range(10)),
+            return_exceptions=True,
+        )
+        failures = [o for o in outcomes if isinstance(o, BaseException)]
+        assert len(failures) == 1
+        log = await store.history("r", after=0, before=None, limit=100)
+        assert [m.seq for m in log] == list(range(1, 23))
+        assert sum(m.kind is Kind.JOINED and m.sender_name == "Twice" for m in log) == 1
+    finally:
+        await store.close()

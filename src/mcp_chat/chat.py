@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import hmac
 import logging
 import math
 import time
@@ -350,6 +351,36 @@ class ChatService:
 
     async def rooms(self) -> list[RoomSummary]:
         return await self.store.rooms(limit=100)
+
+    async def unread(self, room_id: str, client_id: str) -> int:
+        """How many messages from others wait past this participant's read position."""
+        identity = await self._identify(room_id, client_id)
+        return await self.store.unread(identity.participant_id)
+
+    # -- reading rooms by key (MCP resources) ---------------------------------------------------
+
+    async def check_reader(self, room_id: str, key: str) -> Room:
+        """The room, if `key` is the read key of one of its current members."""
+        names.check_room_id(room_id)
+        room = await self.store.room(room_id)
+        members = await self.store.members(room_id) if room is not None else []
+        # Compare with every member, in constant time each, so timing tells nothing.
+        found = False
+        for p in members:
+            found |= hmac.compare_digest(credentials.read_key(p.secret_hash), key)
+        if room is None or not found:
+            raise errors.ChatError(
+                errors.Code.NOT_IN_ROOM,
+                f"That key does not open room '{room_id}'. Use the resource URIs that join_room "
+                "or enter_queue gave you; they work while you are in the room.",
+            )
+        return room
+
+    async def transcript(self, room_id: str) -> list[Message]:
+        return await self.store.history(room_id, None, None, self.limits.history_page)
+
+    async def room_members(self, room_id: str) -> list[Member]:
+        return self._presence_of(await self.store.members(room_id))
 
     async def _check_present(self, identity: _Identity) -> None:
         # unread() raises for a participant who has left; it is the cheapest such check.

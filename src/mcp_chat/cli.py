@@ -1,8 +1,9 @@
-"""The `mcp-chat` command: `serve` (streamable HTTP) and `stdio`."""
+"""The `mcp-chat` command: `serve` (streamable HTTP and the web page), `stdio`, and `chat`."""
 
 from __future__ import annotations
 
 import argparse
+import getpass
 import os
 from collections.abc import Sequence
 
@@ -20,8 +21,10 @@ from mcp_chat.logs import setup_logging
 DESCRIPTION = """\
 mcp-chat: a chat server for AI assistants and people, over the Model Context Protocol.
 
-  mcp-chat serve    streamable HTTP at http://HOST:PORT/mcp (default 127.0.0.1:8000)
+  mcp-chat serve    streamable HTTP at http://HOST:PORT/mcp (default 127.0.0.1:8000),
+                    and a web page for people at http://HOST:PORT/
   mcp-chat stdio    speak MCP on stdin/stdout (let an MCP client start it)
+  mcp-chat chat     chat in a room from this terminal
 
 The store is chosen by URL (--store or MCP_CHAT_STORE):
   sqlite:///path/to/file.db   durable; several processes may share one file (default:
@@ -56,8 +59,11 @@ def _parser() -> argparse.ArgumentParser:
 
     serve = commands.add_parser(
         "serve",
-        help="serve MCP over streamable HTTP at /mcp",
-        description="Serve MCP over streamable HTTP at http://HOST:PORT/mcp.",
+        help="serve MCP over streamable HTTP at /mcp, and the web page at /",
+        description=(
+            "Serve MCP over streamable HTTP at http://HOST:PORT/mcp, and the chat page for "
+            "people at http://HOST:PORT/."
+        ),
     )
     common(serve)
     serve.add_argument("--host", help="address to bind (env MCP_CHAT_HOST, default 127.0.0.1)")
@@ -68,6 +74,23 @@ def _parser() -> argparse.ArgumentParser:
         description="Speak MCP on stdin/stdout, for MCP clients that start the server.",
     )
     common(stdio)
+    chat = commands.add_parser(
+        "chat",
+        help="chat in a room from this terminal",
+        description=(
+            "Chat in a room from this terminal. Connects to a running server (--url), or "
+            "starts its own stdio server on a store (--store, default the SQLite file)."
+        ),
+    )
+    where = chat.add_mutually_exclusive_group()
+    where.add_argument("--url", help="a server's MCP endpoint, e.g. http://127.0.0.1:8000/mcp")
+    where.add_argument("--store", help="store URL for a server of its own (env MCP_CHAT_STORE)")
+    chat.add_argument("--room", default="lobby", help="room to join or create (default lobby)")
+    chat.add_argument("--name", default=getpass.getuser(), help="your display name")
+    chat.add_argument("--capacity", type=int, help="places in the room, if it is new")
+    chat.add_argument(
+        "--invite", help="a private room's invite (creating a room with one makes it private)"
+    )
     return parser
 
 
@@ -83,6 +106,9 @@ def settings_from(args: argparse.Namespace) -> Settings:
 def main(argv: Sequence[str] | None = None) -> None:
     args = _parser().parse_args(argv)
     settings = settings_from(args)
+    if args.command == "chat":
+        _chat(args, settings)
+        return
     setup_logging(settings.log_level)
     from mcp_chat import app
 
@@ -90,3 +116,12 @@ def main(argv: Sequence[str] | None = None) -> None:
         app.serve_http(settings)
     else:
         app.serve_stdio(settings)
+
+
+def _chat(args: argparse.Namespace, settings: Settings) -> None:
+    # No log handler here: lines on stderr would scribble over the window.
+    from mcp_chat.tui.app import ChatApp
+    from mcp_chat.tui.link import Seat, stdio_target
+
+    target = args.url or stdio_target(settings.store)
+    ChatApp(Seat(target, args.room, args.name, args.capacity, args.invite)).run()

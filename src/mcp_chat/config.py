@@ -33,6 +33,7 @@ class Settings(BaseSettings):
     heartbeat: float = Field(default=5.0, gt=0)
     away_after: float = Field(default=60.0, gt=0)
     gone_after: float = Field(default=600.0, gt=0)
+    keepalive: float = Field(default=10.0, ge=0)
 
     @model_validator(mode="after")
     def _heartbeat_fits(self) -> Settings:

@@ -44,3 +44,12 @@ def redact_url(url: str) -> str:
     user = parts.username or ""
     host = parts.netloc.rpartition("@")[2]
     return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
+
+
+_READ_PREFIX = "mcr_"
+
+
+def read_key(secret_hash: str) -> str:
+    """A participant's key for reading its room as MCP resources. It can read, not post, and
+    is derived from the stored hash, so the server needs no extra state to check it."""
+    return _READ_PREFIX + hashlib.sha256(f"read:{secret_hash}".encode()).hexdigest()[:32]

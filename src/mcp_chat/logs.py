@@ -1,4 +1,5 @@
-"""Log setup: plain lines on stderr, with any client_id cut short before it is written."""
+"""Log setup: plain lines on stderr, with client ids and read keys cut short before they are
+written."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import logging
 import re
 import sys
 
-_SECRET = re.compile(r"(mcc_[A-Za-z0-9_-]{4})[A-Za-z0-9_-]+")
+_SECRET = re.compile(r"((?:mcc|mcr)_[A-Za-z0-9_-]{4})[A-Za-z0-9_-]+")
 
 
 class RedactSecrets(logging.Filter):
@@ -14,7 +15,7 @@ class RedactSecrets(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         text = record.getMessage()
-        if "mcc_" in text:
+        if "mcc_" in text or "mcr_" in text:
             record.msg, record.args = _SECRET.sub(r"\1…", text), None
         return True
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 
 class RoomSignals:
@@ -12,6 +13,11 @@ class RoomSignals:
     def __init__(self) -> None:
         self._events: dict[str, asyncio.Event] = {}
         self._watchers: dict[str, int] = {}
+        self._listeners: list[Callable[[str], None]] = []
+
+    def add_listener(self, listener: Callable[[str], None]) -> None:
+        """Also tell `listener` of every change (it must not block or raise)."""
+        self._listeners.append(listener)
 
     def watch(self, room_id: str) -> asyncio.Event:
         event = self._events.get(room_id)
@@ -23,6 +29,8 @@ class RoomSignals:
         event = self._events.pop(room_id, None)
         if event is not None:
             event.set()
+        for listener in self._listeners:
+            listener(room_id)
 
     def notify_all(self) -> None:
         events, self._events = self._events, {}

@@ -21,9 +21,16 @@ MODES = ["legacy", "2026-07-28"]
 
 
 class ServerProcess:
-    """`mcp-chat serve` on 127.0.0.1 and a port the OS picks; its stderr is kept."""
+    """`mcp-chat serve` on 127.0.0.1 and a port the OS picks (or `port`, e.g. an
+    earlier server's, to come back where it was); its stderr is kept."""
 
-    def __init__(self, store_url: str, *extra: str) -> None:
+    def __init__(
+        self,
+        store_url: str,
+        *extra: str,
+        env: dict[str, str] | None = None,
+        port: int = 0,
+    ) -> None:
         self.proc = subprocess.Popen(
             [
                 sys.executable,
@@ -31,7 +38,7 @@ class ServerProcess:
                 "mcp_chat",
                 "serve",
                 "--port",
-                "0",
+                str(port),
                 "--store",
                 store_url,
                 *extra,
@@ -39,6 +46,7 @@ class ServerProcess:
             stderr=subprocess.PIPE,
             stdout=subprocess.DEVNULL,
             text=True,
+            env={**os.environ, **(env or {})},
         )
         self.url = ""
         self.lines: list[str] = []
@@ -49,7 +57,9 @@ class ServerProcess:
         if not self._ready.wait(timeout=30) or self._port is None:
             self.kill()
             raise RuntimeError("server did not start:\n" + "".join(self.lines))
-        self.url = f"http://127.0.0.1:{self._port}/mcp"
+        self.port: int = self._port
+        self.base: str = f"http://127.0.0.1:{self._port}"
+        self.url = f"{self.base}/mcp"
 
     def _read(self) -> None:
         assert self.proc.stderr is not None

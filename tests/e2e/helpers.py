@@ -24,3 +24,14 @@ async def join(client: Client, room_id: str, name: str) -> str:
 
 def texts(result: dict[str, Any]) -> list[str]:
     return [m["message"] for m in result["messages"] if not m["system"]]
+
+
+async def hear(client: Client, room_id: str, client_id: str, wanted: str) -> dict[str, Any]:
+    """Wait (as `client_id`) until a message with the wanted text arrives; that result."""
+    while True:
+        got = await call(
+            client, "wait_for_message", room_id=room_id, client_id=client_id, timeout=30
+        )
+        assert got["success"], got
+        if wanted in texts(got):
+            return got

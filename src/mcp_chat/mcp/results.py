@@ -3,15 +3,27 @@ validate against the tool's declared output schema."""
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict, SerializerFunctionWrapHandler, model_serializer
 
 from mcp_chat.presence import Status
 from mcp_chat.types import Message, Participant, RoomSummary
 
 
-class Result(BaseModel):
+class Lean(BaseModel):
+    """Fields that are None are left out of the result (the schema marks them optional)."""
+
+    # The declared schema is the fields' own, not the dict the serializer below returns.
+    model_config = ConfigDict(json_schema_mode_override="validation")
+
+    @model_serializer(mode="wrap")
+    def _drop_none(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        data: dict[str, Any] = handler(self)
+        return {key: value for key, value in data.items() if value is not None}
+
+
+class Result(Lean):
     success: bool
     error: str | None = None
     """On failure: what went wrong and what to do about it."""
@@ -43,7 +55,7 @@ class MessageOut(BaseModel):
         )
 
 
-class MemberOut(BaseModel):
+class MemberOut(Lean):
     participant_id: str
     display_name: str
     presence: Literal["present", "away", "gone"] | None = None
@@ -57,7 +69,14 @@ class MemberOut(BaseModel):
         )
 
 
-class JoinOut(Result):
+class InRoom(Result):
+    """A result about a room one is in."""
+
+    unread: int | None = None
+    """Messages from others waiting for you in the room (wait_for_message returns them)."""
+
+
+class JoinOut(InRoom):
     client_id: str | None = None
     room_id: str | None = None
     participant_id: str | None = None
@@ -65,17 +84,20 @@ class JoinOut(Result):
     capacity: int | None = None
     created: bool | None = None
     members: list[MemberOut] | None = None
+    transcript_uri: str | None = None
+    """MCP resource with the room's messages; subscribe to it to be told of new ones."""
+    members_uri: str | None = None
     next_step: str | None = None
 
 
-class SendOut(Result):
+class SendOut(InRoom):
     seq: int | None = None
     message_id: str | None = None
     timestamp: str | None = None
     duplicate: bool | None = None
 
 
-class WaitOut(Result):
+class WaitOut(InRoom):
     messages: list[MessageOut] | None = None
     has_more: bool | None = None
     timed_out: bool | None = None
@@ -88,13 +110,13 @@ class LeaveOut(Result):
     room_ended: bool | None = None
 
 
-class HistoryOut(Result):
+class HistoryOut(InRoom):
     messages: list[MessageOut] | None = None
     last_seq: int | None = None
     has_older: bool | None = None
 
 
-class MembersOut(Result):
+class MembersOut(InRoom):
     room_id: str | None = None
     capacity: int | None = None
     ended: bool | None = None
@@ -114,13 +136,15 @@ class RoomOut(BaseModel):
         )
 
 
-class QueueOut(Result):
+class QueueOut(InRoom):
     client_id: str | None = None
     participant_id: str | None = None
     status: Literal["matched", "waiting"] | None = None
     room_id: str | None = None
     """Once matched: the room to chat in, with this same client_id."""
     partner: MemberOut | None = None
+    transcript_uri: str | None = None
+    members_uri: str | None = None
     position: int | None = None
     """While waiting: 1 means you are next."""
     timed_out: bool | None = None

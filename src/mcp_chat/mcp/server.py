@@ -17,6 +17,9 @@ from pydantic import ValidationError as PydanticValidationError
 from mcp_chat import __version__
 from mcp_chat.chat import ChatService
 from mcp_chat.errors import Code
+from mcp_chat.mcp.prompts import register_prompts
+from mcp_chat.mcp.resources import register_resources
+from mcp_chat.mcp.schemas import CompactSchemas
 from mcp_chat.mcp.tools import register_tools
 from mcp_chat.presence import Session, current_session
 
@@ -121,7 +124,7 @@ async def _cache_input_schemas(server: FastMCP) -> None:
     server._mcp_server.get_tool_input_schema = schemas.get
 
 
-def create_server(chat: ChatService, stdio: bool = False) -> FastMCP:
+def create_server(chat: ChatService, stdio: bool = False, keepalive: float = 10.0) -> FastMCP:
     """A FastMCP server whose lifespan opens and closes `chat`. With `stdio`, the process
     serves one client: when it ends, that client's participants are gone."""
     process_session = Session() if stdio else None
@@ -142,8 +145,10 @@ def create_server(chat: ChatService, stdio: bool = False) -> FastMCP:
         instructions=INSTRUCTIONS,
         version=__version__,
         lifespan=lifespan,
-        middleware=[SessionTracking(chat, process_session), ArgumentErrors()],
+        middleware=[SessionTracking(chat, process_session), ArgumentErrors(), CompactSchemas()],
         mask_error_details=True,
     )
-    register_tools(server, chat)
+    register_tools(server, chat, keepalive)
+    register_resources(server, chat)
+    register_prompts(server)
     return server

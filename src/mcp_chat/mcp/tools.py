@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from typing import Annotated, TypeVar
 
-from fastmcp import FastMCP
+from fastmcp import Context, FastMCP
 from pydantic import Field
 
 from mcp_chat.chat import ChatService, QueueResult
 from mcp_chat.errors import ChatError, Code
+from mcp_chat.mcp.resources import room_uris
 from mcp_chat.mcp.results import (
     HistoryOut,
     JoinOut,
@@ -25,13 +29,16 @@ from mcp_chat.mcp.results import (
     SendOut,
     WaitOut,
 )
+from mcp_chat.mcp.schemas import output_schema
 
 log = logging.getLogger(__name__)
 
 R = TypeVar("R", bound=Result)
 
-RoomId = Annotated[str, Field(description="The room's id, as join_room returned it.")]
-ClientId = Annotated[str, Field(description="Your secret client_id from join_room.")]
+# Self-explanatory after the tool descriptions; no per-argument text (it would repeat in
+# every tool of the list each assistant loads).
+RoomId = str
+ClientId = str
 
 
 async def answer(model: type[R], action: Callable[[], Awaitable[R]]) -> R:
@@ -49,10 +56,37 @@ async def answer(model: type[R], action: Callable[[], Awaitable[R]]) -> R:
         )
 
 
-def register_tools(mcp: FastMCP, chat: ChatService) -> None:
+@asynccontextmanager
+async def keepalive(ctx: Context, interval: float) -> AsyncIterator[None]:
+    """While a call blocks, send progress notifications every `interval` seconds if the client
+    asked for progress, so clients that reset their timeout on progress keep waiting."""
+    request = ctx.request_context
+    token = (request.meta or {}).get("progressToken") if request is not None else None
+    if token is None or interval <= 0:
+        yield
+        return
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+
+    async def beat() -> None:
+        while True:
+            await asyncio.sleep(interval)
+            waited = round(loop.time() - started, 1)
+            await ctx.report_progress(waited, message=f"still waiting ({waited:g} s)")
+
+    task = asyncio.create_task(beat())
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+def register_tools(mcp: FastMCP, chat: ChatService, keepalive_every: float = 10.0) -> None:
     wait_default = chat.limits.default_wait
 
-    @mcp.tool
+    @mcp.tool(output_schema=output_schema(JoinOut))
     async def join_room(
         display_name: Annotated[str, Field(description="The name others see.")],
         room_id: Annotated[
@@ -73,6 +107,7 @@ def register_tools(mcp: FastMCP, chat: ChatService) -> None:
         async def run() -> JoinOut:
             j = await chat.join(room_id, display_name, capacity, invite)
             alone = len(j.members) < 2
+            transcript_uri, members_uri = room_uris(j.room.room_id, j.participant.secret_hash)
             return JoinOut(
                 success=True,
                 client_id=j.client_id,
@@ -82,6 +117,9 @@ def register_tools(mcp: FastMCP, chat: ChatService) -> None:
                 capacity=j.room.capacity,
                 created=j.created,
                 members=[MemberOut.of(m.participant, m.status) for m in j.members],
+                unread=await chat.unread(j.room.room_id, j.client_id),
+                transcript_uri=transcript_uri,
+                members_uri=members_uri,
                 next_step=(
                     "Nobody else is here yet: call wait_for_message; it returns when someone joins."
                     if alone
@@ -91,7 +129,7 @@ def register_tools(mcp: FastMCP, chat: ChatService) -> None:
 
         return await answer(JoinOut, run)
 
-    @mcp.tool
+    @mcp.tool(output_schema=output_schema(SendOut))
     async def send_message(
         room_id: RoomId,
         message: Annotated[str, Field(description="The text to send.")],
@@ -115,27 +153,32 @@ def register_tools(mcp: FastMCP, chat: ChatService) -> None:
                 message_id=m.message_id,
                 timestamp=m.timestamp,
                 duplicate=sent.duplicate,
+                unread=await chat.unread(room_id, client_id),
             )
 
         return await answer(SendOut, run)
 
     @mcp.tool(
+        output_schema=output_schema(WaitOut),
         description=(
             "Receive messages from the others in the room: returns at once with any you have "
             "not read, else blocks until one arrives or `timeout` seconds pass "
             f"(default {wait_default:g}, 1-300; keep it under 55 unless your client allows "
-            "longer requests). timed_out=true just means call again. Messages include system "
-            "events (joined, left). If a response was lost, pass `after` (a seq) to read again."
-        )
+            "longer requests). timed_out=true just means call again. Each message has seq, "
+            "sender, message, timestamp, kind; system=true marks events (joined, left, ...). "
+            "If a response was lost, pass `after` (a seq) to read again."
+        ),
     )
     async def wait_for_message(
+        ctx: Context,
         room_id: RoomId,
         client_id: ClientId,
         timeout: Annotated[float, Field(description="Seconds to wait, 1-300.")] = wait_default,
         after: Annotated[int | None, Field(description="Re-read messages after this seq.")] = None,
     ) -> WaitOut:
         async def run() -> WaitOut:
-            w = await chat.wait(room_id, client_id, timeout, after)
+            async with keepalive(ctx, keepalive_every):
+                w = await chat.wait(room_id, client_id, timeout, after)
             return WaitOut(
                 success=True,
                 messages=[MessageOut.of(m) for m in w.messages],
@@ -143,11 +186,12 @@ def register_tools(mcp: FastMCP, chat: ChatService) -> None:
                 timed_out=w.timed_out,
                 chat_ended=w.chat_ended,
                 position=w.cursor,
+                unread=await chat.unread(room_id, client_id) if w.has_more else 0,
             )
 
         return await answer(WaitOut, run)
 
-    @mcp.tool
+    @mcp.tool(output_schema=output_schema(LeaveOut))
     async def leave_chat(room_id: RoomId, client_id: ClientId) -> LeaveOut:
         """Leave the room; the others are told. A room of two ends when either leaves."""
 
@@ -157,7 +201,7 @@ def register_tools(mcp: FastMCP, chat: ChatService) -> None:
 
         return await answer(LeaveOut, run)
 
-    @mcp.tool
+    @mcp.tool(output_schema=output_schema(HistoryOut))
     async def get_messages(
         room_id: RoomId,
         client_id: ClientId,
@@ -179,11 +223,12 @@ def register_tools(mcp: FastMCP, chat: ChatService) -> None:
                 messages=[MessageOut.of(m) for m in page.messages],
                 last_seq=page.last_seq,
                 has_older=page.has_older,
+                unread=await chat.unread(room_id, client_id),
             )
 
         return await answer(HistoryOut, run)
 
-    @mcp.tool
+    @mcp.tool(output_schema=output_schema(MembersOut))
     async def list_participants(room_id: RoomId, client_id: ClientId) -> MembersOut:
         """Who is in the room now."""
 
@@ -195,11 +240,12 @@ def register_tools(mcp: FastMCP, chat: ChatService) -> None:
                 capacity=room.capacity,
                 ended=room.ended,
                 members=[MemberOut.of(m.participant, m.status) for m in members],
+                unread=await chat.unread(room_id, client_id),
             )
 
         return await answer(MembersOut, run)
 
-    @mcp.tool
+    @mcp.tool(output_schema=output_schema(QueueOut))
     async def enter_queue(
         display_name: Annotated[str, Field(description="The name others see.")],
         interests: Annotated[
@@ -212,27 +258,31 @@ def register_tools(mcp: FastMCP, chat: ChatService) -> None:
         wait_for_match until matched. In the room, use the same client_id."""
 
         async def run() -> QueueOut:
-            return queue_out(await chat.enter_queue(display_name, interests))
+            return await queue_out(chat, await chat.enter_queue(display_name, interests))
 
         return await answer(QueueOut, run)
 
     @mcp.tool(
+        output_schema=output_schema(QueueOut),
         description=(
             "After enter_queue said 'waiting': blocks until you are matched, or `timeout` "
             f"seconds pass (default {wait_default:g}; keep it under 55). On timed_out, call it "
             "again: stop calling and you are dropped from the queue."
-        )
+        ),
     )
     async def wait_for_match(
+        ctx: Context,
         client_id: ClientId,
         timeout: Annotated[float, Field(description="Seconds to wait, 1-300.")] = wait_default,
     ) -> QueueOut:
         async def run() -> QueueOut:
-            return queue_out(await chat.wait_for_match(client_id, timeout))
+            async with keepalive(ctx, keepalive_every):
+                waited = await chat.wait_for_match(client_id, timeout)
+            return await queue_out(chat, waited)
 
         return await answer(QueueOut, run)
 
-    @mcp.tool
+    @mcp.tool(output_schema=output_schema(Result))
     async def leave_queue(client_id: ClientId) -> Result:
         """Stop waiting for a random partner."""
 
@@ -242,7 +292,7 @@ def register_tools(mcp: FastMCP, chat: ChatService) -> None:
 
         return await answer(Result, run)
 
-    @mcp.tool
+    @mcp.tool(output_schema=output_schema(RoomsOut))
     async def list_rooms() -> RoomsOut:
         """Open public rooms you could join, newest first (private rooms are not listed)."""
 
@@ -252,7 +302,7 @@ def register_tools(mcp: FastMCP, chat: ChatService) -> None:
         return await answer(RoomsOut, run)
 
 
-def queue_out(q: QueueResult) -> QueueOut:
+async def queue_out(chat: ChatService, q: QueueResult) -> QueueOut:
     partner = q.partner
     if q.matched is None or partner is None:
         return QueueOut(
@@ -265,6 +315,8 @@ def queue_out(q: QueueResult) -> QueueOut:
             next_step="Call wait_for_match with your client_id; it returns when you are matched.",
         )
     room_id = q.matched.room.room_id
+    me = q.matched.partner_of(partner.participant_id)
+    transcript_uri, members_uri = room_uris(room_id, me.secret_hash)
     return QueueOut(
         success=True,
         client_id=q.client_id,
@@ -273,6 +325,9 @@ def queue_out(q: QueueResult) -> QueueOut:
         room_id=room_id,
         partner=MemberOut.of(partner),
         timed_out=False,
+        unread=await chat.unread(room_id, q.client_id),
+        transcript_uri=transcript_uri,
+        members_uri=members_uri,
         next_step=(
             f"You are paired with {partner.display_name} in room '{room_id}': say hello with "
             "send_message, then wait_for_message for the reply."

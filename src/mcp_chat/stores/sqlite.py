@@ -1,15 +1,19 @@
 """The embedded default store: one SQLite file, durable, shareable by processes on one machine.
 
 All statements run on one worker thread that owns the connection, so the event loop never
-blocks on the disk and each operation is a single transaction with one thread hop.
+blocks on the disk. Operations that arrive while the worker is busy are run together in one
+transaction, each inside its own savepoint (group commit): one commit and one thread hop
+serve many operations, and a failing operation is undone alone.
 """
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import json
 import sqlite3
+import threading
 from collections.abc import Callable, Collection, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -171,13 +175,23 @@ class SQLiteStore(Store):
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mcp-chat-sqlite")
         self._db: sqlite3.Connection | None = None
         self._waker = Waker(path)
+        self._lock = threading.Lock()
+        self._pending: list[_Operation] = []
+        self._flush_scheduled = False
 
     # -- plumbing ---------------------------------------------------------------------------
 
     async def _run(self, fn: Callable[..., T], *args: Any) -> T:
         loop = asyncio.get_running_loop()
+        future: asyncio.Future[Any] = loop.create_future()
+        with self._lock:
+            self._pending.append((functools.partial(fn, *args), future, loop))
+            schedule, self._flush_scheduled = not self._flush_scheduled, True
+        if schedule:
+            self._executor.submit(self._flush)
         try:
-            return await loop.run_in_executor(self._executor, fn, *args)
+            result: T = await future
+            return result
         except sqlite3.OperationalError as exc:
             raise errors.ChatError(
                 errors.Code.STORE_UNAVAILABLE,
@@ -209,6 +223,34 @@ class SQLiteStore(Store):
                 db.execute(statement)  # each is idempotent (IF NOT EXISTS)
             db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         self._db = db
+
+    def _flush(self) -> None:
+        """On the worker: run every pending operation in one transaction, then hand each its
+        outcome on its event loop in one callback."""
+        with self._lock:
+            batch, self._pending = self._pending, []
+            self._flush_scheduled = False
+        outcomes: list[tuple[asyncio.Future[Any], Any, BaseException | None]] = []
+        try:
+            self.db.execute("BEGIN IMMEDIATE")
+            for fn, future, _ in batch:
+                self.db.execute("SAVEPOINT operation")
+                try:
+                    outcomes.append((future, fn(), None))
+                    self.db.execute("RELEASE operation")
+                except Exception as exc:
+                    self.db.execute("ROLLBACK TO operation")
+                    self.db.execute("RELEASE operation")
+                    outcomes.append((future, None, exc))
+            self.db.execute("COMMIT")
+        except Exception as exc:
+            # Nothing of this batch was committed: every operation in it failed.
+            if self._db is not None and self._db.in_transaction:
+                self._db.execute("ROLLBACK")
+            outcomes = [(future, None, exc) for _, future, _ in batch]
+        for loop in {loop for _, _, loop in batch}:
+            mine = [o for o in outcomes if o[0].get_loop() is loop]
+            loop.call_soon_threadsafe(_settle, mine)
 
     @property
     def db(self) -> sqlite3.Connection:
@@ -639,17 +681,35 @@ class SQLiteStore(Store):
         return events
 
 
+_Operation = tuple[Callable[[], Any], "asyncio.Future[Any]", asyncio.AbstractEventLoop]
+
+
+def _settle(outcomes: list[tuple[asyncio.Future[Any], Any, BaseException | None]]) -> None:
+    for future, result, error in outcomes:
+        if future.cancelled():
+            continue  # its caller went away; what it did stands (or was undone) regardless
+        if error is None:
+            future.set_result(result)
+        else:
+            future.set_exception(error)
+
+
 class _Transaction:
-    """BEGIN IMMEDIATE (writes) or BEGIN (a consistent read) ... COMMIT, ROLLBACK on error."""
+    """BEGIN IMMEDIATE (writes) or BEGIN (a consistent read) ... COMMIT, ROLLBACK on error.
+    Inside a batch, the batch's transaction and the operation's savepoint stand in for it."""
 
     def __init__(self, db: sqlite3.Connection, mode: str) -> None:
         self._db, self._mode = db, mode
+        self._own = False
 
     def __enter__(self) -> None:
-        self._db.execute(f"BEGIN {self._mode}")
+        if not self._db.in_transaction:
+            self._own = True
+            self._db.execute(f"BEGIN {self._mode}")
 
     def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
-        self._db.execute("COMMIT" if exc_type is None else "ROLLBACK")
+        if self._own:
+            self._db.execute("COMMIT" if exc_type is None else "ROLLBACK")
 
 
 def _write(db: sqlite3.Connection) -> _Transaction:

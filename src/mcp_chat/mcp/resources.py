@@ -1,0 +1,185 @@
+"""Rooms as MCP resources, and push: subscriptions told when a room changes.
+
+A room's transcript and member list are resources whose URI holds the reader's read key:
+`chat://rooms/{room_id}/{key}/messages` and `.../members`. The key is handed to each
+participant by join_room and enter_queue; it opens the room while its holder is a member and
+nowhere else, so knowing a room id is never enough to read it.
+
+Push uses the protocol's own mechanisms: `resources/subscribe` with
+`notifications/resources/updated` on handshake-era connections, and `subscriptions/listen`
+streams on 2026-07-28. FastMCP has no handlers for either, so they go on its low-level server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import re
+from collections import Counter
+from typing import Any
+
+from fastmcp import FastMCP
+from fastmcp.exceptions import ResourceError
+from mcp.server.context import ServerRequestContext
+from mcp.server.session import ServerSession
+from mcp.server.subscriptions import InMemorySubscriptionBus, ListenHandler, ResourceUpdated
+from mcp.shared.exceptions import MCPError
+from mcp.types import (
+    INVALID_PARAMS,
+    EmptyResult,
+    SubscribeRequestParams,
+    SubscriptionsListenRequestParams,
+    SubscriptionsListenResult,
+    UnsubscribeRequestParams,
+)
+
+from mcp_chat import credentials
+from mcp_chat.chat import ChatService
+from mcp_chat.errors import ChatError
+from mcp_chat.mcp.results import MemberOut, MessageOut
+
+log = logging.getLogger(__name__)
+
+TRANSCRIPT = "chat://rooms/{room_id}/{key}/messages"
+MEMBERS = "chat://rooms/{room_id}/{key}/members"
+_URI = re.compile(r"chat://rooms/([^/]+)/([^/]+)/(messages|members)")
+
+
+def room_uris(room_id: str, secret_hash: str) -> tuple[str, str]:
+    """The transcript and member-list URIs for the participant with this secret hash."""
+    key = credentials.read_key(secret_hash)
+    return (
+        TRANSCRIPT.format(room_id=room_id, key=key),
+        MEMBERS.format(room_id=room_id, key=key),
+    )
+
+
+def register_resources(mcp: FastMCP, chat: ChatService) -> None:
+    @mcp.resource(TRANSCRIPT, name="room_transcript", mime_type="application/json")
+    async def transcript(room_id: str, key: str) -> str:
+        """The room's newest messages (up to 100), oldest first."""
+        room = await _open(chat, room_id, key)
+        found = await chat.transcript(room.room_id)
+        return json.dumps(
+            {
+                "room_id": room.room_id,
+                "last_seq": room.last_seq,
+                "ended": room.ended,
+                "messages": [MessageOut.of(m).model_dump() for m in found],
+            }
+        )
+
+    @mcp.resource(MEMBERS, name="room_members", mime_type="application/json")
+    async def members(room_id: str, key: str) -> str:
+        """Who is in the room, each present, away or gone."""
+        room = await _open(chat, room_id, key)
+        found = await chat.room_members(room.room_id)
+        return json.dumps(
+            {
+                "room_id": room.room_id,
+                "capacity": room.capacity,
+                "members": [MemberOut.of(m.participant, m.status).model_dump() for m in found],
+            }
+        )
+
+    feeds = Feeds(chat)
+    lowlevel = mcp._mcp_server
+    lowlevel.add_request_handler("resources/subscribe", SubscribeRequestParams, feeds.subscribe)
+    lowlevel.add_request_handler(
+        "resources/unsubscribe", UnsubscribeRequestParams, feeds.unsubscribe
+    )
+    lowlevel.add_request_handler(
+        "subscriptions/listen", SubscriptionsListenRequestParams, feeds.listen
+    )
+    chat.signals.add_listener(feeds.changed)
+
+
+async def _open(chat: ChatService, room_id: str, key: str) -> Any:
+    try:
+        return await chat.check_reader(room_id, key)
+    except ChatError as exc:
+        raise ResourceError(exc.message) from exc
+
+
+class Feeds:
+    """Who is subscribed to which room's resources, and telling them when it changes."""
+
+    def __init__(self, chat: ChatService) -> None:
+        self._chat = chat
+        # Handshake-era subscriptions: room -> {(connection id, uri): session to notify on}.
+        self._sessions: dict[str, dict[tuple[int, str], ServerSession]] = {}
+        # 2026-07-28 listen streams: room -> how many streams follow each uri.
+        self._streams: dict[str, Counter[str]] = {}
+        self._bus = InMemorySubscriptionBus()
+        self._listen = ListenHandler(self._bus)
+        self._pushes: set[asyncio.Task[None]] = set()
+
+    async def _room_of(self, uri: str) -> str:
+        """The room a subscription URI names, if its key opens it; else an error."""
+        match = _URI.fullmatch(uri)
+        if match is None:
+            raise MCPError(INVALID_PARAMS, f"'{uri}' is not a room resource of this server.")
+        try:
+            room = await self._chat.check_reader(match.group(1), match.group(2))
+        except ChatError as exc:
+            raise MCPError(INVALID_PARAMS, exc.message) from exc
+        return str(room.room_id)
+
+    async def subscribe(
+        self, ctx: ServerRequestContext[Any, Any], params: SubscribeRequestParams
+    ) -> EmptyResult:
+        room_id = await self._room_of(params.uri)
+        connection = ctx.session._connection
+        subscribed = self._sessions.setdefault(room_id, {})
+        subscribed[(id(connection), params.uri)] = ctx.session
+        if not connection.state.get(_CLEANUP_KEY):
+            connection.state[_CLEANUP_KEY] = True
+            connection.exit_stack.callback(self._drop_connection, id(connection))
+        return EmptyResult()
+
+    async def unsubscribe(
+        self, ctx: ServerRequestContext[Any, Any], params: UnsubscribeRequestParams
+    ) -> EmptyResult:
+        key = (id(ctx.session._connection), params.uri)
+        for subscribed in self._sessions.values():
+            subscribed.pop(key, None)
+        return EmptyResult()
+
+    def _drop_connection(self, connection_id: int) -> None:
+        for subscribed in self._sessions.values():
+            for key in [k for k in subscribed if k[0] == connection_id]:
+                del subscribed[key]
+
+    async def listen(
+        self, ctx: ServerRequestContext[Any, Any], params: SubscriptionsListenRequestParams
+    ) -> SubscriptionsListenResult:
+        uris = list(params.notifications.resource_subscriptions or ())
+        rooms = [await self._room_of(uri) for uri in uris]
+        for room_id, uri in zip(rooms, uris, strict=True):
+            self._streams.setdefault(room_id, Counter())[uri] += 1
+        try:
+            return await self._listen(ctx, params)
+        finally:
+            for room_id, uri in zip(rooms, uris, strict=True):
+                self._streams[room_id][uri] -= 1
+                if not self._streams[room_id][uri]:
+                    del self._streams[room_id][uri]
+
+    def changed(self, room_id: str) -> None:
+        if self._sessions.get(room_id) or self._streams.get(room_id):
+            task = asyncio.get_running_loop().create_task(self._push(room_id))
+            self._pushes.add(task)
+            task.add_done_callback(self._pushes.discard)
+
+    async def _push(self, room_id: str) -> None:
+        for key, session in list(self._sessions.get(room_id, {}).items()):
+            try:
+                await session.send_resource_updated(key[1])
+            except Exception as exc:  # a dead connection must not stop the others
+                log.debug("resource update not delivered: %s", exc)
+        for uri in list(self._streams.get(room_id, {})):
+            await self._bus.publish(ResourceUpdated(uri=uri))
+
+
+_CLEANUP_KEY = "mcp_chat.subscriptions"

@@ -1,0 +1,1 @@
+"""The terminal chat client: a Textual app that is itself an MCP client."""

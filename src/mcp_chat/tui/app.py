@@ -1,0 +1,184 @@
+"""The chat window: a live transcript of one room, an input line and slash commands."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from textual.app import App, ComposeResult
+from textual.widgets import Input, Static
+
+from mcp_chat.tui.link import ChatLink, Message, Refused, Seat
+from mcp_chat.tui.transcript import Transcript
+
+HELP = """\
+Commands:
+  /who       who is in the room
+  /history   fill in the room's recent history
+  /leave     leave the room (the others are told)
+  /quit      leave and close the window
+  /help      this list
+Anything else is sent to the room."""
+
+
+def _who(member: dict[str, Any]) -> str:
+    """A member's name, with its presence unless simply present."""
+    presence = member.get("presence") or "present"
+    return str(member["display_name"]) + ("" if presence == "present" else f" ({presence})")
+
+
+class ChatApp(App[None]):
+    """One person in one room. Talks to the server only through `ChatLink`."""
+
+    TITLE = "mcp-chat"
+    CSS = """
+    #bar { height: 1; background: $primary; color: $text; padding: 0 1; }
+    #bar.trouble { background: $warning; }
+    #entry { dock: bottom; }
+    """
+
+    def __init__(self, seat: Seat) -> None:
+        super().__init__()
+        self.link = ChatLink(seat, on_messages=self._show, on_status=self._status)
+        self.in_room = False
+        self._lost = False
+        self.transcript = Transcript()
+
+    def compose(self) -> ComposeResult:
+        yield Static(id="bar")
+        yield self.transcript
+        yield Input(placeholder="Type a message; /help for commands", id="entry")
+
+    def on_mount(self) -> None:
+        self._status("connecting")
+        self.query_one(Input).focus()
+        self.run_worker(self._stay_in_room(), name="link", exit_on_error=False)
+
+    # -- from the link ----------------------------------------------------------------------
+
+    async def _stay_in_room(self) -> None:
+        try:
+            await self.link.run()
+        except Refused as refused:
+            if refused.code == "chat_ended":
+                self.transcript.note("The chat has ended. /quit to close the window.")
+                self._status("chat ended")
+            else:
+                self.transcript.note(refused.sentence)
+                self._status("not in the room")
+        else:
+            self._status("left the room")
+        self.in_room = False
+
+    def _status(self, state: str) -> None:
+        link = self.link
+        if link.client_id and not self.in_room and link.listening:
+            self.in_room = True
+            self.transcript.note(
+                f"You are in room {link.room_id} as {link.joined.get('display_name')}. "
+                "Type /help for commands."
+            )
+        lost = state.startswith("disconnected")
+        if lost and not self._lost:
+            self._lost = True
+            self.transcript.note("Lost the connection to the server; reconnecting…")
+        elif state == "connected" and self._lost:
+            self._lost = False
+            self.transcript.note("Reconnected.")
+        bar = self.query_one("#bar", Static)
+        bar.update(f"mcp-chat · room {link.room_id} · {link.seat.display_name} · {state}")
+        bar.set_class(lost, "trouble")
+
+    def _show(self, messages: list[Message]) -> None:
+        for message in messages:
+            self.transcript.add(message, own=self._is_own(message))
+
+    def _is_own(self, message: Message) -> bool:
+        return bool(message.get("sender_id") == self.link.joined.get("participant_id"))
+
+    # -- from the person --------------------------------------------------------------------
+
+    async def on_input_submitted(self, event: Input.Submitted) -> None:
+        text = event.value.strip()
+        event.input.value = ""
+        if not text:
+            return
+        if text.startswith("/"):
+            self.run_worker(self._command(text.split()[0].lower()), group="commands")
+        elif not self.in_room and self.link.client_id:
+            self.transcript.note("You are not in the room any more; /quit to close.")
+        else:
+            self.run_worker(self._send(text), group="sends")
+
+    async def _send(self, text: str) -> None:
+        sent = await self.link.send(text)
+        if not sent["success"]:
+            self.transcript.note(f"Not sent: {sent['error']}")
+            return
+        joined = self.link.joined
+        self.transcript.add(
+            {
+                "seq": sent["seq"],
+                "sender": joined.get("display_name"),
+                "sender_id": joined.get("participant_id"),
+                "message": text,
+                "timestamp": sent["timestamp"],
+                "kind": "message",
+                "system": False,
+            },
+            own=True,
+        )
+
+    async def _command(self, command: str) -> None:
+        if command == "/help":
+            self.transcript.note(HELP)
+        elif command == "/quit":
+            await self.action_quit()
+        elif not self.in_room:
+            self.transcript.note(f"{command}: you are not in the room.")
+        elif command == "/who":
+            await self._who()
+        elif command == "/history":
+            await self._history()
+        elif command == "/leave":
+            await self._leave()
+        else:
+            self.transcript.note(f"Unknown command {command}. /help lists them.")
+
+    async def _who(self) -> None:
+        found = await self.link.call("list_participants")
+        if not found["success"]:
+            self.transcript.note(found["error"])
+            return
+        names = ", ".join(_who(m) for m in found["members"])
+        places = f"{len(found['members'])} of {found['capacity']} places"
+        self.transcript.note(f"In room {found['room_id']} ({places}): {names}")
+
+    async def _history(self) -> None:
+        page: dict[str, Any] = await self.link.call("get_messages", limit=100)
+        if not page["success"]:
+            self.transcript.note(page["error"])
+            return
+        added = sum(self.transcript.add(m, own=self._is_own(m)) for m in page["messages"])
+        self.transcript.note(f"History: {added} earlier message(s) filled in.")
+
+    async def _leave(self) -> None:
+        self.link.listening = False
+        self.in_room = False
+        left = await self.link.call("leave_chat")
+        if left["success"]:
+            self.transcript.note(f"You left room {self.link.room_id}. /quit to close.")
+        else:
+            self.transcript.note(left["error"])
+
+    async def action_quit(self) -> None:
+        """Leave the room (if still in it and the server answers soon), then close."""
+        if self.in_room:
+            self.link.listening = False
+            self.in_room = False
+            try:
+                async with asyncio.timeout(3):
+                    await self.link.call("leave_chat")
+            except TimeoutError:
+                pass
+        self.exit()

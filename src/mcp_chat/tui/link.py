@@ -1,0 +1,228 @@
+"""The client's line to the server: one MCP session at a time, remade with backoff when it
+breaks, resuming from the read position so nothing is missed or delivered twice."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import secrets
+import sys
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from mcp import Client, MCPError, StdioServerParameters
+from mcp.client.stdio import stdio_client
+
+log = logging.getLogger(__name__)
+
+Target = str | StdioServerParameters
+"""A streamable HTTP URL, or how to start a stdio server."""
+
+Message = dict[str, Any]
+"""A message as wait_for_message and get_messages return it."""
+
+WAIT_SECONDS = 25.0
+"""How long one wait_for_message blocks; under the usual 60 s request timeout."""
+
+
+class Refused(Exception):
+    """The server answered, and said no (e.g. the room is full): retrying will not help."""
+
+    def __init__(self, result: dict[str, Any]) -> None:
+        super().__init__(result.get("error") or "The server refused.")
+        self.code: str = result.get("code") or ""
+        self.sentence: str = str(self)
+
+
+class _ConnectionLost(Exception):
+    """The session broke; the link reconnects and carries on."""
+
+
+@dataclass(frozen=True, slots=True)
+class Seat:
+    """Where and as whom: the server, the room, the name, and for a new room its size and
+    invite (which makes it private; a private room needs its invite to enter)."""
+
+    target: Target
+    room_id: str
+    display_name: str
+    capacity: int | None = None
+    invite: str | None = None
+
+
+@dataclass
+class _Request:
+    tool: str
+    args: dict[str, Any]
+    done: asyncio.Future[dict[str, Any]] = field(
+        default_factory=lambda: asyncio.get_running_loop().create_future()
+    )
+
+
+def stdio_target(store_url: str) -> StdioServerParameters:
+    """A stdio server of our own, on `store_url`, run by this Python."""
+    return StdioServerParameters(
+        command=sys.executable,
+        args=["-m", "mcp_chat", "stdio", "--store", store_url, "--log-level", "warning"],
+        env={**os.environ},
+    )
+
+
+@contextlib.asynccontextmanager
+async def _connect(target: Target) -> AsyncIterator[Client]:
+    if isinstance(target, str):
+        async with Client(target) as client:
+            yield client
+    else:
+        # The server's stderr would land on the terminal the app draws on.
+        with open(os.devnull, "w") as quiet:  # noqa: ASYNC230 (never blocks)
+            async with Client(stdio_client(target, errlog=quiet)) as client:
+                yield client
+
+
+def _refusal(exc: BaseException) -> Refused | None:
+    if isinstance(exc, Refused):
+        return exc
+    if isinstance(exc, BaseExceptionGroup):
+        for inner in exc.exceptions:
+            if found := _refusal(inner):
+                return found
+    return None
+
+
+class ChatLink:
+    """A participant of one room, over MCP. `run()` joins, then streams messages to
+    `on_messages` until the room ends or the participant leaves; `call()` runs a tool
+    on whatever session is current, waiting out a reconnect."""
+
+    def __init__(
+        self,
+        seat: Seat,
+        *,
+        on_messages: Callable[[list[Message]], None],
+        on_status: Callable[[str], None],
+        backoff: tuple[float, float] = (0.2, 5.0),
+    ) -> None:
+        self.seat = seat
+        self.room_id = seat.room_id
+        self.on_messages = on_messages
+        self.on_status = on_status
+        self.backoff = backoff
+        self.client_id: str | None = None
+        self.joined: dict[str, Any] = {}
+        self.position: int | None = None
+        """The read position: `after` for the next wait, so a new session resumes here."""
+        self.listening = True
+        self._requests: asyncio.Queue[_Request] = asyncio.Queue()
+        self._pending: list[_Request] = []
+
+    # -- what the app calls ---------------------------------------------------------------
+
+    async def call(self, tool: str, **args: Any) -> dict[str, Any]:
+        """Run a room tool (room_id and client_id are added); retried across reconnects."""
+        request = _Request(tool, args)
+        self._requests.put_nowait(request)
+        return await request.done
+
+    async def send(self, text: str) -> dict[str, Any]:
+        # The key makes a send retried after a reconnect land once.
+        return await self.call("send_message", message=text, message_key=secrets.token_hex(12))
+
+    # -- the session loop -----------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Join and listen, reconnecting with backoff, until the chat ends or is left.
+        Raises Refused when the server says no to the join or to a wait."""
+        delay = self.backoff[0]
+        while True:
+            try:
+                async with _connect(self.seat.target) as client:
+                    self.on_status("connected")
+                    delay = self.backoff[0]
+                    await self._session(client)
+                return
+            except Exception as exc:  # a broken transport surfaces as an exception group
+                if refused := _refusal(exc):
+                    raise refused from None
+                log.debug("session lost: %r", exc)
+            self.on_status(f"disconnected; reconnecting in {delay:.1f} s")
+            await asyncio.sleep(delay)  # backoff between attempts, not synchronisation
+            delay = min(delay * 2, self.backoff[1])
+
+    async def _session(self, client: Client) -> None:
+        if self.client_id is None:
+            joined = await self._call(
+                client,
+                "join_room",
+                {
+                    "room_id": self.room_id,
+                    "display_name": self.seat.display_name,
+                    "capacity": self.seat.capacity,
+                    "invite": self.seat.invite,
+                },
+            )
+            if not joined["success"]:
+                raise Refused(joined)
+            self.joined = joined
+            self.client_id = joined["client_id"]
+            self.on_status("in the room")
+        async with asyncio.TaskGroup() as tasks:
+            listener = tasks.create_task(self._listen(client))
+            for request in list(self._pending):  # cut short by the last session
+                tasks.create_task(self._perform(client, request))
+            while not listener.done():
+                getter = asyncio.ensure_future(self._requests.get())
+                try:
+                    await asyncio.wait({getter, listener}, return_when=asyncio.FIRST_COMPLETED)
+                finally:
+                    getter.cancel()  # a getter left behind would swallow the next request
+                if not getter.cancelled():
+                    self._start(tasks, client, getter.result())
+            # Asked for as the listener stopped (a leave, say): still answered.
+            while not self._requests.empty():
+                self._start(tasks, client, self._requests.get_nowait())
+
+    def _start(self, tasks: asyncio.TaskGroup, client: Client, request: _Request) -> None:
+        self._pending.append(request)
+        tasks.create_task(self._perform(client, request))
+
+    async def _listen(self, client: Client) -> None:
+        while self.listening:
+            args: dict[str, Any] = {
+                "room_id": self.room_id,
+                "client_id": self.client_id,
+                "timeout": WAIT_SECONDS,
+            }
+            if self.position is not None:
+                args["after"] = self.position
+            got = await self._call(client, "wait_for_message", args)
+            if not self.listening:  # left while the wait was out
+                return
+            if not got["success"]:
+                raise Refused(got)
+            self.position = got["position"]
+            if got["messages"]:
+                self.on_messages(got["messages"])
+            if got["chat_ended"] and not got["has_more"]:
+                raise Refused({"code": "chat_ended", "error": "The chat has ended."})
+
+    async def _perform(self, client: Client, request: _Request) -> None:
+        args = {"room_id": self.room_id, "client_id": self.client_id, **request.args}
+        result = await self._call(client, request.tool, args)
+        self._pending.remove(request)
+        if not request.done.done():
+            request.done.set_result(result)
+
+    @staticmethod
+    async def _call(client: Client, tool: str, args: dict[str, Any]) -> dict[str, Any]:
+        try:
+            result = await client.call_tool(tool, {k: v for k, v in args.items() if v is not None})
+        except MCPError as exc:
+            raise _ConnectionLost(str(exc)) from exc
+        data = result.structured_content
+        if not isinstance(data, dict):
+            raise _ConnectionLost(f"{tool} returned no structured result")
+        return data

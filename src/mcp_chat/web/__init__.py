@@ -1,0 +1,1 @@
+"""The web page for people, and the JSON endpoints it talks to."""

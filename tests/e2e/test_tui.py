@@ -1,0 +1,131 @@
+"""The terminal client, driven by Textual's pilot, against real server processes."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import pytest
+from mcp import Client
+from textual.pilot import Pilot
+from textual.widgets import Input
+
+from mcp_chat.tui.app import ChatApp
+from mcp_chat.tui.link import Seat, stdio_target
+from tests.e2e.conftest import ServerProcess, stdio_params
+from tests.e2e.helpers import call, hear, join
+
+pytestmark = pytest.mark.anyio
+
+
+async def shown(app: ChatApp, fragment: str) -> list[str]:
+    """Wait for a transcript line holding `fragment` (the transcript says when it changes)."""
+    async with asyncio.timeout(30):
+        while not any(fragment in line for line in app.transcript.lines()):
+            await app.transcript.changed()
+    return app.transcript.lines()
+
+
+async def type_line(app: ChatApp, pilot: Pilot[None], line: str) -> None:
+    app.query_one("#entry", Input).value = line
+    await pilot.press("enter")
+
+
+def count(lines: list[str], fragment: str) -> int:
+    return sum(fragment in line for line in lines)
+
+
+async def test_person_and_agent_chat_across_a_server_restart(db_url: str) -> None:
+    first = ServerProcess(db_url)
+    app = ChatApp(Seat(first.url, "tui", "Person"))
+    second: ServerProcess | None = None
+    try:
+        async with app.run_test() as pilot:
+            await shown(app, "You are in room tui as Person")
+            async with Client(first.url) as agent:
+                agent_id = await join(agent, "tui", "Agent")
+                await shown(app, "Agent joined the room")
+                await call(
+                    agent, "send_message", room_id="tui", message="hello person", client_id=agent_id
+                )
+                await shown(app, "Agent  hello person")
+                await type_line(app, pilot, "hi agent [bold]x[/bold]")
+                got = await hear(agent, "tui", agent_id, "hi agent [bold]x[/bold]")
+                assert got["messages"][-1]["sender"] == "Person"
+                await shown(app, "Person  hi agent [bold]x[/bold]")  # markup shown as text
+
+            first.kill()
+            # Typed while the server is down: kept, and sent once when it is back.
+            await type_line(app, pilot, "sent while down")
+            second = ServerProcess(db_url, port=first.port)
+            async with Client(second.url) as agent:
+                await call(
+                    agent,
+                    "send_message",
+                    room_id="tui",
+                    message="after restart",
+                    client_id=agent_id,
+                )
+                await hear(agent, "tui", agent_id, "sent while down")
+                lines = await shown(app, "after restart")
+                await shown(app, "Person  sent while down")
+                lines = await shown(app, "Reconnected.")
+                assert count(lines, "Lost the connection") == 1
+
+                await type_line(app, pilot, "/who")
+                lines = await shown(app, "In room tui (2 of 2 places): Person, Agent")
+                for once in ("hello person", "after restart", "sent while down", "Agent joined"):
+                    assert count(lines, once) == 1, lines
+                await type_line(app, pilot, "/leave")
+                await shown(app, "You left room tui")
+                left = await call(
+                    agent, "wait_for_message", room_id="tui", client_id=agent_id, timeout=30
+                )
+                assert [m["kind"] for m in left["messages"]] == ["left"]
+    finally:
+        first.kill()
+        if second is not None:
+            second.stop()
+
+
+@asynccontextmanager
+async def person_and_agent(
+    db_url: str, room: str, invite: str | None = None
+) -> AsyncIterator[tuple[ChatApp, Pilot[None], Client, str]]:
+    """A window with its own stdio server, and an agent with another, on one SQLite file."""
+    app = ChatApp(Seat(stdio_target(db_url), room, "Person", invite=invite))
+    async with app.run_test() as pilot:
+        await shown(app, f"You are in room {room} as Person")
+        async with Client(stdio_params(db_url)) as agent:
+            joined = await call(
+                agent, "join_room", room_id=room, display_name="Agent", invite=invite
+            )
+            assert joined["success"], joined
+            yield app, pilot, agent, joined["client_id"]
+
+
+async def test_a_client_with_its_own_stdio_server_chats_through_the_file(db_url: str) -> None:
+    async with person_and_agent(db_url, "local") as (app, pilot, agent, agent_id):
+        await call(
+            agent, "send_message", room_id="local", message="over the file", client_id=agent_id
+        )
+        await shown(app, "Agent  over the file")
+        await type_line(app, pilot, "/history")
+        lines = await shown(app, "History:")
+        assert count(lines, "over the file") == 1
+        await type_line(app, pilot, "and back")
+        await hear(agent, "local", agent_id, "and back")
+        await type_line(app, pilot, "/quit")
+        got = await call(agent, "wait_for_message", room_id="local", client_id=agent_id, timeout=30)
+        assert [m["kind"] for m in got["messages"]] == ["left"]
+
+
+async def test_the_window_says_when_the_other_ends_the_chat(db_url: str) -> None:
+    # In a private room, which the window made with its invite.
+    async with person_and_agent(db_url, "pair", invite="sesame") as (app, pilot, agent, agent_id):
+        await call(agent, "leave_chat", room_id="pair", client_id=agent_id)
+        await shown(app, "Agent left the room")
+        await shown(app, "The chat has ended")
+        await type_line(app, pilot, "still there?")
+        await shown(app, "You are not in the room any more")
