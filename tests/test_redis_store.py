@@ -224,3 +224,31 @@ async def test_a_subscription_that_goes_silent_is_replaced(redis_url: str, proxy
     finally:
         logging.getLogger("mcp_chat.stores.redis").removeHandler(watch)
         await store.close()
+
+
+async def test_a_wait_blocked_through_an_outage_gets_what_it_missed(
+    redis_url: str, proxy: Proxy
+) -> None:
+    """A send on another instance while this one's subscription is cut announces nothing
+    here; when Redis is reachable again, every blocked wait re-reads and finds it."""
+    a_side = ChatService(RedisStore(redis_url.replace("6379", str(proxy.port))))
+    b_side = ChatService(open_store(redis_url))
+    await a_side.start()
+    await b_side.start()
+    heard: list[str] = []
+    a_side.signals.add_listener(heard.append)
+    try:
+        alice = await a_side.join("r", "Alice")
+        bob = await b_side.join("r", "Bob")
+        await a_side.wait("r", alice.client_id, timeout=1)  # Bob's 'joined'
+        waiting = asyncio.create_task(a_side.wait("r", alice.client_id, timeout=60))
+        await blocked(a_side)
+        await proxy.cut()
+        await b_side.send("r", bob.client_id, "while you were away")
+        await proxy.open()
+        got = await waiting
+        assert [m.text for m in got.messages] == ["while you were away"]
+        assert EVERYTHING in heard  # resource subscriptions are told to refresh too
+    finally:
+        await a_side.close()
+        await b_side.close()

@@ -133,7 +133,7 @@ class ChatService:
 
     def _changed_elsewhere(self, key: str) -> None:
         if key == EVERYTHING:
-            self.signals.notify_all()
+            self.signals.notify_everywhere()
         else:
             self.signals.notify(key)
 
