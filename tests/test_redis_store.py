@@ -6,10 +6,11 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 
 import pytest
 
-from mcp_chat.chat import ChatService
+from mcp_chat.chat import ChatService, WaitResult
 from mcp_chat.errors import ChatError, Code
 from mcp_chat.stores import open_store
 from mcp_chat.stores.base import EVERYTHING
@@ -70,9 +71,13 @@ async def test_a_change_on_one_instance_is_announced_to_the_other(redis_url: str
         await listener.close()
 
 
-async def test_a_wait_on_one_instance_wakes_on_a_send_through_another(redis_url: str) -> None:
-    a_side = ChatService(open_store(redis_url))
-    b_side = ChatService(open_store(redis_url))
+@asynccontextmanager
+async def blocked_across(
+    a_url: str, b_url: str
+) -> AsyncIterator[tuple[ChatService, ChatService, str, asyncio.Task[WaitResult]]]:
+    """Two instances: Alice's wait is blocked on A (whose store is at `a_url`); yields both,
+    Bob's client_id (he is on B) and Alice's pending wait."""
+    a_side, b_side = ChatService(open_store(a_url)), ChatService(open_store(b_url))
     await a_side.start()
     await b_side.start()
     try:
@@ -81,12 +86,17 @@ async def test_a_wait_on_one_instance_wakes_on_a_send_through_another(redis_url:
         await a_side.wait("r", alice.client_id, timeout=1)  # Bob's 'joined'
         waiting = asyncio.create_task(a_side.wait("r", alice.client_id, timeout=60))
         await blocked(a_side)
-        await b_side.send("r", bob.client_id, "across")
-        got = await waiting
-        assert [m.text for m in got.messages] == ["across"] and not got.timed_out
+        yield a_side, b_side, bob.client_id, waiting
     finally:
         await a_side.close()
         await b_side.close()
+
+
+async def test_a_wait_on_one_instance_wakes_on_a_send_through_another(redis_url: str) -> None:
+    async with blocked_across(redis_url, redis_url) as (_, b_side, bob, waiting):
+        await b_side.send("r", bob, "across")
+        got = await waiting
+        assert [m.text for m in got.messages] == ["across"] and not got.timed_out
 
 
 class Proxy:
@@ -231,24 +241,13 @@ async def test_a_wait_blocked_through_an_outage_gets_what_it_missed(
 ) -> None:
     """A send on another instance while this one's subscription is cut announces nothing
     here; when Redis is reachable again, every blocked wait re-reads and finds it."""
-    a_side = ChatService(RedisStore(redis_url.replace("6379", str(proxy.port))))
-    b_side = ChatService(open_store(redis_url))
-    await a_side.start()
-    await b_side.start()
-    heard: list[str] = []
-    a_side.signals.add_listener(heard.append)
-    try:
-        alice = await a_side.join("r", "Alice")
-        bob = await b_side.join("r", "Bob")
-        await a_side.wait("r", alice.client_id, timeout=1)  # Bob's 'joined'
-        waiting = asyncio.create_task(a_side.wait("r", alice.client_id, timeout=60))
-        await blocked(a_side)
+    through_proxy = redis_url.replace("6379", str(proxy.port))
+    async with blocked_across(through_proxy, redis_url) as (a_side, b_side, bob, waiting):
+        heard: list[str] = []
+        a_side.signals.add_listener(heard.append)
         await proxy.cut()
-        await b_side.send("r", bob.client_id, "while you were away")
+        await b_side.send("r", bob, "while you were away")
         await proxy.open()
         got = await waiting
         assert [m.text for m in got.messages] == ["while you were away"]
         assert EVERYTHING in heard  # resource subscriptions are told to refresh too
-    finally:
-        await a_side.close()
-        await b_side.close()
