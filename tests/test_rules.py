@@ -86,3 +86,16 @@ def test_client_secrets_are_long_random_and_redacted() -> None:
     assert not credentials.matches(credentials.hash_secret(a), b)
     shown = credentials.redact(a)
     assert a not in shown and len(shown) < 12
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("redis://:hunter2@db:6379/0", "redis://:***@db:6379/0"),
+        ("redis://app:hunter2@db:6379/1?prefix=x", "redis://app:***@db:6379/1?prefix=x"),
+        ("redis://db:6379/0", "redis://db:6379/0"),
+        ("sqlite:///tmp/chat.db", "sqlite:///tmp/chat.db"),
+    ],
+)
+def test_store_urls_are_logged_without_their_password(url: str, shown: str) -> None:
+    assert credentials.redact_url(url) == shown

@@ -19,6 +19,7 @@ from starlette.responses import JSONResponse, Response
 from mcp_chat.auth import GUARDED_PATHS, BearerTokens, RequireToken, load_tokens
 from mcp_chat.chat import ChatService
 from mcp_chat.config import Settings
+from mcp_chat.credentials import redact_url
 from mcp_chat.mcp.server import create_server
 from mcp_chat.metrics import CONTENT_TYPE, Metrics
 from mcp_chat.stores import open_store
@@ -127,7 +128,7 @@ def serve_http(settings: Settings) -> None:
         "mcp-chat on http://%s:%d/mcp, web page at / (store %s, auth %s)",
         settings.host,
         settings.port,
-        settings.store,
+        redact_url(settings.store),
         "on" if server.auth else "off",
     )
     config = uvicorn.Config(

@@ -19,7 +19,7 @@ from mcp_chat.matching import MatchPolicy
 from mcp_chat.presence import PresencePolicy, Session, Status, Tracker, status
 from mcp_chat.retention import Retention
 from mcp_chat.signals import RoomSignals
-from mcp_chat.stores.base import Store
+from mcp_chat.stores.base import EVERYTHING, Store
 from mcp_chat.types import Kind, Matched, Message, Participant, QueueEntry, Room, RoomSummary
 
 log = logging.getLogger(__name__)
@@ -149,7 +149,7 @@ class ChatService:
         async with self._start_lock:
             if self._users == 0:
                 self._stopping = False
-                await self.store.start(self.signals.notify)
+                await self.store.start(self._changed_elsewhere)
                 self._heartbeat_task = asyncio.create_task(self._heartbeats())
                 retention = self.limits.retention
                 if retention.enabled:
@@ -163,6 +163,12 @@ class ChatService:
         once, so that open requests end; sends still work until `close`."""
         self._stopping = True
         self.signals.notify_all()
+
+    def _changed_elsewhere(self, key: str) -> None:
+        if key == EVERYTHING:
+            self.signals.notify_everywhere()
+        else:
+            self.signals.notify(key)
 
     async def close(self) -> None:
         async with self._start_lock:
@@ -594,6 +600,8 @@ class ChatService:
             await asyncio.sleep(self.presence.heartbeat)
             try:
                 await self.heartbeat()
+            except errors.ChatError as exc:
+                log.warning("heartbeat failed (%s); will try again", exc.code.value)
             except Exception:
                 log.exception("heartbeat failed; will try again")
 

@@ -29,6 +29,8 @@ mcp-chat: a chat server for AI assistants and people, over the Model Context Pro
 The store is chosen by URL (--store or MCP_CHAT_STORE):
   sqlite:///path/to/file.db   durable; several processes may share one file (default:
                               a file in your user data directory)
+  redis://host:port/db?prefix=name
+                              shared by several `serve` instances behind a load balancer
   memory://                   in this process only, gone when it stops
 """
 

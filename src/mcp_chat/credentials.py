@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+from urllib.parse import urlsplit, urlunsplit
 
 _PREFIX = "mcc_"
 
@@ -33,6 +34,16 @@ def redact(client_secret: str) -> str:
 def new_public_id(prefix: str) -> str:
     """An id others may see (participant ids, generated room ids)."""
     return f"{prefix}{secrets.token_hex(6)}"
+
+
+def redact_url(url: str) -> str:
+    """A store URL fit for a log line: a password in it (redis://user:pass@host) is hidden."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    user = parts.username or ""
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
 
 
 _READ_PREFIX = "mcr_"

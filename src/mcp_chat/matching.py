@@ -85,6 +85,11 @@ def pick_partner(
     return candidates[0] if candidates else None
 
 
+def by_arrival(a: QueueEntry, b: QueueEntry) -> tuple[QueueEntry, QueueEntry]:
+    """Two entries to pair, the one who waited longer first (it becomes the pair's `first`)."""
+    return (a, b) if a.entered_at <= b.entered_at else (b, a)
+
+
 @dataclass(frozen=True, slots=True)
 class Pair:
     """What a match creates: a room of two, its two participants (the one who waited first),

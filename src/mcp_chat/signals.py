@@ -5,6 +5,9 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 
+EVERY_ROOM = "*"
+"""What listeners hear when any room may have changed unseen (a shared store came back)."""
+
 
 class RoomSignals:
     """`watch(room)` before reading the store, then `wait(...)` on what it returned: a change
@@ -36,6 +39,13 @@ class RoomSignals:
         events, self._events = self._events, {}
         for event in events.values():
             event.set()
+
+    def notify_everywhere(self) -> None:
+        """Changes may have been missed (a lost connection to a shared store): every wait
+        re-reads, and listeners hear `EVERY_ROOM`."""
+        self.notify_all()
+        for listener in self._listeners:
+            listener(EVERY_ROOM)
 
     async def wait(self, room_id: str, event: asyncio.Event, timeout: float) -> bool:
         """True if the room changed within `timeout` seconds."""

@@ -61,3 +61,22 @@ async def test_json_logs_are_one_object_a_line_and_keep_secrets_out(db_url: str)
         assert secret not in server.log
         assert secret[6:] not in server.log
     assert SECRET_TEXT not in server.log
+
+
+async def test_the_store_password_never_appears_in_logs(redis_url: str) -> None:
+    """This Redis has no users: it ignores a bare password, and refuses a user with one."""
+    ignored = ServerProcess(redis_url.replace("redis://", "redis://:sekrit-store-pw@"))
+    refused = ServerProcess(redis_url.replace("redis://", "redis://app:sekrit-store-pw@"))
+    try:
+        async with Client(ignored.url) as a, Client(refused.url) as b:
+            await join(a, "logged", "Alice")
+            failed = await call(b, "join_room", room_id="logged", display_name="Bob")
+            assert failed["code"] == "store_unavailable"
+            assert "credentials" in failed["error"]
+    finally:
+        ignored.stop()
+        refused.stop()
+    assert "redis://:***@127.0.0.1:6379/0" in ignored.log
+    assert "redis://app:***@127.0.0.1:6379/0" in refused.log
+    for server in (ignored, refused):
+        assert "sekrit-store-pw" not in server.log

@@ -38,6 +38,7 @@ from mcp_chat import credentials
 from mcp_chat.chat import ChatService
 from mcp_chat.errors import ChatError
 from mcp_chat.mcp.results import MemberOut, MessageOut
+from mcp_chat.signals import EVERY_ROOM
 
 log = logging.getLogger(__name__)
 
@@ -167,10 +168,12 @@ class Feeds:
                     del self._streams[room_id][uri]
 
     def changed(self, room_id: str) -> None:
-        if self._sessions.get(room_id) or self._streams.get(room_id):
-            task = asyncio.get_running_loop().create_task(self._push(room_id))
-            self._pushes.add(task)
-            task.add_done_callback(self._pushes.discard)
+        rooms = {*self._sessions, *self._streams} if room_id == EVERY_ROOM else {room_id}
+        for room in rooms:
+            if self._sessions.get(room) or self._streams.get(room):
+                task = asyncio.get_running_loop().create_task(self._push(room))
+                self._pushes.add(task)
+                task.add_done_callback(self._pushes.discard)
 
     async def _push(self, room_id: str) -> None:
         for key, session in list(self._sessions.get(room_id, {}).items()):

@@ -8,7 +8,7 @@ from mcp_chat.stores.base import Store
 
 
 def open_store(url: str) -> Store:
-    """A store for `memory://` or `sqlite:///path/to/file.db`."""
+    """A store for `memory://`, `sqlite:///path/to/file.db` or `redis://host:port/db`."""
     scheme = urlsplit(url).scheme
     if scheme == "memory":
         from mcp_chat.stores.memory import MemoryStore
@@ -18,9 +18,13 @@ def open_store(url: str) -> Store:
         from mcp_chat.stores.sqlite import SQLiteStore, path_from_url
 
         return SQLiteStore(path_from_url(url))
+    if scheme in ("redis", "rediss"):
+        from mcp_chat.stores.redis import RedisStore
+
+        return RedisStore(url)
     raise ValueError(
         f"Unknown store URL scheme {scheme!r} in {url!r}. "
-        "Use sqlite:///path/to/file.db or memory://."
+        "Use sqlite:///path/to/file.db, redis://host:port/db or memory://."
     )
 
 

@@ -6,6 +6,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Collection, Mapping
 
 from mcp_chat.matching import MatchPolicy
+from mcp_chat.signals import EVERY_ROOM
 from mcp_chat.types import (
     Appended,
     Claim,
@@ -23,7 +24,10 @@ from mcp_chat.types import (
 )
 
 ChangeListener = Callable[[str], None]
-"""Called with a room id when another process changed that room."""
+"""Called with a room id (or `queue:<entry id>`) when another process changed it, or with
+`EVERYTHING` when changes may have been missed (a lost connection to a shared store)."""
+
+EVERYTHING = EVERY_ROOM
 
 
 class Store(ABC):

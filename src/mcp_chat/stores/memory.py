@@ -233,11 +233,7 @@ class MemoryStore(Store):
         partner = matching.pick_partner(entry, self._waiting(), now, policy)
         if partner is None:
             return None
-        # The one who waited longer is the 'first' of the pair.
-        older, newer = (
-            (partner, entry) if partner.entered_at <= entry.entered_at else (entry, partner)
-        )
-        return self._pair(older, newer, now)
+        return self._pair(*matching.by_arrival(partner, entry), now)
 
     async def queue_entry(self, secret_hash: str) -> QueueEntry | None:
         entry_id = self._queue_by_secret.get(secret_hash)
@@ -264,6 +260,7 @@ class MemoryStore(Store):
         self._participants[participant.participant_id] = dataclasses.replace(participant, gone=gone)
         return message
 
+    # The same conditions for presence events are written in Lua in redis.py (_APPEND).
     def _in_open_room(self, participant: Participant) -> bool:
         return not participant.left and not self._rooms[participant.room_id].room.ended
 

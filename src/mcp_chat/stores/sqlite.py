@@ -412,6 +412,7 @@ class SQLiteStore(Store):
                     " AND sender_id != ? ORDER BY seq LIMIT ?",
                     (room.room_id, start, participant_id, limit + 1),
                 ).fetchall()
+                # Where the read position ends up is written in Lua too, in redis.py (_CLAIM).
                 has_more = len(rows) > limit
                 messages = [_message(r) for r in rows[:limit]]
                 cursor = messages[-1].seq if has_more else room.last_seq
@@ -611,9 +612,7 @@ class SQLiteStore(Store):
                 partner = matching.pick_partner(entry, self._waiting(), now, policy)
                 if partner is None:
                     return None
-                if partner.entered_at <= entry.entered_at:
-                    return self._pair(partner, entry, now)
-                return self._pair(entry, partner, now)
+                return self._pair(*matching.by_arrival(partner, entry), now)
 
         matched = await self._run(run)
         self._pair_notices(matched)

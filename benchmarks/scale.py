@@ -1,0 +1,169 @@
+"""Scaling out on Redis: latency and throughput with one instance and with two. Figures only.
+
+    .venv/bin/python -m benchmarks.scale [--rounds 300] [--pause 0.02] [--duration 10]
+        [--redis redis://127.0.0.1:6379/0]
+
+D. Send-to-receive latency (as figure A of benchmarks.latency: one pair in two client
+   processes), in one run: one instance on SQLite; one instance on Redis; and two instances on
+   one Redis with the sender on one and the recipient on the other.
+E. Delivered messages per second, 20 pairs ping-ponging (as figure B): one instance on SQLite,
+   one on Redis, and two on one Redis with the two sides of every pair on different instances.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import multiprocessing as mp
+import os
+import platform
+import secrets
+import tempfile
+from collections.abc import Iterator
+from contextlib import AsyncExitStack, contextmanager
+from datetime import UTC, datetime
+from importlib.metadata import version
+from multiprocessing.synchronize import Barrier
+
+import redis
+from mcp import Client
+
+from benchmarks.latency import (
+    CALL_TIMEOUT,
+    PAIRS_PER_PROCESS,
+    PROCESSES,
+    WARMUP,
+    Server,
+    ms,
+    now,
+    percentiles,
+    ping_pong,
+    recipient,
+    run_children,
+    seat,
+    sender,
+)
+
+
+async def pairs_across(urls: tuple[str, str], n: int, duration: float, barrier: Barrier) -> int:
+    """Figure E, one process: `n` pairs; each pair's first side talks to urls[0], the other
+    to urls[1]."""
+    async with AsyncExitStack() as stack:
+        clients = [
+            await stack.enter_async_context(Client(urls[i % 2], read_timeout_seconds=CALL_TIMEOUT))
+            for i in range(2 * n)
+        ]
+        seated = await asyncio.gather(*(seat(clients[2 * i], clients[2 * i + 1]) for i in range(n)))
+        await asyncio.to_thread(barrier.wait, 60)
+        deadline = now() + duration
+        return sum(await asyncio.gather(*(ping_pong(pair, deadline) for pair in seated)))
+
+
+@contextmanager
+def servers(store: str, count: int) -> Iterator[list[str]]:
+    started: list[Server] = []
+    try:
+        for _ in range(count):
+            started.append(Server(store))
+        yield [f"http://127.0.0.1:{s.port}/mcp" for s in started]
+    finally:
+        for s in started:
+            s.stop()
+        for s in started:
+            for line in s.problems()[:3]:
+                print(f"   server log: {line}")
+
+
+def latency(recipient_url: str, sender_url: str, rounds: int, pause: float) -> list[float]:
+    ctx = mp.get_context("spawn")
+    peer_r, peer_s = ctx.Pipe()
+    got = run_children(
+        [
+            ("recipient", recipient, (recipient_url, rounds, peer_r)),
+            ("sender", sender, (sender_url, rounds, pause, peer_s)),
+        ]
+    )
+    return list(got["recipient"][WARMUP:])
+
+
+def throughput(urls: tuple[str, str], duration: float) -> float:
+    ctx = mp.get_context("spawn")
+    barrier = ctx.Barrier(PROCESSES)
+    got = run_children(
+        [
+            (f"p{i}", pairs_across, (urls, PAIRS_PER_PROCESS, duration, barrier))
+            for i in range(PROCESSES)
+        ]
+    )
+    return float(sum(got[f"p{i}"] for i in range(PROCESSES))) / duration
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--rounds", type=int, default=300, help="latency rounds (default 300)")
+    parser.add_argument("--pause", type=float, default=0.02, help="idle pause, s (default 0.02)")
+    parser.add_argument("--duration", type=float, default=10.0, help="throughput time, s")
+    parser.add_argument("--redis", default="redis://127.0.0.1:6379/0", help="Redis to use")
+    args = parser.parse_args()
+    if args.rounds <= WARMUP + 1:
+        parser.error(f"--rounds must exceed {WARMUP + 1}")
+
+    prefix = f"bench-{secrets.token_hex(4)}"
+    redis_store = f"{args.redis}?prefix={prefix}"
+    with redis.Redis.from_url(args.redis) as r:
+        redis_version = r.info("server")["redis_version"]
+    print("mcp-chat scale-out benchmark")
+    print(f"  date      {datetime.now(UTC).isoformat(timespec='seconds')}")
+    print(f"  python    {platform.python_implementation()} {platform.python_version()}")
+    print(f"  machine   {platform.platform()}, {platform.machine()}")
+    print(f"  cpus      {os.cpu_count()} (usable {len(os.sched_getaffinity(0))})")
+    print(
+        f"  packages  fastmcp {version('fastmcp')}, mcp {version('mcp')}, redis-py "
+        f"{version('redis')}; Redis server {redis_version} on {args.redis}"
+    )
+    print("  servers   benchmarks.server on 127.0.0.1, log warning; clients: official SDK,")
+    print("            default (2026-07-28) protocol, each side in its own process")
+
+    rows: list[tuple[str, list[float]]] = []
+    rates: list[tuple[str, float]] = []
+    try:
+        with (
+            tempfile.TemporaryDirectory(prefix="mcp-chat-bench-") as tmp,
+            servers(f"sqlite:///{tmp}/bench.db", 1) as (one,),
+        ):
+            rows.append(("sqlite, one instance", latency(one, one, args.rounds, args.pause)))
+            rates.append(("sqlite, one instance", throughput((one, one), args.duration)))
+        with servers(redis_store, 1) as (one,):
+            rows.append(("redis, one instance", latency(one, one, args.rounds, args.pause)))
+            rates.append(("redis, one instance", throughput((one, one), args.duration)))
+        with servers(redis_store, 2) as (a, b):
+            rows.append(
+                ("redis, sender on B, recipient on A", latency(a, b, args.rounds, args.pause))
+            )
+            rates.append(("redis, two instances, pairs split", throughput((a, b), args.duration)))
+    finally:
+        with redis.Redis.from_url(args.redis) as r:
+            keys = list(r.scan_iter(match=f"{prefix}:*", count=1000))
+            if keys:
+                r.delete(*keys)
+
+    print()
+    print(f"D. send-to-receive, one pair: {args.rounds} rounds ({WARMUP} warm-up dropped),")
+    print(f"   idle pause {args.pause * 1000:g} ms before each send")
+    print("                                         p50      p90      p99  (ms)")
+    for label, values in rows:
+        p50, p90, p99 = percentiles(values)
+        print(f"   {label:<35}{ms(p50)} {ms(p90)} {ms(p99)}")
+    print()
+    print(
+        f"E. throughput: {PROCESSES * PAIRS_PER_PROCESS} pairs ping-ponging for "
+        f"{args.duration:g} s ({PROCESSES} client processes)"
+    )
+    for label, rate in rates:
+        print(f"   {label:<35}{rate:8.1f} delivered messages/s")
+
+
+if __name__ == "__main__":
+    main()

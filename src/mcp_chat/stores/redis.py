@@ -1,0 +1,1018 @@
+"""The shared store: one Redis that several server instances use as if they were one.
+
+Each multi-key operation is atomic in Redis itself. Where the logic is data only (appending
+with the next sequence number, claiming past a read position, presence marks) it is a Lua
+script; where a rule of `mcp_chat.rooms` or `mcp_chat.matching` decides, it is a WATCH/MULTI
+transaction that reads, asks the rule in Python, writes, and starts again if another instance
+changed what it read. Every change also publishes its key on `{prefix}:changes`, in the same
+script or transaction, and one subscription per process turns those into wake-ups.
+
+Keys, under the prefix P:
+  P:room:ID           hash: capacity, created_at, last_seq, ended, invite_hash
+  P:room:ID:log       sorted set: message payloads scored by seq
+  P:room:ID:members   sorted set: participant ids in the room, scored by joining order
+  P:room:ID:keys      hash: "participant_id message_key" -> seq (idempotent sends)
+  P:p:ID              hash: a participant
+  P:secrets           hash: secret hash -> participant id
+  P:rooms             sorted set: open public rooms, scored by creation time
+  P:open              sorted set: every open room (public or private), by creation time
+  P:present           sorted set: participants in open rooms not marked gone, by last_seen
+  P:q:ID              hash: a queue entry (kept once matched, with its room_id)
+  P:queue             sorted set: waiting entry ids, by entered_at
+  P:qsecrets          hash: secret hash -> queue entry id
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import json
+import logging
+import random
+import re
+import secrets
+from collections.abc import (
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Collection,
+    Iterable,
+    Iterator,
+    Mapping,
+)
+from datetime import datetime
+from typing import Any, TypeVar
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import redis.asyncio as aioredis
+from redis import exceptions as rex
+from redis.asyncio.client import Pipeline, PubSub
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff, NoBackoff
+from redis.typing import EncodableT
+
+from mcp_chat import errors, matching, messages, rooms
+from mcp_chat.matching import MatchPolicy
+from mcp_chat.stores.base import EVERYTHING, ChangeListener, Store
+from mcp_chat.types import (
+    Appended,
+    Claim,
+    Counts,
+    Draft,
+    Joined,
+    Kind,
+    Left,
+    Matched,
+    Message,
+    Participant,
+    Pruned,
+    QueueEntry,
+    Room,
+    RoomSummary,
+)
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+DEFAULT_PREFIX = "mcp-chat"
+_PREFIX = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,63}")
+_MAX_ATTEMPTS = 100
+"""Optimistic transactions start again when another instance got there first; this many
+losses in a row means something is wrong, and the caller gets a retryable error."""
+_ROOM_CACHE_SIZE = 100_000
+_PING_AFTER = 15.0
+"""Seconds of quiet after which the change subscription checks that Redis still answers."""
+_UNAVAILABLE = (rex.ConnectionError, rex.TimeoutError, rex.ReadOnlyError, OSError)
+
+# -- Lua ------------------------------------------------------------------------------------
+# A log entry is a JSON array [message_id, sender_id, sender_name, kind, text, timestamp];
+# its score in the room's log is its seq. Scripts return a status word first.
+
+_APPEND = """
+-- KEYS: participant, room, log, keys, present
+-- ARGV: mode, payload, dedup field ('' for none), channel, notice, participant id,
+--       silent-since cutoff ('' for none)
+-- mode 'text': a participant's message. 'gone' / 'back': a presence event that also sets
+-- the participant's gone flag, and is skipped if it no longer applies (the same conditions
+-- as MemoryStore._in_open_room and the gone checks in its touch/disconnect/sweep).
+local mode = ARGV[1]
+local p = redis.call('HMGET', KEYS[1], 'left', 'gone', 'last_seen')
+if not p[1] then
+  if mode == 'text' then return {'unknown'} end
+  return {'skip'}
+end
+if p[1] == '1' then
+  if mode == 'text' then return {'left'} end
+  return {'skip'}
+end
+if ARGV[3] ~= '' then
+  local seq = redis.call('HGET', KEYS[4], ARGV[3])
+  if seq then
+    return {'duplicate', seq, redis.call('ZRANGE', KEYS[3], seq, seq, 'BYSCORE')[1]}
+  end
+end
+if redis.call('HGET', KEYS[2], 'ended') == '1' then
+  if mode == 'text' then return {'ended'} end
+  return {'skip'}
+end
+if mode == 'gone' then
+  if p[2] == '1' then return {'skip'} end
+  if ARGV[7] ~= '' and tonumber(p[3]) > tonumber(ARGV[7]) then return {'skip'} end
+  redis.call('HSET', KEYS[1], 'gone', '1')
+  redis.call('ZREM', KEYS[5], ARGV[6])
+elseif mode == 'back' then
+  if p[2] ~= '1' then return {'skip'} end
+  redis.call('HSET', KEYS[1], 'gone', '0')
+  redis.call('ZADD', KEYS[5], p[3], ARGV[6])
+end
+local seq = redis.call('HINCRBY', KEYS[2], 'last_seq', 1)
+redis.call('ZADD', KEYS[3], seq, ARGV[2])
+if ARGV[3] ~= '' then redis.call('HSET', KEYS[4], ARGV[3], seq) end
+redis.call('PUBLISH', ARGV[4], ARGV[5])
+return {'ok', seq}
+"""
+
+_CLAIM = """
+-- KEYS: participant, room, log.  ARGV: after ('' for the read position), limit, participant id
+-- The same reading as SQLiteStore.claim: the first `limit` messages from others past the
+-- start; the read position moves past them, or to the end when nothing more remains.
+local p = redis.call('HMGET', KEYS[1], 'left', 'cursor')
+if not p[1] then return {'unknown'} end
+if p[1] == '1' then return {'left'} end
+local room = redis.call('HMGET', KEYS[2], 'last_seq', 'ended')
+local last = tonumber(room[1])
+local start = tonumber(p[2])
+if ARGV[1] ~= '' then start = math.max(tonumber(ARGV[1]), 0) end
+start = math.min(start, last)
+local limit = tonumber(ARGV[2])
+local taken = {}
+local count = 0
+local more = 0
+local from = start
+while more == 0 do
+  local chunk = redis.call('ZRANGE', KEYS[3], '(' .. from, '+inf', 'BYSCORE',
+                           'LIMIT', 0, limit + 1, 'WITHSCORES')
+  if #chunk == 0 then break end
+  for i = 1, #chunk, 2 do
+    if cjson.decode(chunk[i])[2] ~= ARGV[3] then
+      if count == limit then more = 1 break end
+      count = count + 1
+      taken[#taken + 1] = chunk[i]
+      taken[#taken + 1] = chunk[i + 1]
+    end
+    from = chunk[i + 1]
+  end
+end
+local cursor = last
+if more == 1 then cursor = tonumber(taken[#taken]) end
+if cursor ~= tonumber(p[2]) then redis.call('HSET', KEYS[1], 'cursor', cursor) end
+return {'ok', cursor, more, room[2], unpack(taken)}
+"""
+
+_UNREAD = """
+-- KEYS: participant, log.  ARGV: participant id
+local p = redis.call('HMGET', KEYS[1], 'left', 'cursor')
+if not p[1] then return {'unknown'} end
+if p[1] == '1' then return {'left'} end
+local n = 0
+for _, item in ipairs(redis.call('ZRANGE', KEYS[2], '(' .. p[2], '+inf', 'BYSCORE')) do
+  if cjson.decode(item)[2] ~= ARGV[1] then n = n + 1 end
+end
+return {'ok', n}
+"""
+
+_TOUCH = """
+-- KEYS: participant, queue entry, present.  ARGV: when, id
+-- Raises last_seen (never lowers it); returns the participant's gone flag ('' if none).
+local when = tonumber(ARGV[1])
+local gone = ''
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  if when > tonumber(redis.call('HGET', KEYS[1], 'last_seen')) then
+    redis.call('HSET', KEYS[1], 'last_seen', ARGV[1])
+  end
+  redis.call('ZADD', KEYS[3], 'XX', 'GT', ARGV[1], ARGV[2])
+  gone = redis.call('HGET', KEYS[1], 'gone')
+end
+if redis.call('EXISTS', KEYS[2]) == 1 then
+  if when > tonumber(redis.call('HGET', KEYS[2], 'last_seen')) then
+    redis.call('HSET', KEYS[2], 'last_seen', ARGV[1])
+  end
+end
+return gone
+"""
+
+_DEQUEUE = """
+-- KEYS: queue entry, queue, qsecrets.  ARGV: entry id, silent-since cutoff ('' for none)
+-- Removes a waiting entry (never a matched one); 1 if it did.
+if not redis.call('ZSCORE', KEYS[2], ARGV[1]) then return 0 end
+if ARGV[2] ~= '' and tonumber(redis.call('HGET', KEYS[1], 'last_seen')) > tonumber(ARGV[2]) then
+  return 0
+end
+local secret = redis.call('HGET', KEYS[1], 'secret_hash')
+redis.call('DEL', KEYS[1])
+redis.call('ZREM', KEYS[2], ARGV[1])
+if secret then redis.call('HDEL', KEYS[3], secret) end
+return 1
+"""
+
+
+# -- the URL ----------------------------------------------------------------------------------
+
+
+def parse_url(url: str) -> tuple[str, str]:
+    """`redis://host:port/db?prefix=name` -> (the URL redis-py reads, the key prefix)."""
+    parts = urlsplit(url)
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    prefixes = [value for key, value in query if key == "prefix"]
+    prefix = prefixes[-1] if prefixes else DEFAULT_PREFIX
+    if not _PREFIX.fullmatch(prefix):
+        raise ValueError(
+            f"Invalid key prefix {prefix!r} in the Redis store URL: use 1 to 64 letters, "
+            "digits, '.', '_', ':' or '-', starting with a letter or digit."
+        )
+    rest = urlencode([(k, v) for k, v in query if k != "prefix"])
+    return urlunsplit(parts._replace(query=rest)), prefix
+
+
+# -- records to and from Redis ---------------------------------------------------------------
+
+
+def _payload(draft: Draft) -> str:
+    return json.dumps(
+        [
+            draft.message_id,
+            draft.sender_id,
+            draft.sender_name,
+            draft.kind.value,
+            draft.text,
+            draft.timestamp,
+        ],
+        ensure_ascii=False,
+        separators=(",", ":"),
+    )
+
+
+def _message(room_id: str, seq: int | float | str, payload: str) -> Message:
+    message_id, sender_id, sender_name, kind, text, timestamp = json.loads(payload)
+    return Message(
+        room_id, int(float(seq)), message_id, sender_id, sender_name, Kind(kind), text, timestamp
+    )
+
+
+def _fields(record: Room | Participant | QueueEntry) -> dict[EncodableT, EncodableT]:
+    """A record as a Redis hash: None left out, flags as 0/1, floats exact, tuples as JSON."""
+    fields: dict[EncodableT, EncodableT] = {}
+    for name, value in dataclasses.asdict(record).items():
+        if value is None:
+            continue
+        if isinstance(value, bool):
+            value = int(value)
+        elif isinstance(value, float):
+            value = repr(value)
+        elif isinstance(value, tuple):
+            value = json.dumps(list(value))
+        fields[name] = value
+    return fields
+
+
+def _room(fields: Mapping[str, str]) -> Room:
+    return Room(
+        room_id=fields["room_id"],
+        capacity=int(fields["capacity"]),
+        created_at=fields["created_at"],
+        last_seq=int(fields["last_seq"]),
+        ended=fields["ended"] == "1",
+        invite_hash=fields.get("invite_hash"),
+    )
+
+
+def _participant(fields: Mapping[str, str]) -> Participant:
+    return Participant(
+        participant_id=fields["participant_id"],
+        room_id=fields["room_id"],
+        display_name=fields["display_name"],
+        secret_hash=fields["secret_hash"],
+        cursor=int(fields["cursor"]),
+        joined_at=fields["joined_at"],
+        left=fields["left"] == "1",
+        last_seen=float(fields["last_seen"]),
+        gone=fields["gone"] == "1",
+    )
+
+
+def _entry(fields: Mapping[str, str]) -> QueueEntry:
+    return QueueEntry(
+        entry_id=fields["entry_id"],
+        secret_hash=fields["secret_hash"],
+        display_name=fields["display_name"],
+        interests=tuple(json.loads(fields["interests"])),
+        entered_at=float(fields["entered_at"]),
+        last_seen=float(fields["last_seen"]),
+        room_id=fields.get("room_id"),
+    )
+
+
+def _scored(raw: Iterable[Any]) -> list[tuple[str, float]]:
+    """A sorted-set range read WITHSCORES, as (member, score) pairs."""
+    return [(str(member), float(score)) for member, score in raw]
+
+
+def _texts(raw: Iterable[Any]) -> list[str]:
+    """What the client returns (typed as bytes or str) as the strings it decoded."""
+    return [str(item) for item in raw]
+
+
+def _text_map(raw: Mapping[Any, Any]) -> dict[str, str]:
+    return {str(k): str(v) for k, v in raw.items()}
+
+
+def _begin(pipe: Pipeline) -> None:
+    """Switch a watching pipeline to buffering the writes of its transaction."""
+    pipe.multi()  # type: ignore[no-untyped-call]
+
+
+async def _close(pubsub: PubSub) -> None:
+    await pubsub.aclose()  # type: ignore[no-untyped-call]
+
+
+def _created_score(created_at: str) -> float:
+    return datetime.fromisoformat(created_at.replace("Z", "+00:00")).timestamp()
+
+
+def _unavailable(exc: BaseException) -> errors.ChatError:
+    error = errors.ChatError(
+        errors.Code.STORE_UNAVAILABLE,
+        "The message store (Redis) is unreachable or busy right now. Try the same call again "
+        "in a moment; a send retried with the same message_key is never stored twice.",
+    )
+    error.__cause__ = exc
+    return error
+
+
+@contextlib.contextmanager
+def _guard() -> Iterator[None]:
+    """Redis being down, restarting or read-only becomes a clear, retryable ChatError."""
+    try:
+        yield
+    except rex.AuthenticationError as exc:
+        raise errors.ChatError(
+            errors.Code.STORE_UNAVAILABLE,
+            "The message store (Redis) refused this server's credentials; nothing was changed. "
+            "The server's operator must fix the store URL; retrying will not help until then.",
+        ) from exc
+    except _UNAVAILABLE as exc:
+        raise _unavailable(exc) from exc
+
+
+class RedisStore(Store):
+    def __init__(self, url: str) -> None:
+        self._url, self.prefix = parse_url(url)
+        self._origin = secrets.token_hex(6)  # this process, in the notices it publishes
+        self._redis: aioredis.Redis = aioredis.Redis.from_url(
+            self._url,
+            decode_responses=True,
+            socket_timeout=5,
+            socket_connect_timeout=2,
+            # One quick retry hides a stale pooled connection after a restart; a longer outage
+            # is reported to the caller at once rather than held up.
+            retry=Retry(ExponentialBackoff(cap=0.2, base=0.02), 1),
+        )
+        self._append = self._redis.register_script(_APPEND)
+        self._claim = self._redis.register_script(_CLAIM)
+        self._unread = self._redis.register_script(_UNREAD)
+        self._touch = self._redis.register_script(_TOUCH)
+        self._dequeue = self._redis.register_script(_DEQUEUE)
+        self._room_of: dict[str, str] = {}  # participant id -> room id; never changes
+        self._listener: asyncio.Task[None] | None = None
+        self.channel = self._key("changes")
+        self.ping_after = _PING_AFTER
+
+    # -- keys and plumbing -------------------------------------------------------------------
+
+    def _key(self, *parts: str) -> str:
+        return ":".join((self.prefix, *parts))
+
+    def _room_keys(self, room_id: str) -> tuple[str, str, str, str]:
+        """The room's hash, log, members and message keys."""
+        base = self._key("room", room_id)
+        return base, f"{base}:log", f"{base}:members", f"{base}:keys"
+
+    def _notice(self, key: str) -> str:
+        return f"{self._origin} {key}"
+
+    async def _transact(self, keys: list[str], body: Callable[[Pipeline], Awaitable[T]]) -> T:
+        """Run `body` under WATCH of `keys`; it reads, decides, then writes after `multi()`.
+        If another client changed a watched key meanwhile, the write is dropped and it runs
+        again on fresh data."""
+        with _guard():
+            for attempt in range(_MAX_ATTEMPTS):
+                async with self._redis.pipeline(transaction=True) as pipe:
+                    try:
+                        await pipe.watch(*keys)
+                        return await body(pipe)
+                    except rex.WatchError:
+                        pass
+                # Lost a race: step back a random moment, so that many racers do not all
+                # collide again on the next round.
+                await asyncio.sleep(random.uniform(0, 0.001 * min(attempt + 1, 10)))
+            raise _unavailable(RuntimeError("too much contention"))
+
+    async def _participant_room(self, participant_id: str) -> str:
+        room_id = self._room_of.get(participant_id)
+        if room_id is None:
+            with _guard():
+                room_id = await self._field(self._key("p", participant_id), "room_id")
+            if room_id is None:
+                raise errors.unknown_client()
+            if len(self._room_of) >= _ROOM_CACHE_SIZE:
+                self._room_of.clear()
+            self._room_of[participant_id] = room_id
+        return room_id
+
+    async def _hash(self, key: str) -> dict[str, str]:
+        return _text_map(await self._redis.hgetall(key))
+
+    async def _field(self, key: str, field: str) -> str | None:
+        value = await self._redis.hget(key, field)
+        return None if value is None else str(value)
+
+    async def _ids(self, key: str, desc: bool = False, limit: int = -1) -> list[str]:
+        """Members of a sorted set, lowest score first (or highest, with `desc`)."""
+        return _texts(await self._redis.zrange(key, 0, limit - 1 if limit > 0 else -1, desc=desc))
+
+    async def _hashes(self, keys: list[str]) -> list[dict[str, str]]:
+        if not keys:
+            return []
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for key in keys:
+                pipe.hgetall(key)
+            return [_text_map(found) for found in await pipe.execute()]
+
+    # -- lifecycle ------------------------------------------------------------------------------
+
+    async def start(self, on_change: ChangeListener) -> None:
+        subscriber = aioredis.Redis.from_url(
+            self._url,
+            decode_responses=True,
+            socket_connect_timeout=2,
+            retry=Retry(NoBackoff(), 0),  # a lost connection must surface: see _listen
+        )
+        pubsub: PubSub | None = None
+        try:
+            pubsub = await self._subscribe(subscriber)
+        except _UNAVAILABLE as exc:
+            log.warning(
+                "Redis is not answering (%s); calls fail with store_unavailable until it does",
+                type(exc).__name__,
+            )
+        self._listener = asyncio.create_task(self._listen(subscriber, pubsub, on_change))
+
+    async def _subscribe(self, subscriber: aioredis.Redis) -> PubSub:
+        # Every reply is seen (not only messages), so that a reply to a ping shows life.
+        pubsub = subscriber.pubsub(ignore_subscribe_messages=False)
+        try:
+            await pubsub.subscribe(self.channel)
+        except BaseException:
+            await _close(pubsub)
+            raise
+        return pubsub
+
+    async def _listen(
+        self, subscriber: aioredis.Redis, pubsub: PubSub | None, on_change: ChangeListener
+    ) -> None:
+        """One subscription for the whole process. After an outage it wakes every local wait:
+        a notice published while it was away is lost, so they all re-read the store."""
+        loop = asyncio.get_running_loop()
+        delay = first_delay = 0.05
+        since = loop.time()
+        try:
+            while True:
+                try:
+                    if pubsub is None:
+                        pubsub = await self._subscribe(subscriber)
+                        log.info("Redis change notices: subscribed again")
+                        on_change(EVERYTHING)
+                    since = loop.time()
+                    await self._relay(pubsub, on_change)
+                except Exception as exc:
+                    if loop.time() - since > self.ping_after:
+                        delay = first_delay  # it had been up a while: a new outage
+                    if delay == first_delay:  # once per outage, not once per attempt
+                        log.warning("Redis change notices lost (%s); reconnecting", exc)
+                    if pubsub is not None:
+                        with contextlib.suppress(Exception):
+                            await _close(pubsub)
+                        pubsub = None
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, 2.0)
+        finally:
+            if pubsub is not None:
+                with contextlib.suppress(Exception):
+                    await _close(pubsub)
+            with contextlib.suppress(Exception):
+                await subscriber.aclose()
+
+    async def _relay(self, pubsub: PubSub, on_change: ChangeListener) -> None:
+        """Hand each notice from another process to `on_change`. A quiet connection is pinged:
+        one that stays silent after a ping is taken as lost (a peer gone without a word)."""
+        pinged = False
+        while True:
+            notice = await pubsub.get_message(timeout=self.ping_after)
+            if notice is None:
+                if pinged:
+                    raise rex.ConnectionError(f"no answer to a ping in {self.ping_after:g} s")
+                await pubsub.ping()
+                pinged = True
+                continue
+            pinged = False
+            if notice.get("type") != "message":
+                continue
+            origin, _, key = str(notice["data"]).partition(" ")
+            if origin != self._origin:
+                on_change(key)
+
+    async def close(self) -> None:
+        if self._listener is not None:
+            self._listener.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._listener
+            self._listener = None
+        await self._redis.aclose()
+
+    # -- writes shared by join and pairing ----------------------------------------------------
+
+    def _add_room(self, pipe: Pipeline, room: Room) -> None:
+        key, *_ = self._room_keys(room.room_id)
+        pipe.hset(key, mapping=_fields(room))
+        pipe.zadd(self._key("open"), {room.room_id: _created_score(room.created_at)})
+        if not room.private:
+            pipe.zadd(self._key("rooms"), {room.room_id: _created_score(room.created_at)})
+
+    def _log(self, pipe: Pipeline, room_id: str, seq: int, draft: Draft) -> Message:
+        key, log_key, _, _ = self._room_keys(room_id)
+        pipe.hset(key, "last_seq", seq)
+        pipe.zadd(log_key, {_payload(draft): seq})
+        return Message.from_draft(room_id, seq, draft)
+
+    def _add_participant(self, pipe: Pipeline, p: Participant, order: int) -> None:
+        _, _, members, _ = self._room_keys(p.room_id)
+        pipe.hset(self._key("p", p.participant_id), mapping=_fields(p))
+        pipe.hset(self._key("secrets"), p.secret_hash, p.participant_id)
+        pipe.zadd(members, {p.participant_id: order})
+        pipe.zadd(self._key("present"), {p.participant_id: p.last_seen})
+
+    # -- the interface ----------------------------------------------------------------------------
+
+    async def join(
+        self,
+        room_id: str,
+        capacity: int,
+        participant: Participant,
+        event: Draft,
+        invite_hash: str | None = None,
+    ) -> Joined:
+        room_key, _, members_key, _ = self._room_keys(room_id)
+
+        async def body(pipe: Pipeline) -> Joined:
+            fields = await self._hash(room_key)
+            member_ids = await self._ids(members_key)
+            members = [
+                _participant(f)
+                for f in await self._hashes([self._key("p", pid) for pid in member_ids])
+            ]
+            created = not fields
+            room = (
+                Room(room_id, capacity, event.timestamp, 0, False, invite_hash)
+                if created
+                else _room(fields)
+            )
+            rooms.check_join(room, len(members), invite_hash)
+            # The newcomer's read position starts at the beginning: what was said before it
+            # arrived is delivered too.
+            stored = dataclasses.replace(participant, cursor=0)
+            _begin(pipe)
+            if created:
+                self._add_room(pipe, room)
+            message = self._log(pipe, room_id, room.last_seq + 1, event)
+            self._add_participant(pipe, stored, message.seq)
+            pipe.publish(self.channel, self._notice(room_id))
+            await pipe.execute()
+            room = dataclasses.replace(room, last_seq=message.seq)
+            return Joined(stored, room, created, [*members, stored])
+
+        return await self._transact([room_key, members_key], body)
+
+    async def participant(self, secret_hash: str) -> Participant | None:
+        with _guard():
+            participant_id = await self._field(self._key("secrets"), secret_hash)
+            if participant_id is None:
+                return None
+            fields = await self._hash(self._key("p", participant_id))
+        return _participant(fields) if fields else None
+
+    async def append(self, participant_id: str, draft: Draft) -> Appended:
+        room_id = await self._participant_room(participant_id)
+        dedup = "" if draft.key is None else f"{participant_id} {draft.key}"
+        status, *rest = await self._run_append(room_id, participant_id, "text", draft, dedup)
+        if status == "duplicate":
+            return Appended(_message(room_id, rest[0], rest[1]), duplicate=True)
+        _raise_for(status, room_id)
+        return Appended(Message.from_draft(room_id, int(rest[0]), draft), duplicate=False)
+
+    async def _run_append(
+        self,
+        room_id: str,
+        participant_id: str,
+        mode: str,
+        draft: Draft,
+        dedup: str = "",
+        cutoff: str = "",
+    ) -> list[Any]:
+        room_key, log_key, _, keys_key = self._room_keys(room_id)
+        with _guard():
+            result = await self._append(
+                keys=[
+                    self._key("p", participant_id),
+                    room_key,
+                    log_key,
+                    keys_key,
+                    self._key("present"),
+                ],
+                args=[
+                    mode,
+                    _payload(draft),
+                    dedup,
+                    self.channel,
+                    self._notice(room_id),
+                    participant_id,
+                    cutoff,
+                ],
+            )
+        return list(result)
+
+    async def claim(self, participant_id: str, after: int | None, limit: int) -> Claim:
+        room_id = await self._participant_room(participant_id)
+        room_key, log_key, _, _ = self._room_keys(room_id)
+        with _guard():
+            result = await self._claim(
+                keys=[self._key("p", participant_id), room_key, log_key],
+                args=["" if after is None else after, limit, participant_id],
+            )
+        status, *rest = result
+        _raise_for(status, room_id)
+        cursor, more, ended, *taken = rest
+        found = [_message(room_id, taken[i + 1], taken[i]) for i in range(0, len(taken), 2)]
+        return Claim(found, int(cursor), more == 1, ended == "1")
+
+    async def unread(self, participant_id: str) -> int:
+        room_id = await self._participant_room(participant_id)
+        _, log_key, _, _ = self._room_keys(room_id)
+        with _guard():
+            status, *rest = await self._unread(
+                keys=[self._key("p", participant_id), log_key], args=[participant_id]
+            )
+        _raise_for(status, room_id)
+        return int(rest[0])
+
+    async def history(
+        self, room_id: str, after: int | None, before: int | None, limit: int
+    ) -> list[Message]:
+        _, log_key, _, _ = self._room_keys(room_id)
+        if after is not None:
+            low, high, desc = f"({after}", "+inf", False
+        else:
+            low, high, desc = "+inf" if before is None else f"({before}", "-inf", True
+        with _guard():
+            found: list[Any] = await self._redis.zrange(
+                log_key, low, high, desc=desc, byscore=True, offset=0, num=limit, withscores=True
+            )
+        page = [_message(room_id, seq, str(payload)) for payload, seq in found]
+        return page[::-1] if desc else page
+
+    async def leave(self, participant_id: str, event: Draft) -> Left:
+        room_id = await self._participant_room(participant_id)
+        room_key, _, members_key, _ = self._room_keys(room_id)
+        p_key = self._key("p", participant_id)
+
+        async def body(pipe: Pipeline) -> Left:
+            fields = await self._hash(p_key)
+            if not fields:
+                raise errors.unknown_client()
+            if fields["left"] == "1":
+                raise errors.left_room(room_id)
+            room = _room(await self._hash(room_key))
+            others = [m for m in await self._ids(members_key) if m != participant_id]
+            ended = room.ended or rooms.ends_after_leave(room, len(others))
+            _begin(pipe)
+            message = self._log(pipe, room_id, room.last_seq + 1, event)
+            pipe.hset(p_key, mapping={"left": 1, "cursor": message.seq})
+            pipe.zrem(members_key, participant_id)
+            pipe.zrem(self._key("present"), participant_id)
+            if ended and not room.ended:
+                pipe.hset(room_key, "ended", 1)
+                pipe.zrem(self._key("rooms"), room_id)
+                pipe.zrem(self._key("open"), room_id)
+                if others:
+                    # Nobody in an ended room is watched for silence any more.
+                    pipe.zrem(self._key("present"), *others)
+            pipe.publish(self.channel, self._notice(room_id))
+            await pipe.execute()
+            return Left(message, ended)
+
+        return await self._transact([p_key, room_key, members_key], body)
+
+    async def room(self, room_id: str) -> Room | None:
+        with _guard():
+            fields = await self._hash(self._room_keys(room_id)[0])
+        return _room(fields) if fields else None
+
+    async def members(self, room_id: str) -> list[Participant]:
+        with _guard():
+            ids = await self._ids(self._room_keys(room_id)[2])
+            found = await self._hashes([self._key("p", pid) for pid in ids])
+        return [_participant(f) for f in found if f]
+
+    async def rooms(self, limit: int) -> list[RoomSummary]:
+        with _guard():
+            ids = await self._ids(self._key("rooms"), desc=True, limit=limit)
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for room_id in ids:
+                    room_key, _, members_key, _ = self._room_keys(room_id)
+                    pipe.hgetall(room_key)
+                    pipe.zcard(members_key)
+                found = await pipe.execute()
+        summaries = []
+        for i in range(0, len(found), 2):
+            if found[i]:
+                room = _room(found[i])
+                summaries.append(
+                    RoomSummary(room.room_id, room.capacity, found[i + 1], False, room.created_at)
+                )
+        return summaries
+
+    async def counts(self) -> Counts:
+        with _guard():
+            open_ids = await self._ids(self._key("open"))
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for room_id in open_ids:
+                    pipe.zcard(self._room_keys(room_id)[2])
+                sizes = await pipe.execute()
+        return Counts(len(open_ids), sum(int(n) for n in sizes))
+
+    async def prune(self, messages_before: str | None, idle_before: str | None) -> Pruned:
+        """Retention, room by room: a background chore, so it walks the keyspace (SCAN) rather
+        than keeping an index that every append would pay for."""
+        removed_messages = removed_rooms = 0
+        with _guard():
+            room_ids = [
+                key.removeprefix(self._key("room", ""))
+                async for key in self._scan(self._key("room", "*"))
+                if key.count(":") == self._key("room", "x").count(":")
+            ]
+            idle: list[str] = []
+            for room_id in room_ids:
+                if messages_before is not None:
+                    removed_messages += await self._prune_log(room_id, messages_before)
+                if idle_before is not None and await self._newest(room_id) < idle_before:
+                    idle.append(room_id)
+            if idle:
+                removed_messages += await self._drop_rooms(idle)
+                removed_rooms = len(idle)
+        return Pruned(removed_messages, removed_rooms)
+
+    async def _scan(self, pattern: str) -> AsyncIterator[str]:
+        async for key in self._redis.scan_iter(match=pattern, count=500):
+            yield key.decode() if isinstance(key, bytes) else str(key)
+
+    async def _newest(self, room_id: str) -> str:
+        """When the room was last active: its newest message, or its creation."""
+        room_key, log_key, _, _ = self._room_keys(room_id)
+        newest = _scored(await self._redis.zrange(log_key, -1, -1, withscores=True))
+        if newest:
+            return _message(room_id, newest[0][1], newest[0][0]).timestamp
+        return (await self._field(room_key, "created_at")) or ""
+
+    async def _prune_log(self, room_id: str, before: str) -> int:
+        """Remove the room's messages older than `before`, except its newest. Messages are
+        logged in time order, so the old ones are a prefix of the log."""
+        _, log_key, _, keys_key = self._room_keys(room_id)
+        oldest_kept: int | None = None
+        start = 0
+        while oldest_kept is None:
+            chunk = _scored(await self._redis.zrange(log_key, start, start + 199, withscores=True))
+            if not chunk:
+                break
+            for payload, seq in chunk:
+                if _message(room_id, seq, payload).timestamp >= before:
+                    oldest_kept = int(seq)
+                    break
+            start += len(chunk)
+        newest = _scored(await self._redis.zrange(log_key, -1, -1, withscores=True))
+        if not newest:
+            return 0
+        keep_from = min(oldest_kept or int(newest[0][1]), int(newest[0][1]))
+        removed = int(await self._redis.zremrangebyscore(log_key, "-inf", f"({keep_from}"))
+        if removed:
+            # Keys of idempotent sends that point at removed messages go too.
+            stale = [
+                field
+                for field, seq in _text_map(await self._redis.hgetall(keys_key)).items()
+                if int(seq) < keep_from
+            ]
+            if stale:
+                await self._redis.hdel(keys_key, *stale)
+        return removed
+
+    async def _drop_rooms(self, room_ids: list[str]) -> int:
+        """Remove whole rooms: their keys, their participants (present or not) and the queue
+        entries matched into them."""
+        doomed = set(room_ids)
+        removed = 0
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for room_id in room_ids:
+                pipe.zcard(self._room_keys(room_id)[1])
+            removed = sum(int(n) for n in await pipe.execute())
+        participants = [
+            (key, fields)
+            async for key in self._scan(self._key("p", "*"))
+            if (fields := _text_map(await self._redis.hgetall(key))).get("room_id") in doomed
+        ]
+        entries = [
+            (key, fields)
+            async for key in self._scan(self._key("q", "*"))
+            if (fields := _text_map(await self._redis.hgetall(key))).get("room_id") in doomed
+        ]
+        async with self._redis.pipeline(transaction=True) as pipe:
+            for room_id in room_ids:
+                pipe.delete(*self._room_keys(room_id))
+                for index in ("rooms", "open"):
+                    pipe.zrem(self._key(index), room_id)
+            for key, fields in participants:
+                pipe.delete(key)
+                pipe.hdel(self._key("secrets"), fields.get("secret_hash", ""))
+                pipe.zrem(self._key("present"), key.rsplit(":", 1)[-1])
+            for key, fields in entries:
+                pipe.delete(key)
+                pipe.hdel(self._key("qsecrets"), fields.get("secret_hash", ""))
+            await pipe.execute()
+        for participant_id in [key.rsplit(":", 1)[-1] for key, _ in participants]:
+            self._room_of.pop(participant_id, None)
+        return removed
+
+    # -- the random-pairing queue -------------------------------------------------------------
+
+    async def _waiting(self) -> list[QueueEntry]:
+        ids = await self._ids(self._key("queue"))
+        found = await self._hashes([self._key("q", entry_id) for entry_id in ids])
+        return [_entry(f) for f in found if f]
+
+    def _pair(self, pipe: Pipeline, waited: QueueEntry, seeker: QueueEntry, now: float) -> Matched:
+        pair = matching.make_pair(waited, seeker, now)
+        room = pair.room
+        self._add_room(pipe, room)
+        for member, event in zip((pair.first, pair.second), pair.events, strict=True):
+            message = self._log(pipe, room.room_id, room.last_seq + 1, event)
+            room = dataclasses.replace(room, last_seq=message.seq)
+            self._add_participant(pipe, member, message.seq)
+        for entry in (waited, seeker):
+            matched_entry = dataclasses.replace(entry, room_id=room.room_id)
+            pipe.hset(self._key("q", entry.entry_id), mapping=_fields(matched_entry))
+            pipe.hset(self._key("qsecrets"), entry.secret_hash, entry.entry_id)
+            pipe.zrem(self._key("queue"), entry.entry_id)
+            pipe.publish(self.channel, self._notice(f"queue:{entry.entry_id}"))
+        pipe.publish(self.channel, self._notice(room.room_id))
+        return Matched(room, pair.first, pair.second)
+
+    async def enqueue(self, entry: QueueEntry, now: float, policy: MatchPolicy) -> Matched | None:
+        async def body(pipe: Pipeline) -> Matched | None:
+            partner = matching.pick_partner(entry, await self._waiting(), now, policy)
+            _begin(pipe)
+            if partner is None:
+                pipe.hset(self._key("q", entry.entry_id), mapping=_fields(entry))
+                pipe.hset(self._key("qsecrets"), entry.secret_hash, entry.entry_id)
+                pipe.zadd(self._key("queue"), {entry.entry_id: entry.entered_at})
+                matched = None
+            else:
+                matched = self._pair(pipe, partner, entry, now)
+            await pipe.execute()
+            return matched
+
+        return await self._transact([self._key("queue")], body)
+
+    async def rematch(self, entry_id: str, now: float, policy: MatchPolicy) -> Matched | None:
+        async def body(pipe: Pipeline) -> Matched | None:
+            waiting = await self._waiting()
+            entry = next((e for e in waiting if e.entry_id == entry_id), None)
+            if entry is None:
+                return None
+            partner = matching.pick_partner(entry, waiting, now, policy)
+            if partner is None:
+                return None
+            _begin(pipe)
+            matched = self._pair(pipe, *matching.by_arrival(partner, entry), now)
+            await pipe.execute()
+            return matched
+
+        return await self._transact([self._key("queue")], body)
+
+    async def queue_entry(self, secret_hash: str) -> QueueEntry | None:
+        with _guard():
+            entry_id = await self._field(self._key("qsecrets"), secret_hash)
+            if entry_id is None:
+                return None
+            fields = await self._hash(self._key("q", entry_id))
+        return _entry(fields) if fields else None
+
+    async def queue_position(self, entry_id: str) -> int:
+        with _guard():
+            rank = await self._redis.zrank(self._key("queue"), entry_id)
+        return 0 if rank is None else int(str(rank)) + 1
+
+    async def leave_queue(self, entry_id: str) -> bool:
+        return await self._run_dequeue(entry_id)
+
+    async def _run_dequeue(self, entry_id: str, cutoff: str = "") -> bool:
+        with _guard():
+            removed = await self._dequeue(
+                keys=[self._key("q", entry_id), self._key("queue"), self._key("qsecrets")],
+                args=[entry_id, cutoff],
+            )
+        return bool(removed)
+
+    # -- presence --------------------------------------------------------------------------------
+    # Each participant's mark is atomic on its own (one script); a batch of them is not one
+    # transaction, and needs not be: every mark re-checks its conditions when it runs.
+
+    async def _mark(self, participant_id: str, kind: Kind, cutoff: str = "") -> Message | None:
+        """Log a presence event about the participant and set its gone flag, if that still
+        applies when the script runs (another instance may have done it first)."""
+        with _guard():
+            fields = await self._hash(self._key("p", participant_id))
+        if not fields:
+            return None
+        participant = _participant(fields)
+        draft = messages.event_draft(kind, participant)
+        mode = "back" if kind is Kind.RETURNED else "gone"
+        status, *rest = await self._run_append(
+            participant.room_id, participant_id, mode, draft, cutoff=cutoff
+        )
+        if status != "ok":
+            return None
+        return Message.from_draft(participant.room_id, int(rest[0]), draft)
+
+    async def touch(self, seen: Mapping[str, float]) -> list[Message]:
+        # One round trip for the whole heartbeat: each script in the pipeline is atomic alone.
+        with _guard():
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for some_id, when in seen.items():
+                    await self._touch(
+                        keys=[
+                            self._key("p", some_id),
+                            self._key("q", some_id),
+                            self._key("present"),
+                        ],
+                        args=[repr(when), some_id],
+                        client=pipe,
+                    )
+                flags = await pipe.execute()
+        events: list[Message] = []
+        for some_id, gone in zip(seen, flags, strict=True):
+            if gone == "1" and (event := await self._mark(some_id, Kind.RETURNED)):
+                events.append(event)
+        return events
+
+    async def disconnect(self, ids: Collection[str]) -> list[Message]:
+        events: list[Message] = []
+        for some_id in ids:
+            await self._run_dequeue(some_id)
+            if event := await self._mark(some_id, Kind.DISCONNECTED):
+                events.append(event)
+        return events
+
+    async def sweep(self, now: float, gone_after: float, stale_after: float) -> list[Message]:
+        queue_cutoff = repr(now - stale_after)
+        with _guard():
+            waiting = await self._ids(self._key("queue"))
+        for entry_id in waiting:
+            await self._run_dequeue(entry_id, queue_cutoff)
+        cutoff = now - gone_after
+        with _guard():
+            silent = _texts(
+                await self._redis.zrange(self._key("present"), "-inf", cutoff, byscore=True)
+            )
+        events = []
+        for participant_id in silent:
+            if event := await self._mark(participant_id, Kind.DISCONNECTED, repr(cutoff)):
+                events.append(event)
+        return events
+
+
+def _raise_for(status: str, room_id: str) -> None:
+    if status == "unknown":
+        raise errors.unknown_client()
+    if status == "left":
+        raise errors.left_room(room_id)
+    if status == "ended":
+        raise errors.chat_ended(room_id)

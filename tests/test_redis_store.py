@@ -1,0 +1,253 @@
+"""What only the Redis store has: a key prefix, wake-ups between instances, and outages."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+
+import pytest
+
+from mcp_chat.chat import ChatService, WaitResult
+from mcp_chat.errors import ChatError, Code
+from mcp_chat.stores import open_store
+from mcp_chat.stores.base import EVERYTHING
+from mcp_chat.stores.redis import DEFAULT_PREFIX, RedisStore, parse_url
+from tests.conftest import REDIS, blocked, prefixed_redis_url
+from tests.test_stores import enter, text
+
+pytestmark = pytest.mark.anyio
+
+
+def test_the_prefix_comes_from_the_url_and_the_rest_goes_to_redis() -> None:
+    assert parse_url("redis://h:1/2?prefix=team-a&socket_timeout=3") == (
+        "redis://h:1/2?socket_timeout=3",
+        "team-a",
+    )
+    assert parse_url("redis://h:1/0") == ("redis://h:1/0", DEFAULT_PREFIX)
+    for bad in ("", "has space", "a*b", "x" * 65):
+        with pytest.raises(ValueError, match="prefix"):
+            parse_url(f"redis://h:1/0?prefix={bad}")
+
+
+@pytest.fixture
+def other_redis_url() -> Iterator[str]:
+    yield from prefixed_redis_url()
+
+
+async def test_deployments_with_different_prefixes_do_not_see_each_other(
+    redis_url: str, other_redis_url: str
+) -> None:
+    first, second = open_store(redis_url), open_store(other_redis_url)
+    for s in (first, second):
+        await s.start(lambda _: None)
+    try:
+        await enter(first, "same-name", "A")
+        assert await second.room("same-name") is None
+        assert await second.rooms(10) == []
+        await enter(second, "same-name", "B")
+        assert len(await first.members("same-name")) == 1
+    finally:
+        for s in (first, second):
+            await s.close()
+
+
+async def test_a_change_on_one_instance_is_announced_to_the_other(redis_url: str) -> None:
+    changed: asyncio.Queue[str] = asyncio.Queue()
+    listener, writer = open_store(redis_url), open_store(redis_url)
+    await listener.start(changed.put_nowait)
+    own: list[str] = []
+    await writer.start(own.append)
+    try:
+        a = await enter(writer, "shared-room", "A")
+        assert await changed.get() == "shared-room"
+        await writer.append(a.participant_id, text(a, "hello"))
+        assert await changed.get() == "shared-room"
+        assert own == []  # an instance is not told of its own changes (it knows already)
+    finally:
+        await writer.close()
+        await listener.close()
+
+
+@asynccontextmanager
+async def blocked_across(
+    a_url: str, b_url: str
+) -> AsyncIterator[tuple[ChatService, ChatService, str, asyncio.Task[WaitResult]]]:
+    """Two instances: Alice's wait is blocked on A (whose store is at `a_url`); yields both,
+    Bob's client_id (he is on B) and Alice's pending wait."""
+    a_side, b_side = ChatService(open_store(a_url)), ChatService(open_store(b_url))
+    await a_side.start()
+    await b_side.start()
+    try:
+        alice = await a_side.join("r", "Alice")
+        bob = await b_side.join("r", "Bob")
+        await a_side.wait("r", alice.client_id, timeout=1)  # Bob's 'joined'
+        waiting = asyncio.create_task(a_side.wait("r", alice.client_id, timeout=60))
+        await blocked(a_side)
+        yield a_side, b_side, bob.client_id, waiting
+    finally:
+        await a_side.close()
+        await b_side.close()
+
+
+async def test_a_wait_on_one_instance_wakes_on_a_send_through_another(redis_url: str) -> None:
+    async with blocked_across(redis_url, redis_url) as (_, b_side, bob, waiting):
+        await b_side.send("r", bob, "across")
+        got = await waiting
+        assert [m.text for m in got.messages] == ["across"] and not got.timed_out
+
+
+class Proxy:
+    """A TCP relay to the test Redis that the test can cut and restore, so an outage is
+    real for one store without touching the Redis server the other tests share."""
+
+    def __init__(self) -> None:
+        self.port = 0
+        self._server: asyncio.Server | None = None
+        self._links: set[asyncio.StreamWriter] = set()
+        self.flowing = asyncio.Event()
+        self.flowing.set()
+
+    async def open(self) -> None:
+        host, port = "127.0.0.1", int(REDIS.rsplit(":", 1)[1].split("/")[0])
+
+        async def relay(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            try:
+                up_reader, up_writer = await asyncio.open_connection(host, port)
+            except OSError:
+                writer.close()
+                return
+            self._links |= {writer, up_writer}
+
+            async def pump(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+                with contextlib.suppress(OSError):
+                    while data := await src.read(65536):
+                        await self.flowing.wait()
+                        dst.write(data)
+                        await dst.drain()
+                dst.close()
+
+            await asyncio.gather(pump(reader, up_writer), pump(up_reader, writer))
+
+        self._server = await asyncio.start_server(relay, "127.0.0.1", self.port)
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    async def cut(self) -> None:
+        assert self._server is not None
+        self._server.close()
+        for link in self._links:
+            link.close()
+        self._links.clear()
+        await self._server.wait_closed()
+
+
+@pytest.fixture
+async def proxy() -> AsyncIterator[Proxy]:
+    relay = Proxy()
+    await relay.open()
+    yield relay
+    with contextlib.suppress(Exception):
+        await relay.cut()
+
+
+async def test_an_outage_gives_a_clear_retryable_error_and_the_store_recovers(
+    redis_url: str, proxy: Proxy
+) -> None:
+    through_proxy = redis_url.replace("6379", str(proxy.port))
+    changed: asyncio.Queue[str] = asyncio.Queue()
+    store = RedisStore(through_proxy)
+    await store.start(changed.put_nowait)
+    direct = open_store(redis_url)
+    await direct.start(lambda _: None)
+    try:
+        a = await enter(store, "r", "A")
+        await proxy.cut()
+        with pytest.raises(ChatError) as down:
+            await store.append(a.participant_id, text(a, "into the void"))
+        assert down.value.code is Code.STORE_UNAVAILABLE
+        assert "again" in down.value.message
+        with pytest.raises(ChatError) as still_down:
+            await store.claim(a.participant_id, None, 10)
+        assert still_down.value.code is Code.STORE_UNAVAILABLE
+
+        # Meanwhile another instance changes the room; its notice cannot reach this one.
+        b = await enter(direct, "r", "B")
+        await proxy.open()  # Redis is back, on the same address
+        # The subscription comes back by itself and wakes every local wait to re-read.
+        async with asyncio.timeout(30):
+            while (key := await changed.get()) != EVERYTHING:
+                pass
+        assert key == EVERYTHING
+        sent = await store.append(a.participant_id, text(a, "back again"))
+        assert not sent.duplicate
+        got = await direct.claim(b.participant_id, None, 10)
+        assert [m.text for m in got.messages][-1] == "back again"
+        assert [m.seq for m in await store.history("r", 0, None, 10)] == [1, 2, 3]
+    finally:
+        await direct.close()
+        await store.close()
+
+
+async def test_a_store_started_while_redis_is_down_serves_once_it_is_up(
+    redis_url: str, proxy: Proxy
+) -> None:
+    through_proxy = redis_url.replace("6379", str(proxy.port))
+    await proxy.cut()
+    store = RedisStore(through_proxy)
+    await store.start(lambda _: None)  # no crash: the subscription keeps trying
+    try:
+        with pytest.raises(ChatError) as down:
+            await store.rooms(10)
+        assert down.value.code is Code.STORE_UNAVAILABLE
+        await proxy.open()
+        assert await store.rooms(10) == []
+    finally:
+        await store.close()
+
+
+async def test_a_subscription_that_goes_silent_is_replaced(redis_url: str, proxy: Proxy) -> None:
+    """A connection that stays open but carries nothing (a peer gone without a word) is
+    found out by a ping that gets no answer, and replaced."""
+    changed: asyncio.Queue[str] = asyncio.Queue()
+    store = RedisStore(redis_url.replace("6379", str(proxy.port)))
+    store.ping_after = 0.2
+    noticed = asyncio.Event()
+
+    class Watch(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            if "notices lost" in record.getMessage():
+                noticed.set()
+
+    watch = Watch()
+    logging.getLogger("mcp_chat.stores.redis").addHandler(watch)
+    await store.start(changed.put_nowait)
+    try:
+        proxy.flowing.clear()  # bytes are held, connections stay open
+        async with asyncio.timeout(30):
+            await noticed.wait()
+        assert changed.empty()
+        proxy.flowing.set()
+        async with asyncio.timeout(30):
+            assert await changed.get() == EVERYTHING
+    finally:
+        logging.getLogger("mcp_chat.stores.redis").removeHandler(watch)
+        await store.close()
+
+
+async def test_a_wait_blocked_through_an_outage_gets_what_it_missed(
+    redis_url: str, proxy: Proxy
+) -> None:
+    """A send on another instance while this one's subscription is cut announces nothing
+    here; when Redis is reachable again, every blocked wait re-reads and finds it."""
+    through_proxy = redis_url.replace("6379", str(proxy.port))
+    async with blocked_across(through_proxy, redis_url) as (a_side, b_side, bob, waiting):
+        heard: list[str] = []
+        a_side.signals.add_listener(heard.append)
+        await proxy.cut()
+        await b_side.send("r", bob, "while you were away")
+        await proxy.open()
+        got = await waiting
+        assert [m.text for m in got.messages] == ["while you were away"]
+        assert EVERYTHING in heard  # resource subscriptions are told to refresh too
