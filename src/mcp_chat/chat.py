@@ -310,6 +310,9 @@ class ChatService:
         else:
             self.messages_sent += 1
             self.signals.notify(room_id)
+            # Let the waits just woken read the store before this call does anything more:
+            # the message's delivery is what someone is waiting for.
+            await asyncio.sleep(0)
         return SendResult(appended.message, appended.duplicate)
 
     def clamp_timeout(self, timeout: float | None) -> float:

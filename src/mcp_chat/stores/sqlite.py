@@ -1,14 +1,20 @@
 """The embedded default store: one SQLite file, durable, shareable by processes on one machine.
 
-All statements run on one worker thread that owns the connection, so the event loop never
-blocks on the disk. Operations that arrive while the worker is busy are run together in one
-transaction, each inside its own savepoint (group commit): one commit and one thread hop
-serve many operations, and a failing operation is undone alone.
+An operation runs at once on the event loop's own connection when the database is free: a
+transaction of a few statements takes tens of microseconds, less than a hop to another
+thread. That connection never waits for a lock (busy timeout 0) and never checkpoints: when
+another process or the worker holds the write lock, or operations are already queued, the
+operation goes to a worker thread with its own connection, which waits for locks, so the
+event loop never blocks on one. Operations that queue up while the worker is busy are run
+together in one transaction, each inside its own savepoint (group commit): one commit and one
+thread hop serve many operations, and a failing operation is undone alone. The worker also
+checkpoints the write-ahead log every few seconds.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import functools
 import json
@@ -175,7 +181,10 @@ class SQLiteStore(Store):
     def __init__(self, path: Path) -> None:
         self.path = path
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mcp-chat-sqlite")
-        self._db: sqlite3.Connection | None = None
+        self._db: sqlite3.Connection | None = None  # the worker's
+        self._inline: sqlite3.Connection | None = None  # the event loop's
+        self._local = threading.local()  # .db: the connection of the thread running
+        self._checkpoints: asyncio.Task[None] | None = None
         self._waker = Waker(path)
         self._lock = threading.Lock()
         self._pending: list[_Operation] = []
@@ -184,6 +193,13 @@ class SQLiteStore(Store):
     # -- plumbing ---------------------------------------------------------------------------
 
     async def _run(self, fn: Callable[..., T], *args: Any) -> T:
+        if self._inline is not None and not self._pending:
+            try:
+                return self._run_inline(functools.partial(fn, *args))
+            except _Busy:
+                pass  # someone holds the write lock: the worker will wait for it
+            except sqlite3.OperationalError as exc:
+                raise _unavailable() from exc
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Any] = loop.create_future()
         with self._lock:
@@ -195,21 +211,38 @@ class SQLiteStore(Store):
             result: T = await future
             return result
         except sqlite3.OperationalError as exc:
-            raise errors.ChatError(
-                errors.Code.STORE_UNAVAILABLE,
-                "The message store is busy or unavailable right now; nothing was changed. "
-                "Try the same call again in a moment.",
-            ) from exc
+            raise _unavailable() from exc
 
-    def _connect(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+    def _run_inline(self, fn: Callable[[], T]) -> T:
+        db = self._inline
+        assert db is not None
+        try:
+            db.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            if "locked" in str(exc) or "busy" in str(exc):
+                raise _Busy from exc
+            raise
+        try:
+            result = fn()
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
+        return result
+
+    def _open(self, busy_ms: int) -> sqlite3.Connection:
         db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         db.row_factory = sqlite3.Row
-        db.execute("PRAGMA busy_timeout = 10000")
+        db.execute(f"PRAGMA busy_timeout = {busy_ms}")
         db.execute("PRAGMA journal_mode = WAL")
         # NORMAL in WAL mode: a commit survives the process being killed; only a power loss
         # may take the last transactions.
         db.execute("PRAGMA synchronous = NORMAL")
+        return db
+
+    def _connect(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        db = self._open(busy_ms=10_000)
         with _write(db):
             version = db.execute("PRAGMA user_version").fetchone()[0]
             if version > SCHEMA_VERSION:
@@ -224,7 +257,7 @@ class SQLiteStore(Store):
             for statement in filter(str.strip, _SCHEMA.split(";")):
                 db.execute(statement)  # each is idempotent (IF NOT EXISTS)
             db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-        self._db = db
+        self._db = self._local.db = db
 
     def _flush(self) -> None:
         """On the worker: run every pending operation in one transaction, then hand each its
@@ -247,8 +280,8 @@ class SQLiteStore(Store):
             self.db.execute("COMMIT")
         except Exception as exc:
             # Nothing of this batch was committed: every operation in it failed.
-            if self._db is not None and self._db.in_transaction:
-                self._db.execute("ROLLBACK")
+            if self.db.in_transaction:
+                self.db.execute("ROLLBACK")
             outcomes = [(future, None, exc) for _, future, _ in batch]
         for loop in {loop for _, _, loop in batch}:
             mine = [o for o in outcomes if o[0].get_loop() is loop]
@@ -256,17 +289,44 @@ class SQLiteStore(Store):
 
     @property
     def db(self) -> sqlite3.Connection:
-        assert self._db is not None, "store not started"
-        return self._db
+        """The connection of the thread running: the worker's, or the event loop's."""
+        db: sqlite3.Connection | None = getattr(self._local, "db", None)
+        assert db is not None, "store not started"
+        return db
 
     async def start(self, on_change: ChangeListener) -> None:
-        await asyncio.get_running_loop().run_in_executor(self._executor, self._connect)
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(self._executor, self._connect)
+        inline = self._open(busy_ms=0)
+        inline.execute("PRAGMA wal_autocheckpoint = 0")  # the worker checkpoints, off the loop
+        self._inline = self._local.db = inline
+        self._checkpoints = asyncio.create_task(self._checkpoint_now_and_then())
         self._waker.start(on_change)
+
+    async def _checkpoint_now_and_then(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(_CHECKPOINT_EVERY)
+            with contextlib.suppress(sqlite3.Error):
+                await loop.run_in_executor(self._executor, self._checkpoint)
+
+    def _checkpoint(self) -> None:
+        self.db.execute("PRAGMA wal_checkpoint(PASSIVE)")
 
     async def close(self) -> None:
         self._waker.close()
+        if self._checkpoints is not None:
+            self._checkpoints.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._checkpoints
+            self._checkpoints = None
+        if self._inline is not None:
+            self._inline.close()
+            self._inline = self._local.db = None
         if self._db is not None:
-            await asyncio.get_running_loop().run_in_executor(self._executor, self._db.close)
+            loop = asyncio.get_running_loop()
+            await loop.run_in_executor(self._executor, self._checkpoint)
+            await loop.run_in_executor(self._executor, self._db.close)
             self._db = None
         self._executor.shutdown(wait=True)
 
@@ -729,6 +789,22 @@ class SQLiteStore(Store):
         for room_id in {m.room_id for m in events}:
             self._waker.notify(room_id)
         return events
+
+
+_CHECKPOINT_EVERY = 2.0
+"""Seconds between checkpoints of the write-ahead log into the database file."""
+
+
+class _Busy(Exception):
+    """The database's write lock is held elsewhere right now."""
+
+
+def _unavailable() -> errors.ChatError:
+    return errors.ChatError(
+        errors.Code.STORE_UNAVAILABLE,
+        "The message store is busy or unavailable right now; nothing was changed. "
+        "Try the same call again in a moment.",
+    )
 
 
 _Operation = tuple[Callable[[], Any], "asyncio.Future[Any]", asyncio.AbstractEventLoop]
