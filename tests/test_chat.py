@@ -285,3 +285,17 @@ async def test_stopping_releases_a_blocked_wait_for_match(chat: ChatService) -> 
         await blocked
     assert released.value.code is Code.SERVER_RESTARTING
     assert "call wait_for_match again" in released.value.message
+
+
+async def test_a_key_reused_for_a_different_text_is_refused_not_swallowed(
+    chat: ChatService,
+) -> None:
+    a, b = await pair(chat)
+    first = await chat.send("r", a, "hello", key="k")
+    again = await chat.send("r", a, "hello", key="k")
+    assert again.duplicate and again.message.seq == first.message.seq
+    with pytest.raises(ChatError) as reused:
+        await chat.send("r", a, "something else", key="k")
+    assert reused.value.code is Code.INVALID_ARGUMENT and "message_key" in reused.value.message
+    got = await chat.wait("r", b, timeout=1)
+    assert texts(got) == ["hello"]

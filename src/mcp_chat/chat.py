@@ -307,6 +307,13 @@ class ChatService:
             raise
         if appended.duplicate:
             self.send_rate.give_back(identity.participant_id)
+            if appended.message.text != text:
+                # A key names one message: a different text under it is a client mistake,
+                # and answering "sent" would silently lose the new message.
+                raise errors.invalid(
+                    f"message_key '{key}' was already used for a different message "
+                    f"(seq {appended.message.seq}). Use a new key for a new message."
+                )
         else:
             self.messages_sent += 1
             self.signals.notify(room_id)
