@@ -81,6 +81,10 @@ async def test_cancelling_while_waiting_leaves_the_queue(
         later = await call(agent, "enter_queue", display_name="Agent")
         assert later["status"] == "waiting" and later["position"] == 1, later
         await call(agent, "leave_queue", client_id=later["client_id"])
+    bad = await page.request.post(
+        http_server.base + "/api/queue", data={"display_name": "Bea", "interests": 5}
+    )
+    assert bad.status == 400 and "interests" in (await bad.json())["error"]
     # The page's entry is gone for good: its stream is refused.
     gone = await page.request.get(
         http_server.base + "/api/queue/events", headers={"X-Client-Id": client_id}

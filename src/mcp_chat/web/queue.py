@@ -10,7 +10,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from mcp_chat.chat import ChatService, QueueResult
-from mcp_chat.errors import ChatError
+from mcp_chat.errors import ChatError, invalid
 from mcp_chat.mcp.results import MemberOut
 from mcp_chat.web.http import (
     STREAM_WAIT,
@@ -43,7 +43,10 @@ def add_queue(route: Route, chat: ChatService, streams: Streams) -> None:
     @route("/api/queue", "POST")
     async def enter(request: Request) -> Response:
         body = await body_of(request)
-        entered = await chat.enter_queue(body.get("display_name", ""), body.get("interests"))
+        interests = body.get("interests")
+        if interests is not None and not isinstance(interests, list):
+            raise invalid("interests must be a list of short words, e.g. ['chess', 'go'].")
+        entered = await chat.enter_queue(body.get("display_name", ""), interests)
         return JSONResponse({"client_id": entered.client_id, **queue_out(entered)})
 
     @route("/api/queue/events", "GET")
