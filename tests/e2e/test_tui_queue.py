@@ -66,14 +66,14 @@ async def test_the_window_waits_through_a_restart_is_matched_and_chats(db_url: s
 async def test_dropped_from_the_queue_the_window_enters_again_and_leave_leaves(
     db_url: str,
 ) -> None:
-    # The window with its own stdio server, the agent with another, on one SQLite file.
+    # Each window with its own stdio server, the agent with another, on one SQLite file.
     app = ChatApp(Seat(stdio_target(db_url), None, "Person"))
-    async with app.run_test() as pilot:
-        await shown(app, "Waiting for a partner (position 1)…")
-        await type_line(app, pilot, "anyone?")
-        await shown(app, "Not sent: no partner yet")
-        dropped = app.link.client_id
-        async with Client(stdio_params(db_url)) as agent:
+    async with Client(stdio_params(db_url)) as agent:
+        async with app.run_test() as pilot:
+            await shown(app, "Waiting for a partner (position 1)…")
+            await type_line(app, pilot, "anyone?")
+            await shown(app, "Not sent: no partner yet")
+            dropped = app.link.client_id
             # As when the server drops a silent entry: the window is told, and enters again.
             left = await call(agent, "leave_queue", client_id=dropped)
             assert left["success"], left
@@ -85,4 +85,12 @@ async def test_dropped_from_the_queue_the_window_enters_again_and_leave_leaves(
             await shown(app, "You left the queue")
             later = await enter(agent, "Agent")
             assert later["status"] == "waiting" and later["position"] == 1, later
-            await call(agent, "leave_queue", client_id=later["client_id"])
+
+        # A window entering while the agent waits is matched at once.
+        second = ChatApp(Seat(stdio_target(db_url), None, "Second"))
+        async with second.run_test():
+            await shown(second, "Matched with Agent.")
+            room = second.link.room_id
+            await shown(second, f"You are in room {room} as Second")
+            found = await call(agent, "wait_for_match", client_id=later["client_id"], timeout=30)
+            assert found["room_id"] == room and found["partner"]["display_name"] == "Second"

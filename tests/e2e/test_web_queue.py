@@ -68,7 +68,7 @@ async def test_a_person_waiting_on_the_page_is_matched_with_an_agent_and_they_ch
     assert client_id not in http_server.log
 
 
-async def test_cancelling_while_waiting_leaves_the_queue(
+async def test_cancelling_while_waiting_leaves_the_queue_and_entering_again_matches(
     http_server: ServerProcess, browser: Browser
 ) -> None:
     page = await browser.new_page()
@@ -80,7 +80,12 @@ async def test_cancelling_while_waiting_leaves_the_queue(
     async with Client(http_server.url) as agent:
         later = await call(agent, "enter_queue", display_name="Agent")
         assert later["status"] == "waiting" and later["position"] == 1, later
-        await call(agent, "leave_queue", client_id=later["client_id"])
+        # Entering again now: matched at once with the agent who waits.
+        await page.click("#random")
+        await expect(page.locator("#members")).to_contain_text("Agent")
+        found = await call(agent, "wait_for_match", client_id=later["client_id"], timeout=30)
+        assert found["partner"]["display_name"] == "Bea", found
+        await expect(page.locator("#room-name")).to_have_text(found["room_id"])
     bad = await page.request.post(
         http_server.base + "/api/queue", data={"display_name": "Bea", "interests": 5}
     )
