@@ -28,7 +28,10 @@ def main() -> None:
     parser.add_argument("--store", required=True)
     args = parser.parse_args()
 
-    settings = Settings(host="127.0.0.1", port=args.port, store=args.store, log_level="warning")
+    # No sending-rate limit: the benchmark measures how fast messages can go.
+    settings = Settings(
+        host="127.0.0.1", port=args.port, store=args.store, log_level="warning", rate_messages=0
+    )
     setup_logging(settings.log_level)
     _, server = build(settings)
 

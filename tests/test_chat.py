@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import pytest
 
-from mcp_chat.chat import ChatService
+from mcp_chat.chat import ChatService, Limits
 from mcp_chat.errors import ChatError, Code
+from mcp_chat.stores import open_store
 from mcp_chat.types import Kind
 from tests.conftest import blocked
 
@@ -184,3 +186,102 @@ async def test_absurd_timeouts_are_refused_or_clamped(chat: ChatService) -> None
         with pytest.raises(ChatError) as err:
             chat.clamp_timeout(bad)
         assert err.value.code is Code.INVALID_ARGUMENT
+
+
+async def service(store_url: str, **limits: Any) -> ChatService:
+    chat = ChatService(open_store(store_url), Limits(**limits))
+    await chat.start()
+    return chat
+
+
+async def test_rooms_per_server_are_limited(store_url: str) -> None:
+    chat = await service(store_url, max_rooms=2)
+    try:
+        await chat.join("one", "A")
+        await chat.join("two", "B")
+        with pytest.raises(ChatError) as err:
+            await chat.join("three", "C")
+        assert err.value.code is Code.TOO_MANY_ROOMS
+        await chat.join("two", "D")  # joining an existing room is no new room
+    finally:
+        await chat.close()
+
+
+async def test_sending_too_fast_is_refused_and_retries_of_a_key_cost_nothing(
+    store_url: str,
+) -> None:
+    chat = await service(store_url, rate_messages=2, rate_window=3600)
+    try:
+        a, _ = await pair(chat)
+        await chat.send("r", a, "one", key="k1")
+        await chat.send("r", a, "one", key="k1")  # a retry: no new message, no token
+        await chat.send("r", a, "two")
+        with pytest.raises(ChatError) as err:
+            await chat.send("r", a, "three")
+        assert err.value.code is Code.RATE_LIMITED and "Wait" in err.value.message
+        page = await chat.history("r", a)
+        assert [m.text for m in page.messages if m.kind is Kind.MESSAGE] == ["one", "two"]
+    finally:
+        await chat.close()
+
+
+async def test_open_waits_per_participant_are_limited(store_url: str) -> None:
+    chat = await service(store_url, max_waits=1)
+    try:
+        a, b = await pair(chat)
+        await chat.wait("r", b, timeout=1)
+        blocked = asyncio.create_task(chat.wait("r", b, timeout=30))
+        while chat.signals.waiting == 0:
+            await asyncio.sleep(0)
+        with pytest.raises(ChatError) as err:
+            await chat.wait("r", b, timeout=1)
+        assert err.value.code is Code.TOO_MANY_WAITS
+        await chat.send("r", a, "wake up")
+        assert texts(await blocked) == ["wake up"]
+        assert (await chat.wait("r", b, timeout=1)).timed_out  # the slot is free again
+    finally:
+        await chat.close()
+
+
+async def test_name_and_room_id_lengths_are_configurable(store_url: str) -> None:
+    chat = await service(store_url, max_name_chars=5, max_room_id_chars=4)
+    try:
+        await chat.join("abcd", "Alice")
+        for room_id, name in (("abcde", "Bob"), ("wxyz", "Bobbie")):
+            with pytest.raises(ChatError) as err:
+                await chat.join(room_id, name)
+            assert err.value.code is Code.INVALID_ARGUMENT
+    finally:
+        await chat.close()
+
+
+async def test_stopping_releases_blocked_waits_and_refuses_new_ones(chat: ChatService) -> None:
+    a, b = await pair(chat)
+    await chat.wait("r", b, timeout=1)
+    blocked = asyncio.create_task(chat.wait("r", b, timeout=300))
+    while chat.signals.waiting == 0:
+        await asyncio.sleep(0)
+    assert await chat.ready()
+    chat.stop_waits()
+    with pytest.raises(ChatError) as released:
+        await blocked
+    assert released.value.code is Code.SERVER_RESTARTING
+    assert "call wait_for_message again" in released.value.message
+    with pytest.raises(ChatError) as refused:
+        await chat.wait("r", b, timeout=1)
+    assert refused.value.code is Code.SERVER_RESTARTING
+    assert not await chat.ready()
+    # Sends still go through until the store closes: nothing in flight is cut off.
+    assert (await chat.send("r", a, "last words")).message.seq == 3
+
+
+async def test_stopping_releases_a_blocked_wait_for_match(chat: ChatService) -> None:
+    queued = await chat.enter_queue("Ann")
+    blocked = asyncio.create_task(chat.wait_for_match(queued.client_id, timeout=300))
+    while chat.signals.waiting == 0:
+        await asyncio.sleep(0)
+    chat.stop_waits()
+    with pytest.raises(ChatError) as released:
+        await blocked
+    assert released.value.code is Code.SERVER_RESTARTING
+    assert "call wait_for_match again" in released.value.message

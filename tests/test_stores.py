@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -10,7 +11,7 @@ import pytest
 from mcp_chat import credentials, messages
 from mcp_chat.errors import ChatError, Code
 from mcp_chat.stores import Store, open_store
-from mcp_chat.types import Draft, Kind, Participant
+from mcp_chat.types import Counts, Draft, Kind, Participant, Pruned
 
 pytestmark = pytest.mark.anyio
 
@@ -198,6 +199,77 @@ async def test_sqlite_processes_wake_each_other_on_change(tmp_path: Path) -> Non
     finally:
         await writer.close()
         await listener.close()
+
+
+def at(draft: Draft, when: str) -> Draft:
+    return dataclasses.replace(draft, timestamp=when)
+
+
+DAY1, DAY2, DAY3, DAY4 = (f"2026-01-0{d}T12:00:00.000Z" for d in (1, 2, 3, 4))
+
+
+async def enter_at(
+    store: Store, room_id: str, name: str, when: str, capacity: int = 3
+) -> Participant:
+    p = person(room_id, name)
+    joined = await store.join(room_id, capacity, p, at(messages.event_draft(Kind.JOINED, p), when))
+    return joined.participant
+
+
+async def test_counts_open_rooms_and_their_members(store: Store) -> None:
+    assert await store.counts() == Counts(0, 0)
+    a = await enter(store, "pair", "A")
+    await enter(store, "pair", "B")
+    await enter(store, "group", "C", capacity=4)
+    await store.append(a.participant_id, text(a, "hi"))
+    assert await store.counts() == Counts(rooms=2, participants=3)
+    await store.leave(a.participant_id, messages.event_draft(Kind.LEFT, a))  # ends the pair
+    assert await store.counts() == Counts(rooms=1, participants=1)
+
+
+async def test_prune_removes_old_messages_but_keeps_each_rooms_newest(store: Store) -> None:
+    a = await enter_at(store, "r", "A", DAY1)
+    b = await enter_at(store, "r", "B", DAY1)
+    for when in (DAY1, DAY2, DAY3):
+        await store.append(a.participant_id, at(text(a, f"said {when}"), when))
+    quiet = await enter_at(store, "quiet", "Q", DAY1)
+    pruned = await store.prune(messages_before=DAY3, idle_before=None)
+    # r loses its two joins and DAY1, DAY2 messages; quiet keeps its only (newest) message.
+    assert pruned == Pruned(messages=4, rooms=0)
+    assert [m.text for m in await store.history("r", 0, None, 10)] == [f"said {DAY3}"]
+    assert len(await store.history("quiet", 0, None, 10)) == 1
+    # Sequence numbers go on from where they were; reads past the gap work.
+    sent = await store.append(b.participant_id, at(text(b, "later"), DAY4))
+    assert sent.message.seq == 6
+    claimed = await store.claim(b.participant_id, None, 10)
+    assert [m.text for m in claimed.messages] == [f"said {DAY3}"]
+    assert await store.participant(quiet.secret_hash) is not None
+
+
+async def test_prune_removes_idle_rooms_with_their_people_and_messages(store: Store) -> None:
+    old = await enter_at(store, "old", "Old", DAY1)
+    await store.append(old.participant_id, at(text(old, "long ago"), DAY2))
+    fresh = await enter_at(store, "fresh", "Fresh", DAY1)
+    await store.append(fresh.participant_id, at(text(fresh, "just now"), DAY4))
+    pruned = await store.prune(messages_before=None, idle_before=DAY3)
+    assert pruned == Pruned(messages=2, rooms=1)
+    assert await store.room("old") is None
+    assert await store.participant(old.secret_hash) is None
+    assert await store.history("old", 0, None, 10) == []
+    assert await store.room("fresh") is not None
+    assert await store.counts() == Counts(rooms=1, participants=1)
+    assert len(await store.history("fresh", 0, None, 10)) == 2
+    # The id of a removed room is free again.
+    await enter(store, "old", "Newcomer")
+
+
+async def test_prune_with_nothing_to_do_changes_nothing(store: Store) -> None:
+    a = await enter_at(store, "r", "A", DAY3)
+    await store.append(a.participant_id, at(text(a, "recent"), DAY4))
+    assert await store.prune(messages_before=None, idle_before=None) == Pruned(0, 0)
+    assert await store.prune(messages_before=DAY1, idle_before=DAY1) == Pruned(0, 0)
+    assert await store.counts() == Counts(1, 1)
+    assert len(await store.history("r", 0, None, 10)) == 2
 
 
 async def test_the_last_sqlite_process_out_removes_its_wakeup_directory(tmp_path: Path) -> None:

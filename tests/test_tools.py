@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -199,3 +200,29 @@ async def test_private_rooms_through_the_tools(call: Caller) -> None:
         ("Host", "present"),
         ("Guest", "present"),
     ]
+
+
+async def test_each_limit_answers_with_its_own_code(store_url: str) -> None:
+    limits = Limits(max_rooms=1, rate_messages=1, rate_window=3600, max_waits=1)
+    chat = ChatService(open_store(store_url), limits)
+    async with Client(create_server(chat)) as client:
+        tools = await client.list_tools()
+        call = Caller(client, {t.name: t.outputSchema or {} for t in tools})
+        a = await call("join_room", room_id="only", display_name="A", capacity=3)
+        b = await call("join_room", room_id="only", display_name="B")
+        rooms = await call("join_room", room_id="another", display_name="C")
+        assert rooms["code"] == "too_many_rooms"
+        args = {"room_id": "only", "client_id": a["client_id"]}
+        assert (await call("send_message", message="one", **args))["success"]
+        fast = await call("send_message", message="two", **args)
+        assert fast["code"] == "rate_limited" and "Wait" in fast["error"]
+        await call("wait_for_message", room_id="only", client_id=b["client_id"], timeout=1)
+        blocked = asyncio.create_task(
+            call("wait_for_message", room_id="only", client_id=b["client_id"], timeout=300)
+        )
+        while chat.signals.waiting == 0:
+            await asyncio.sleep(0)
+        second = await call("wait_for_message", room_id="only", client_id=b["client_id"])
+        assert second["code"] == "too_many_waits"
+        await call("join_room", room_id="only", display_name="D")  # wakes the blocked wait
+        assert (await blocked)["messages"][0]["kind"] == "joined"

@@ -10,11 +10,14 @@ import logging
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from mcp_chat import credentials, errors, matching, messages, names, rooms
+from mcp_chat.errors import ChatError
+from mcp_chat.limits import SendRate, WaitSlots
 from mcp_chat.matching import MatchPolicy
 from mcp_chat.presence import PresencePolicy, Session, Status, Tracker, status
+from mcp_chat.retention import Retention
 from mcp_chat.signals import RoomSignals
 from mcp_chat.stores.base import Store
 from mcp_chat.types import Kind, Matched, Message, Participant, QueueEntry, Room, RoomSummary
@@ -24,13 +27,25 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True, slots=True)
 class Limits:
+    """The server's limits; a 0 for max_rooms, rate_messages or max_waits means no limit."""
+
     max_message_bytes: int = 64 * 1024
     max_capacity: int = 50
+    max_name_chars: int = names.MAX_NAME_CHARS
+    max_room_id_chars: int = names.MAX_ROOM_ID_CHARS
+    max_rooms: int = 10_000
+    rate_messages: int = 120
+    """Messages a participant may send at once, refilled over `rate_window` seconds."""
+    rate_window: float = 60.0
+    max_waits: int = 4
+    """Blocked wait_for_message calls one participant may have open at once."""
     batch_size: int = 50
     history_page: int = 100
     default_wait: float = 30.0
     min_wait: float = 1.0
     max_wait: float = 300.0
+    retention: Retention = field(default_factory=Retention)
+    retention_interval: float = 300.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,11 +130,17 @@ class ChatService:
         self.clock = clock
         self.signals = RoomSignals()
         self.tracker = Tracker(clock)
+        self.send_rate = SendRate(self.limits.rate_messages, self.limits.rate_window)
+        self.wait_slots = WaitSlots(self.limits.max_waits)
         self._identities: dict[str, _Identity] = {}
         self._users = 0
         self._start_lock = asyncio.Lock()
         self._heartbeat_task: asyncio.Task[None] | None = None
         self._queue_waiters: set[str] = set()
+        self._stopping = False
+        self._retention: asyncio.Task[None] | None = None
+        self.messages_sent = 0
+        """Messages this process stored (for metrics)."""
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -127,9 +148,21 @@ class ChatService:
         """Open the store. Several owners may start one service; the last `close` closes it."""
         async with self._start_lock:
             if self._users == 0:
+                self._stopping = False
                 await self.store.start(self.signals.notify)
                 self._heartbeat_task = asyncio.create_task(self._heartbeats())
+                retention = self.limits.retention
+                if retention.enabled:
+                    self._retention = asyncio.create_task(
+                        retention.run(self.store, self.limits.retention_interval)
+                    )
             self._users += 1
+
+    def stop_waits(self) -> None:
+        """The server is going down: blocked and new waits fail with server_restarting at
+        once, so that open requests end; sends still work until `close`."""
+        self._stopping = True
+        self.signals.notify_all()
 
     async def close(self) -> None:
         async with self._start_lock:
@@ -142,13 +175,30 @@ class ChatService:
                     self._heartbeat_task = None
                 with contextlib.suppress(errors.ChatError):
                     await self.heartbeat()  # write the last signs of life
-                self.signals.notify_all()
+                self.stop_waits()
+                if self._retention is not None:
+                    self._retention.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await self._retention
+                    self._retention = None
                 await self.store.close()
+                log.info("store closed")
+
+    async def ready(self) -> bool:
+        """True if the store answers and the server is not stopping."""
+        if self._stopping:
+            return False
+        try:
+            await self.store.room("")
+        except Exception:
+            log.warning("readiness check: the store did not answer", exc_info=True)
+            return False
+        return True
 
     # -- identity -------------------------------------------------------------------------------
 
     async def _identify(self, room_id: str, client_id: str) -> _Identity:
-        names.check_room_id(room_id)
+        names.check_room_id(room_id, self.limits.max_room_id_chars)
         if not isinstance(client_id, str) or not client_id:
             raise errors.invalid("client_id is empty. Pass the client_id that join_room returned.")
         secret_hash = credentials.hash_secret(client_id)
@@ -192,12 +242,20 @@ class ChatService:
         capacity: int | None = None,
         invite: str | None = None,
     ) -> JoinResult:
-        name = names.clean_display_name(display_name)
-        room_id = names.check_room_id(room_id) if room_id else credentials.new_public_id("room-")
-        size = rooms.check_capacity(capacity, self.limits.max_capacity)
+        limits = self.limits
+        name = names.clean_display_name(display_name, limits.max_name_chars)
+        if room_id:
+            room_id = names.check_room_id(room_id, limits.max_room_id_chars)
+        else:
+            room_id = credentials.new_public_id("room-")
+        size = rooms.check_capacity(capacity, limits.max_capacity)
         invite_hash = (
             None if invite is None else credentials.hash_secret(rooms.check_invite(invite))
         )
+        if limits.max_rooms and await self.store.room(room_id) is None:
+            # Checked before the store creates the room, so concurrent creations may overshoot
+            # the limit by a few; it bounds growth, it is not an exact quota.
+            rooms.check_room_count((await self.store.counts()).rooms, limits.max_rooms)
         client_id = credentials.new_client_secret()
         participant = Participant(
             participant_id=credentials.new_public_id("p-"),
@@ -234,9 +292,17 @@ class ChatService:
         text = messages.check_text(text, self.limits.max_message_bytes)
         key = messages.check_key(key)
         identity = await self._identify(room_id, client_id)
+        self.send_rate.take(identity.participant_id)
         draft = messages.text_draft(self._as_participant(identity), text, key)
-        appended = await self.store.append(identity.participant_id, draft)
-        if not appended.duplicate:
+        try:
+            appended = await self.store.append(identity.participant_id, draft)
+        except ChatError:
+            self.send_rate.give_back(identity.participant_id)
+            raise
+        if appended.duplicate:
+            self.send_rate.give_back(identity.participant_id)
+        else:
+            self.messages_sent += 1
             self.signals.notify(room_id)
         return SendResult(appended.message, appended.duplicate)
 
@@ -265,11 +331,18 @@ class ChatService:
         if after is not None and (isinstance(after, bool) or not isinstance(after, int)):
             raise errors.invalid("after must be a whole number (a message seq).")
         identity = await self._identify(room_id, client_id)
+        with self.wait_slots.hold(identity.participant_id):
+            return await self._wait(identity, seconds, after)
+
+    async def _wait(self, identity: _Identity, seconds: float, after: int | None) -> WaitResult:
+        room_id = identity.room_id
         loop = asyncio.get_running_loop()
         started = loop.time()
         deadline = started + seconds
         position = after
         while True:
+            if self._stopping:
+                raise errors.server_restarting("wait_for_message")
             changed = self.signals.watch(room_id)
             claim = await self.store.claim(
                 identity.participant_id, position, self.limits.batch_size
@@ -386,7 +459,7 @@ class ChatService:
         self, display_name: str, interests: list[str] | None = None
     ) -> QueueResult:
         """Join the random queue: matched at once with someone waiting, or waiting."""
-        name = names.clean_display_name(display_name)
+        name = names.clean_display_name(display_name, self.limits.max_name_chars)
         tags = matching.clean_interests(interests)
         client_id = credentials.new_client_secret()
         now = self.clock()
@@ -413,7 +486,7 @@ class ChatService:
         entry = await self._queue_entry(client_id)
         deadline = asyncio.get_running_loop().time() + seconds
         self._queue_waiters.add(entry.entry_id)
-        with self.tracker.blocked(entry.entry_id):
+        with self.wait_slots.hold(entry.entry_id), self.tracker.blocked(entry.entry_id):
             try:
                 return await self._await_match(client_id, entry, deadline)
             finally:
@@ -423,6 +496,8 @@ class ChatService:
         key = _queue_key(entry.entry_id)
         loop = asyncio.get_running_loop()
         while True:
+            if self._stopping:
+                raise errors.server_restarting("wait_for_match")
             changed = self.signals.watch(key)
             entry = await self._queue_entry(client_id)
             if entry.room_id is not None:

@@ -33,6 +33,23 @@ The store is chosen by URL (--store or MCP_CHAT_STORE):
 """
 
 
+# Limits shared by both commands: (flag, type, help). The setting is the flag's name.
+_LIMIT_FLAGS: list[tuple[str, type, str]] = [
+    ("--max-message-bytes", int, "largest message, in UTF-8 bytes (default 65536)"),
+    ("--max-capacity", int, "largest room a creator may ask for (default 50)"),
+    ("--max-name-chars", int, "longest display name (default 64)"),
+    ("--max-room-id-chars", int, "longest room id (default 64)"),
+    ("--max-rooms", int, "open rooms per server; 0: no limit (default 10000)"),
+    ("--rate-messages", int, "messages a participant may send per window; 0: off (default 120)"),
+    ("--rate-window", float, "the window of --rate-messages, in seconds (default 60)"),
+    ("--max-waits", int, "blocked waits per participant; 0: no limit (default 4)"),
+    ("--default-wait", float, "seconds a wait blocks when no timeout is given (default 30)"),
+    ("--message-max-age", float, "remove messages older than this many seconds; 0: keep"),
+    ("--idle-max-age", float, "remove rooms idle for this many seconds; 0: keep"),
+    ("--retention-interval", float, "seconds between retention runs (default 300)"),
+]
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="mcp-chat",
@@ -50,10 +67,13 @@ def _parser() -> argparse.ArgumentParser:
             help="log level (env MCP_CHAT_LOG_LEVEL, default info)",
         )
         p.add_argument(
-            "--max-message-bytes",
-            type=int,
-            help="largest message accepted, in UTF-8 bytes (default 65536)",
+            "--log-format",
+            choices=["plain", "json"],
+            help="log lines as text or JSON objects (env MCP_CHAT_LOG_FORMAT, default plain)",
         )
+        limits = p.add_argument_group("limits and retention (env MCP_CHAT_<NAME>)")
+        for flag, kind, text in _LIMIT_FLAGS:
+            limits.add_argument(flag, type=kind, help=text)
 
     serve = commands.add_parser(
         "serve",
@@ -66,6 +86,22 @@ def _parser() -> argparse.ArgumentParser:
     common(serve)
     serve.add_argument("--host", help="address to bind (env MCP_CHAT_HOST, default 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port (env MCP_CHAT_PORT, default 8000)")
+    serve.add_argument(
+        "--auth-token",
+        help="require 'Authorization: Bearer TOKEN' on /mcp and /metrics "
+        "(env MCP_CHAT_AUTH_TOKEN; prefer the env or a file: flags show in ps)",
+    )
+    serve.add_argument(
+        "--auth-token-file",
+        help="file of accepted tokens, one per line (env MCP_CHAT_AUTH_TOKEN_FILE)",
+    )
+    serve.add_argument(
+        "--allowed-host",
+        action="append",
+        dest="allowed_hosts",
+        metavar="HOST",
+        help="also accept this Host header (repeatable; env MCP_CHAT_ALLOWED_HOSTS as a JSON list)",
+    )
     stdio = commands.add_parser(
         "stdio",
         help="speak MCP on stdin/stdout",
@@ -107,12 +143,21 @@ def _interests(text: str) -> tuple[str, ...]:
     return tuple(tag.strip() for tag in text.split(",") if tag.strip())
 
 
+_SETTINGS = (
+    "store",
+    "host",
+    "port",
+    "log_level",
+    "log_format",
+    "auth_token",
+    "auth_token_file",
+    "allowed_hosts",
+    *(flag[2:].replace("-", "_") for flag, _, _ in _LIMIT_FLAGS),
+)
+
+
 def settings_from(args: argparse.Namespace) -> Settings:
-    overrides = {
-        key: value
-        for key in ("store", "host", "port", "log_level", "max_message_bytes")
-        if (value := getattr(args, key, None)) is not None
-    }
+    overrides = {key: value for key in _SETTINGS if (value := getattr(args, key, None)) is not None}
     return Settings(**overrides)
 
 
@@ -127,7 +172,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             parser.error("--interests goes with --random")
         _chat(args, settings)
         return
-    setup_logging(settings.log_level)
+    setup_logging(settings.log_level, settings.log_format)
     from mcp_chat import app
 
     if args.command == "serve":

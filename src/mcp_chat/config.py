@@ -6,12 +6,14 @@ from pathlib import Path
 from typing import Literal
 
 from platformdirs import user_data_dir
-from pydantic import Field, model_validator
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from mcp_chat import names
 from mcp_chat.chat import Limits
 from mcp_chat.matching import MatchPolicy
 from mcp_chat.presence import PresencePolicy
+from mcp_chat.retention import Retention
 
 
 def default_store_url() -> str:
@@ -25,9 +27,22 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_format: Literal["plain", "json"] = "plain"
+    auth_token: SecretStr | None = None
+    auth_token_file: Path | None = None
+    allowed_hosts: list[str] = Field(default_factory=list)
     max_message_bytes: int = Field(default=64 * 1024, ge=1)
     max_capacity: int = Field(default=50, ge=2)
+    max_name_chars: int = Field(default=names.MAX_NAME_CHARS, ge=1)
+    max_room_id_chars: int = Field(default=names.MAX_ROOM_ID_CHARS, ge=1)
+    max_rooms: int = Field(default=10_000, ge=0)
+    rate_messages: int = Field(default=120, ge=0)
+    rate_window: float = Field(default=60.0, gt=0)
+    max_waits: int = Field(default=4, ge=0)
     default_wait: float = Field(default=30.0, ge=1, le=300)
+    message_max_age: float = Field(default=0.0, ge=0)
+    idle_max_age: float = Field(default=0.0, ge=0)
+    retention_interval: float = Field(default=300.0, gt=0)
     match_fallback: float = Field(default=30.0, ge=0)
     queue_stale_after: float = Field(default=30.0, gt=0)
     heartbeat: float = Field(default=5.0, gt=0)
@@ -57,5 +72,13 @@ class Settings(BaseSettings):
         return Limits(
             max_message_bytes=self.max_message_bytes,
             max_capacity=self.max_capacity,
+            max_name_chars=self.max_name_chars,
+            max_room_id_chars=self.max_room_id_chars,
+            max_rooms=self.max_rooms,
+            rate_messages=self.rate_messages,
+            rate_window=self.rate_window,
+            max_waits=self.max_waits,
             default_wait=self.default_wait,
+            retention=Retention(self.message_max_age, self.idle_max_age),
+            retention_interval=self.retention_interval,
         )

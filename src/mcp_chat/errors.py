@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from enum import StrEnum
 
 
@@ -15,6 +16,10 @@ class Code(StrEnum):
     ROOM_NOT_FOUND = "room_not_found"
     ROOM_FULL = "room_full"
     CHAT_ENDED = "chat_ended"
+    TOO_MANY_ROOMS = "too_many_rooms"
+    RATE_LIMITED = "rate_limited"
+    TOO_MANY_WAITS = "too_many_waits"
+    SERVER_RESTARTING = "server_restarting"
     INVITE_REQUIRED = "invite_required"
     NOT_IN_QUEUE = "not_in_queue"
     STORE_UNAVAILABLE = "store_unavailable"
@@ -80,6 +85,38 @@ def chat_ended(room_id: str) -> ChatError:
         Code.CHAT_ENDED,
         f"The chat in room '{room_id}' has ended. Call join_room with a new room_id "
         "to start another.",
+    )
+
+
+def too_many_rooms(limit: int) -> ChatError:
+    return ChatError(
+        Code.TOO_MANY_ROOMS,
+        f"This server already has its limit of {limit} open rooms. Join an existing room "
+        "(list_rooms shows them) or try again later.",
+    )
+
+
+def rate_limited(retry_after: float) -> ChatError:
+    seconds = max(1, math.ceil(retry_after))
+    return ChatError(
+        Code.RATE_LIMITED,
+        f"You are sending too fast. Wait {seconds} second{'s' if seconds != 1 else ''}, "
+        "then send again; nothing was stored.",
+    )
+
+
+def too_many_waits(limit: int) -> ChatError:
+    return ChatError(
+        Code.TOO_MANY_WAITS,
+        f"You already have {limit} wait_for_message calls open in this room. Let one return "
+        "before starting another.",
+    )
+
+
+def server_restarting(call: str) -> ChatError:
+    return ChatError(
+        Code.SERVER_RESTARTING,
+        f"The server is restarting; call {call} again. Nothing was lost.",
     )
 
 

@@ -13,7 +13,12 @@ MAX_KEY_CHARS = 128
 
 def utc_now() -> str:
     """An ISO-8601 UTC timestamp with milliseconds, e.g. 2026-11-24T10:00:00.123Z."""
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return stamp(datetime.now(UTC))
+
+
+def stamp(moment: datetime) -> str:
+    """`moment` as the store writes timestamps; two of them compare as text in time order."""
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def new_message_id() -> str:

@@ -40,6 +40,12 @@ def ends_after_leave(room: Room, remaining_members: int) -> bool:
     return room.capacity == 2 or remaining_members == 0
 
 
+def check_room_count(open_rooms: int, max_rooms: int) -> None:
+    """Raise unless one more room may be opened; `max_rooms == 0` means no limit."""
+    if max_rooms and open_rooms >= max_rooms:
+        raise errors.too_many_rooms(max_rooms)
+
+
 MAX_INVITE_CHARS = 128
 
 

@@ -161,3 +161,19 @@ class RoomSummary:
     members: int
     ended: bool
     created_at: str
+
+
+@dataclass(frozen=True, slots=True)
+class Counts:
+    """What the store holds now: open rooms and the participants in them."""
+
+    rooms: int
+    participants: int
+
+
+@dataclass(frozen=True, slots=True)
+class Pruned:
+    """What `Store.prune` removed."""
+
+    messages: int
+    rooms: int

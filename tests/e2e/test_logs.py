@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from mcp import Client
 
@@ -41,3 +43,21 @@ async def test_client_ids_never_appear_whole_in_logs(db_url: str, level: str) ->
         assert secret[6:] not in log  # nor its random part
     if level == "info":
         assert SECRET_TEXT not in log
+
+
+async def test_json_logs_are_one_object_a_line_and_keep_secrets_out(db_url: str) -> None:
+    server = ServerProcess(db_url, "--log-format", "json")
+    try:
+        secrets = await converse(server)
+    finally:
+        server.stop()
+    entries = [json.loads(line) for line in server.lines if line.strip()]
+    assert entries and all(
+        {"time", "level", "logger", "message"} <= entry.keys() for entry in entries
+    )
+    assert any(e["message"].startswith("joined room=logged") for e in entries)
+    assert all(e["time"].endswith("Z") for e in entries)
+    for secret in secrets:
+        assert secret not in server.log
+        assert secret[6:] not in server.log
+    assert SECRET_TEXT not in server.log

@@ -130,3 +130,27 @@ async def test_the_window_says_when_the_other_ends_the_chat(db_url: str) -> None
         await shown(app, "The chat has ended")
         await type_line(app, pilot, "still there?")
         await shown(app, "You are not in the room any more")
+
+
+async def test_the_window_rides_out_a_graceful_restart(db_url: str) -> None:
+    """SIGTERM answers the window's blocked wait with server_restarting: it reconnects."""
+    first = ServerProcess(db_url)
+    app = ChatApp(Seat(first.url, "calm", "Person"))
+    second: ServerProcess | None = None
+    try:
+        async with app.run_test():
+            await shown(app, "You are in room calm as Person")
+            first.stop()
+            assert first.proc.returncode == 0
+            second = ServerProcess(db_url, port=first.port)
+            async with Client(second.url) as agent:
+                agent_id = await join(agent, "calm", "Agent")
+                await call(
+                    agent, "send_message", room_id="calm", message="still here?", client_id=agent_id
+                )
+                lines = await shown(app, "Agent  still here?")
+                assert not any("restarting" in line for line in lines), lines
+    finally:
+        first.kill()
+        if second is not None:
+            second.stop()

@@ -36,17 +36,37 @@ async def wait_on_page(page: Page, server: ServerProcess, name: str, interests: 
 
 
 async def test_a_person_waiting_on_the_page_is_matched_with_an_agent_and_they_chat(
-    http_server: ServerProcess, browser: Browser
+    db_url: str, browser: Browser
 ) -> None:
-    page = await browser.new_page(viewport={"width": 1100, "height": 720})
+    first = ServerProcess(db_url)
+    second: ServerProcess | None = None
+    page = await browser.new_page()
     urls: list[str] = []
     page.on("request", lambda r: urls.append(r.url))
-    client_id = await wait_on_page(page, http_server, "Ada", "Chess, go")
-    await expect(page.locator("#queue-interests")).to_have_text("Interests: Chess, go")
-    # A reload while waiting carries on with the same place in the queue.
-    await page.reload()
-    await expect(page.locator("#queue-position")).to_contain_text("Position 1")
+    try:
+        client_id = await wait_on_page(page, first, "Ada", "Chess, go")
+        await expect(page.locator("#queue-interests")).to_have_text("Interests: Chess, go")
+        # A reload while waiting carries on with the same place in the queue.
+        await page.reload()
+        await expect(page.locator("#queue-position")).to_contain_text("Position 1")
+        # So does a graceful restart of the server: the page reconnects and waits on.
+        first.stop()
+        position = page.locator("#queue-position")
+        await expect(position).to_have_text("Connection lost; reconnecting…")
+        second = ServerProcess(db_url, port=first.port)
+        await expect(position).to_contain_text("Position 1")
+        await chat_after_match(page, second, client_id)
+    finally:
+        first.kill()
+        if second is not None:
+            second.stop()
+    await page.close()
+    assert not [u for u in urls if client_id in u or client_id[4:] in u]
+    assert client_id not in first.log + second.log
 
+
+async def chat_after_match(page: Page, http_server: ServerProcess, client_id: str) -> None:
+    """An agent enters the queue and is matched with the waiting page; they talk."""
     async with Client(http_server.url) as agent:
         matched = await call(agent, "enter_queue", display_name="Agent", interests=["go"])
         assert matched["status"] == "matched", matched
@@ -63,9 +83,6 @@ async def test_a_person_waiting_on_the_page_is_matched_with_an_agent_and_they_ch
         await agent_says(agent, agent_id, page, "Then go it is.", room)
         await page.click("#leave")
         await expect(page.locator("#lobby")).to_be_visible()
-    await page.close()
-    assert not [u for u in urls if client_id in u or client_id[4:] in u]
-    assert client_id not in http_server.log
 
 
 async def test_cancelling_while_waiting_leaves_the_queue_and_entering_again_matches(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
@@ -9,6 +10,7 @@ from typing import Any
 import mcp.types as mt
 from fastmcp import FastMCP
 from fastmcp.exceptions import ValidationError
+from fastmcp.server.auth import AuthProvider
 from fastmcp.server.middleware import CallNext, Middleware, MiddlewareContext
 from fastmcp.tools import ToolResult
 from mcp.types.version import HANDSHAKE_PROTOCOL_VERSIONS
@@ -21,6 +23,7 @@ from mcp_chat.mcp.prompts import register_prompts
 from mcp_chat.mcp.resources import register_resources
 from mcp_chat.mcp.schemas import CompactSchemas
 from mcp_chat.mcp.tools import register_tools
+from mcp_chat.metrics import Metrics
 from mcp_chat.presence import Session, current_session
 
 INSTRUCTIONS = """\
@@ -50,6 +53,28 @@ class ArgumentErrors(Middleware):
                     "code": Code.INVALID_ARGUMENT.value,
                 }
             )
+
+
+class CallMetrics(Middleware):
+    """Times every tool call and counts failures by code."""
+
+    def __init__(self, metrics: Metrics) -> None:
+        self.metrics = metrics
+
+    async def on_call_tool(
+        self,
+        context: MiddlewareContext[mt.CallToolRequestParams],
+        call_next: CallNext[mt.CallToolRequestParams, ToolResult],
+    ) -> ToolResult:
+        started = time.perf_counter()
+        structured: dict[str, Any] | None = None
+        try:
+            result = await call_next(context)
+            structured = result.structured_content or {}
+            return result
+        finally:
+            elapsed = time.perf_counter() - started
+            self.metrics.observe_call(context.message.name, elapsed, structured)
 
 
 class SessionTracking(Middleware):
@@ -124,9 +149,16 @@ async def _cache_input_schemas(server: FastMCP) -> None:
     server._mcp_server.get_tool_input_schema = schemas.get
 
 
-def create_server(chat: ChatService, stdio: bool = False, keepalive: float = 10.0) -> FastMCP:
+def create_server(
+    chat: ChatService,
+    stdio: bool = False,
+    keepalive: float = 10.0,
+    metrics: Metrics | None = None,
+    auth: AuthProvider | None = None,
+) -> FastMCP:
     """A FastMCP server whose lifespan opens and closes `chat`. With `stdio`, the process
-    serves one client: when it ends, that client's participants are gone."""
+    serves one client: when it ends, that client's participants are gone. `metrics` counts
+    the tool calls; `auth` guards the server over HTTP."""
     process_session = Session() if stdio else None
 
     @asynccontextmanager
@@ -145,7 +177,14 @@ def create_server(chat: ChatService, stdio: bool = False, keepalive: float = 10.
         instructions=INSTRUCTIONS,
         version=__version__,
         lifespan=lifespan,
-        middleware=[SessionTracking(chat, process_session), ArgumentErrors(), CompactSchemas()],
+        # The first is the outermost: metrics see failures after ArgumentErrors shaped them.
+        middleware=[
+            *([CallMetrics(metrics)] if metrics else []),
+            SessionTracking(chat, process_session),
+            ArgumentErrors(),
+            CompactSchemas(),
+        ],
+        auth=auth,
         mask_error_details=True,
     )
     register_tools(server, chat, keepalive)

@@ -9,12 +9,14 @@ from mcp_chat.matching import MatchPolicy
 from mcp_chat.types import (
     Appended,
     Claim,
+    Counts,
     Draft,
     Joined,
     Left,
     Matched,
     Message,
     Participant,
+    Pruned,
     QueueEntry,
     Room,
     RoomSummary,
@@ -91,6 +93,17 @@ class Store(ABC):
     @abstractmethod
     async def rooms(self, limit: int) -> list[RoomSummary]:
         """Open public rooms, newest first."""
+
+    @abstractmethod
+    async def counts(self) -> Counts:
+        """How many open rooms, and participants in them, the store holds."""
+
+    @abstractmethod
+    async def prune(self, messages_before: str | None, idle_before: str | None) -> Pruned:
+        """Retention, with UTC timestamps as `messages.utc_now` writes them. Removes messages
+        older than `messages_before`, except each room's newest (it dates the room's last
+        activity); then rooms whose newest message is older than `idle_before`, with their
+        participants and messages. None skips that part."""
 
     # -- the random-pairing queue -------------------------------------------------------------
 

@@ -13,6 +13,7 @@ from mcp_chat.stores.base import Store
 from mcp_chat.types import (
     Appended,
     Claim,
+    Counts,
     Draft,
     Joined,
     Kind,
@@ -20,6 +21,7 @@ from mcp_chat.types import (
     Matched,
     Message,
     Participant,
+    Pruned,
     QueueEntry,
     Room,
     RoomSummary,
@@ -168,6 +170,37 @@ class MemoryStore(Store):
             RoomSummary(s.room.room_id, s.room.capacity, len(s.members), False, s.room.created_at)
             for s in open_rooms[:limit]
         ]
+
+    async def counts(self) -> Counts:
+        open_rooms = [s for s in self._rooms.values() if not s.room.ended]
+        return Counts(
+            rooms=len(open_rooms),
+            participants=sum(len(s.members) for s in open_rooms),
+        )
+
+    async def prune(self, messages_before: str | None, idle_before: str | None) -> Pruned:
+        removed_messages = removed_rooms = 0
+        for room_id, state in list(self._rooms.items()):
+            if messages_before is not None and state.log:
+                kept = [m for m in state.log[:-1] if m.timestamp >= messages_before]
+                kept.append(state.log[-1])
+                removed_messages += len(state.log) - len(kept)
+                state.log = kept
+                alive = {m.message_id for m in kept}
+                state.keys = {k: m for k, m in state.keys.items() if m.message_id in alive}
+            newest = state.log[-1].timestamp if state.log else state.room.created_at
+            if idle_before is not None and newest < idle_before:
+                removed_messages += len(state.log)
+                removed_rooms += 1
+                del self._rooms[room_id]
+                for participant_id in [
+                    p.participant_id for p in self._participants.values() if p.room_id == room_id
+                ]:
+                    gone = self._participants.pop(participant_id)
+                    self._by_secret.pop(gone.secret_hash, None)
+                for entry in [e for e in self._queue.values() if e.room_id == room_id]:
+                    del self._queue[entry.entry_id]
+        return Pruned(removed_messages, removed_rooms)
 
     # -- the random-pairing queue -------------------------------------------------------------
 

@@ -27,6 +27,7 @@ from mcp_chat.stores.wakeups import Waker
 from mcp_chat.types import (
     Appended,
     Claim,
+    Counts,
     Draft,
     Joined,
     Kind,
@@ -34,6 +35,7 @@ from mcp_chat.types import (
     Matched,
     Message,
     Participant,
+    Pruned,
     QueueEntry,
     Room,
     RoomSummary,
@@ -496,6 +498,54 @@ class SQLiteStore(Store):
                 RoomSummary(r["room_id"], r["capacity"], r["members"], False, r["created_at"])
                 for r in rows
             ]
+
+        return await self._run(run)
+
+    async def counts(self) -> Counts:
+        def run() -> Counts:
+            with _read(self.db):
+                rooms, participants = self.db.execute(
+                    "SELECT count(*), coalesce(sum((SELECT count(*) FROM participants p"
+                    "   WHERE p.room_id = r.room_id AND p.left_room = 0)), 0)"
+                    " FROM rooms r WHERE r.ended = 0"
+                ).fetchone()
+                return Counts(int(rooms), int(participants))
+
+        return await self._run(run)
+
+    async def prune(self, messages_before: str | None, idle_before: str | None) -> Pruned:
+        def run() -> Pruned:
+            removed_messages = removed_rooms = 0
+            if messages_before is not None:
+                # Only a database that uses retention pays for this index on every append.
+                self.db.execute(
+                    "CREATE INDEX IF NOT EXISTS messages_by_time ON messages (created_at)"
+                )
+            with _write(self.db):
+                if messages_before is not None:
+                    removed_messages += self.db.execute(
+                        "DELETE FROM messages WHERE created_at < ? AND seq <"
+                        " (SELECT r.last_seq FROM rooms r WHERE r.room_id = messages.room_id)",
+                        (messages_before,),
+                    ).rowcount
+                if idle_before is not None:
+                    idle = [
+                        (row[0],)
+                        for row in self.db.execute(
+                            "SELECT r.room_id FROM rooms r LEFT JOIN messages m"
+                            " ON m.room_id = r.room_id AND m.seq = r.last_seq"
+                            " WHERE coalesce(m.created_at, r.created_at) < ?",
+                            (idle_before,),
+                        )
+                    ]
+                    for table in ("messages", "participants", "queue"):
+                        before = self.db.total_changes
+                        self.db.executemany(f"DELETE FROM {table} WHERE room_id = ?", idle)
+                        if table == "messages":
+                            removed_messages += self.db.total_changes - before
+                    self.db.executemany("DELETE FROM rooms WHERE room_id = ?", idle)
+                    removed_rooms = len(idle)
+            return Pruned(removed_messages, removed_rooms)
 
         return await self._run(run)
 

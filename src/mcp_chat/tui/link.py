@@ -250,6 +250,8 @@ class ChatLink:
             self._queued(got)
         elif not self.listening:  # left the queue while the wait was out
             return
+        elif got["code"] == "server_restarting":  # a graceful stop: reconnect with backoff
+            raise ConnectionError("the server is restarting")
         elif got["code"] == "not_in_queue":  # dropped, e.g. silent through a long outage
             self.on_status("requeued")
             await self._enter_queue(client)
@@ -275,6 +277,9 @@ class ChatLink:
             if not self.listening:  # left while the wait was out
                 return
             if not got["success"]:
+                if got.get("code") == "server_restarting":
+                    # A graceful stop: reconnect with backoff to the next server.
+                    raise ConnectionError("the server is restarting")
                 raise Refused(got)
             self.position = got["position"]
             if got["messages"]:

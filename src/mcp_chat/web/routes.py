@@ -169,6 +169,8 @@ async def _stream(
         try:
             got = await streams.run(chat.wait(room_id, secret, STREAM_WAIT, position))
         except ChatError as exc:
+            if exc.code is Code.SERVER_RESTARTING:
+                return  # the server is stopping: the page reconnects to the next one
             yield event("end", {"error": exc.message, "code": exc.code.value})
             return
         if got is None:  # the server is stopping

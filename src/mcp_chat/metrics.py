@@ -1,0 +1,83 @@
+"""Prometheus metrics: tool calls and their failures, as the MCP layer reports them, and what
+the core and the store hold when scraped."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.exposition import generate_latest
+from prometheus_client.registry import Collector
+
+from mcp_chat.chat import ChatService
+from mcp_chat.types import Counts
+
+CONTENT_TYPE = CONTENT_TYPE_LATEST
+
+# Tool calls take milliseconds, except waits, which block up to 300 s.
+_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300)
+
+
+class _Core(Collector):
+    """Read at scrape time: messages sent and waits blocked in this process, and the store's
+    counts as of the scrape."""
+
+    def __init__(self, chat: ChatService) -> None:
+        self.chat = chat
+        self.counts = Counts(0, 0)
+
+    def collect(self) -> Iterable[Metric]:
+        yield CounterMetricFamily(
+            "mcp_chat_messages_sent",
+            "Messages stored by this process (a retried message_key is not counted again).",
+            value=self.chat.messages_sent,
+        )
+        yield GaugeMetricFamily(
+            "mcp_chat_blocked_waits",
+            "wait_for_message calls blocked in this process right now.",
+            value=self.chat.signals.waiting,
+        )
+        yield GaugeMetricFamily("mcp_chat_rooms", "Open rooms in the store.", self.counts.rooms)
+        yield GaugeMetricFamily(
+            "mcp_chat_participants",
+            "Participants in open rooms in the store.",
+            value=self.counts.participants,
+        )
+
+
+class Metrics:
+    def __init__(self, chat: ChatService) -> None:
+        self.registry = CollectorRegistry()
+        self._core = _Core(chat)
+        self.registry.register(self._core)
+        self.calls = Histogram(
+            "mcp_chat_tool_call_seconds",
+            "Tool call latency, by tool.",
+            ["tool"],
+            buckets=_BUCKETS,
+            registry=self.registry,
+        )
+        self.errors = Counter(
+            "mcp_chat_errors",
+            "Failed tool calls, by error code.",
+            ["code"],
+            registry=self.registry,
+        )
+        self._chat = chat
+
+    def observe_call(self, tool: str, seconds: float, result: Mapping[str, Any] | None) -> None:
+        """One tool call and its structured result (None: it ended in a protocol error)."""
+        if result is None:
+            self.errors.labels("protocol_error").inc()
+            return
+        self.calls.labels(tool).observe(seconds)
+        if result.get("success") is False:
+            code = result.get("code")
+            self.errors.labels(code if isinstance(code, str) else "unknown").inc()
+
+    async def render(self) -> bytes:
+        """The text exposition format, with the store's counts read now."""
+        self._core.counts = await self._chat.store.counts()
+        return generate_latest(self.registry)

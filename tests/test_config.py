@@ -1,0 +1,45 @@
+"""Settings from flags, environment and token files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from mcp_chat.auth import load_tokens
+from mcp_chat.cli import _parser, settings_from
+
+
+def test_flags_win_over_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MCP_CHAT_RATE_MESSAGES", "7")
+    monkeypatch.setenv("MCP_CHAT_MAX_ROOMS", "9")
+    monkeypatch.setenv("MCP_CHAT_ALLOWED_HOSTS", '["chat.example.com"]')
+    settings = settings_from(_parser().parse_args(["serve", "--max-rooms", "3"]))
+    limits = settings.limits()
+    assert (limits.rate_messages, limits.max_rooms) == (7, 3)
+    assert settings.allowed_hosts == ["chat.example.com"]
+
+
+def test_every_limit_flag_reaches_the_limits() -> None:
+    argv = ["stdio", "--max-name-chars", "10", "--max-room-id-chars", "11", "--max-waits", "2"]
+    argv += ["--rate-window", "5", "--message-max-age", "60", "--idle-max-age", "120"]
+    limits = settings_from(_parser().parse_args(argv)).limits()
+    assert (limits.max_name_chars, limits.max_room_id_chars, limits.max_waits) == (10, 11, 2)
+    assert limits.rate_window == 5
+    assert (limits.retention.message_age, limits.retention.idle_age) == (60, 120)
+
+
+def test_the_token_comes_from_the_environment_as_a_secret(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MCP_CHAT_AUTH_TOKEN", "from-env")
+    settings = settings_from(_parser().parse_args(["serve"]))
+    assert settings.auth_token is not None
+    assert settings.auth_token.get_secret_value() == "from-env"
+    assert "from-env" not in repr(settings)
+
+
+def test_a_token_file_holds_one_token_a_line(tmp_path: Path) -> None:
+    path = tmp_path / "tokens"
+    path.write_text("# the team\nalpha\n\n  beta  \n")
+    assert load_tokens("gamma", path) == ["gamma", "alpha", "beta"]
+    assert load_tokens(None, None) == []
+    assert load_tokens("  ", None) == []
