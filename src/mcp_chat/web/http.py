@@ -105,7 +105,9 @@ class Streams:
         self._closing.set()
 
     async def run(self, work: Awaitable[T]) -> T | None:
-        """`work` (a blocking wait), or None when the streams are closed first."""
+        """`work` (a blocking wait), or None when the server is stopping: the streams are
+        closed first, or the wait says server_restarting. The page then reconnects to the
+        next server."""
         waiting = asyncio.ensure_future(work)
         closing = asyncio.ensure_future(self._closing.wait())
         try:
@@ -114,7 +116,17 @@ class Streams:
             closing.cancel()
             if not waiting.done():
                 waiting.cancel()
-        return waiting.result() if waiting.done() else None
+        if not waiting.done():
+            return None
+        failed = waiting.exception()
+        if isinstance(failed, ChatError) and failed.code is Code.SERVER_RESTARTING:
+            return None
+        return waiting.result()
+
+
+def end_event(exc: ChatError) -> str:
+    """The last event of a stream that failed: what went wrong, in the page's terms."""
+    return event("end", {"error": exc.message, "code": exc.code.value})
 
 
 def stream_response(events: AsyncIterator[str]) -> StreamingResponse:

@@ -10,13 +10,14 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from mcp_chat.chat import ChatService, QueueResult
-from mcp_chat.errors import ChatError, Code, invalid
+from mcp_chat.errors import ChatError, invalid
 from mcp_chat.mcp.results import MemberOut
 from mcp_chat.web.http import (
     STREAM_WAIT,
     Route,
     Streams,
     body_of,
+    end_event,
     event,
     secret_of,
     stream_response,
@@ -82,9 +83,7 @@ async def _follow(
         try:
             got = await streams.run(chat.wait_for_match(secret, STREAM_WAIT))
         except ChatError as exc:
-            if exc.code is Code.SERVER_RESTARTING:
-                return  # the server is stopping: the page reconnects to the next one
-            yield event("end", {"error": exc.message, "code": exc.code.value})
+            yield end_event(exc)
             return
         if got is None:  # the server is stopping
             return

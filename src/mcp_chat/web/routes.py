@@ -20,6 +20,7 @@ from mcp_chat.web.http import (
     Streams,
     answers,
     body_of,
+    end_event,
     event,
     number_of,
     secret_of,
@@ -169,9 +170,7 @@ async def _stream(
         try:
             got = await streams.run(chat.wait(room_id, secret, STREAM_WAIT, position))
         except ChatError as exc:
-            if exc.code is Code.SERVER_RESTARTING:
-                return  # the server is stopping: the page reconnects to the next one
-            yield event("end", {"error": exc.message, "code": exc.code.value})
+            yield end_event(exc)
             return
         if got is None:  # the server is stopping
             return
