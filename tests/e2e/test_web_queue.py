@@ -85,12 +85,19 @@ async def chat_after_match(page: Page, http_server: ServerProcess, client_id: st
         await expect(page.locator("#lobby")).to_be_visible()
 
 
-async def test_cancelling_while_waiting_leaves_the_queue_and_entering_again_matches(
+async def test_dropped_the_page_enters_again_cancel_leaves_and_a_new_entry_matches(
     http_server: ServerProcess, browser: Browser
 ) -> None:
     page = await browser.new_page()
-    client_id = await wait_on_page(page, http_server, "Bea")
+    dropped = await wait_on_page(page, http_server, "Bea")
     await expect(page.locator("#queue-interests")).to_have_text("Anyone will do.")
+    # Dropped from the queue (as when silent too long): the page enters it again.
+    async with Client(http_server.url) as agent:
+        assert (await call(agent, "leave_queue", client_id=dropped))["success"]
+    await expect(page.locator("#queue-interests")).to_contain_text("entered it again")
+    await expect(page.locator("#queue-position")).to_contain_text("Position 1")
+    client_id = await page.evaluate("JSON.parse(sessionStorage['mcp-chat.session']).client_id")
+    assert client_id != dropped
     await page.click("#cancel")
     await expect(page.locator("#lobby")).to_be_visible()
     assert await page.evaluate("sessionStorage['mcp-chat.session']") is None

@@ -215,7 +215,7 @@ function awaitMatch() {
       if (name === "waiting") setPosition(payload.position);
       else if (name === "matched") matched(payload);
       else if (name === "end") dropped(payload);
-      return name === "waiting" ? null : "end";
+      return name === "matched" || name === "end" ? "end" : null;
     },
     onRefused: dropped,
   });
