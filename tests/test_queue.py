@@ -212,3 +212,23 @@ async def test_a_closed_session_marks_its_participants_gone(service: ChatService
     await service.disconnect(queued)
     with pytest.raises(ChatError):
         await service.wait_for_match(entry.client_id, timeout=1)
+
+
+async def test_leaving_the_queue_ends_a_blocked_wait_and_the_state_says_where_one_stands(
+    service: ChatService,
+) -> None:
+    first = await service.enter_queue("Ann")
+    state = await service.queue_state(first.client_id)
+    assert state.matched is None and state.position == 1
+    waiting = asyncio.create_task(service.wait_for_match(first.client_id, timeout=300))
+    await blocked(service)
+    await service.leave_queue(first.client_id)
+    with pytest.raises(ChatError) as woken:
+        await waiting
+    assert woken.value.code is Code.NOT_IN_QUEUE
+    second = await service.enter_queue("Ben")
+    third = await service.enter_queue("Cy")
+    assert third.matched is not None
+    matched = await service.queue_state(second.client_id)
+    assert matched.matched is not None and matched.partner is not None
+    assert matched.partner.display_name == "Cy"

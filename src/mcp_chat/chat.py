@@ -544,6 +544,15 @@ class ChatService:
         if not await self.store.leave_queue(entry.entry_id):
             raise errors.not_in_queue()
         self.tracker.forget({entry.entry_id})
+        self.signals.notify(_queue_key(entry.entry_id))  # a blocked wait_for_match ends now
+
+    async def queue_state(self, client_id: str) -> QueueResult:
+        """Where this queue entry stands now (matched, or its position), without blocking."""
+        entry = await self._queue_entry(client_id)
+        if entry.room_id is not None:
+            return await self._matched_result(client_id, entry)
+        position = await self.store.queue_position(entry.entry_id)
+        return QueueResult(client_id, entry.entry_id, None, position)
 
     async def _queue_entry(self, client_id: str) -> QueueEntry:
         if not isinstance(client_id, str) or not client_id:

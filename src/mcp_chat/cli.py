@@ -24,7 +24,7 @@ mcp-chat: a chat server for AI assistants and people, over the Model Context Pro
   mcp-chat serve    streamable HTTP at http://HOST:PORT/mcp (default 127.0.0.1:8000),
                     and a web page for people at http://HOST:PORT/
   mcp-chat stdio    speak MCP on stdin/stdout (let an MCP client start it)
-  mcp-chat chat     chat in a room from this terminal
+  mcp-chat chat     chat in a room (or with a random stranger) from this terminal
 
 The store is chosen by URL (--store or MCP_CHAT_STORE):
   sqlite:///path/to/file.db   durable; several processes may share one file (default:
@@ -112,22 +112,37 @@ def _parser() -> argparse.ArgumentParser:
     common(stdio)
     chat = commands.add_parser(
         "chat",
-        help="chat in a room from this terminal",
+        help="chat in a room (or with a random stranger) from this terminal",
         description=(
-            "Chat in a room from this terminal. Connects to a running server (--url), or "
-            "starts its own stdio server on a store (--store, default the SQLite file)."
+            "Chat in a room, or with a stranger from the random queue (--random), from this "
+            "terminal. Connects to a running server (--url), or starts its own stdio server "
+            "on a store (--store, default the SQLite file)."
         ),
     )
     where = chat.add_mutually_exclusive_group()
     where.add_argument("--url", help="a server's MCP endpoint, e.g. http://127.0.0.1:8000/mcp")
     where.add_argument("--store", help="store URL for a server of its own (env MCP_CHAT_STORE)")
-    chat.add_argument("--room", default="lobby", help="room to join or create (default lobby)")
+    room = chat.add_mutually_exclusive_group()
+    room.add_argument("--room", help="room to join or create (default lobby)")
+    room.add_argument(
+        "--random", action="store_true", help="enter the random queue and chat with whoever comes"
+    )
+    chat.add_argument(
+        "--interests",
+        type=_interests,
+        default=(),
+        help="with --random: comma-separated tags (e.g. chess,go); shared ones match first",
+    )
     chat.add_argument("--name", default=getpass.getuser(), help="your display name")
     chat.add_argument("--capacity", type=int, help="places in the room, if it is new")
     chat.add_argument(
         "--invite", help="a private room's invite (creating a room with one makes it private)"
     )
     return parser
+
+
+def _interests(text: str) -> tuple[str, ...]:
+    return tuple(tag.strip() for tag in text.split(",") if tag.strip())
 
 
 _SETTINGS = (
@@ -149,9 +164,14 @@ def settings_from(args: argparse.Namespace) -> Settings:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
     settings = settings_from(args)
     if args.command == "chat":
+        if args.random and (args.capacity is not None or args.invite is not None):
+            parser.error("--capacity and --invite are for a named room, not --random")
+        if args.interests and not args.random:
+            parser.error("--interests goes with --random")
         _chat(args, settings)
         return
     setup_logging(settings.log_level, settings.log_format)
@@ -169,4 +189,6 @@ def _chat(args: argparse.Namespace, settings: Settings) -> None:
     from mcp_chat.tui.link import Seat, stdio_target
 
     target = args.url or stdio_target(settings.store)
-    ChatApp(Seat(target, args.room, args.name, args.capacity, args.invite)).run()
+    room = None if args.random else args.room or "lobby"
+    seat = Seat(target, room, args.name, args.capacity, args.invite, args.interests)
+    ChatApp(seat).run()

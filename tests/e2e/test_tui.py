@@ -19,10 +19,11 @@ from tests.e2e.helpers import call, hear, join
 pytestmark = pytest.mark.anyio
 
 
-async def shown(app: ChatApp, fragment: str) -> list[str]:
-    """Wait for a transcript line holding `fragment` (the transcript says when it changes)."""
+async def shown(app: ChatApp, fragment: str, times: int = 1) -> list[str]:
+    """Wait for `times` transcript lines holding `fragment` (the transcript says when it
+    changes)."""
     async with asyncio.timeout(30):
-        while not any(fragment in line for line in app.transcript.lines()):
+        while count(app.transcript.lines(), fragment) < times:
             await app.transcript.changed()
     return app.transcript.lines()
 

@@ -43,18 +43,22 @@ async def browser() -> AsyncIterator[Browser]:
         await launched.close()
 
 
-async def agent_says(agent: Client, agent_id: str, page: Page, text: str) -> None:
+async def agent_says(
+    agent: Client, agent_id: str, page: Page, text: str, room: str = "web"
+) -> None:
     """The agent sends over MCP; the page shows it as the newest message, as text."""
-    await call(agent, "send_message", room_id="web", message=text, client_id=agent_id)
+    await call(agent, "send_message", room_id=room, message=text, client_id=agent_id)
     await expect(page.locator("#messages .msg:not(.own) .bubble").last).to_have_text(text)
 
 
-async def person_says(page: Page, agent: Client, agent_id: str, text: str) -> None:
+async def person_says(
+    page: Page, agent: Client, agent_id: str, text: str, room: str = "web"
+) -> None:
     """The person types and presses Enter; the page shows it, and the agent hears it."""
     await page.fill("#text", text)
     await page.press("#text", "Enter")
     await expect(page.locator("#messages .own .bubble").last).to_have_text(text)
-    await hear(agent, "web", agent_id, text)
+    await hear(agent, room, agent_id, text)
 
 
 async def test_a_person_on_the_page_and_an_agent_chat(

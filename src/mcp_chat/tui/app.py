@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable
 from typing import Any
 
 from textual.app import App, ComposeResult
@@ -15,7 +16,7 @@ HELP = """\
 Commands:
   /who       who is in the room
   /history   fill in the room's recent history
-  /leave     leave the room (the others are told)
+  /leave     leave the room (the others are told), or the queue while waiting
   /quit      leave and close the window
   /help      this list
 Anything else is sent to the room."""
@@ -28,7 +29,8 @@ def _who(member: dict[str, Any]) -> str:
 
 
 class ChatApp(App[None]):
-    """One person in one room. Talks to the server only through `ChatLink`."""
+    """One person in one room (or first in the random queue, then in the room it makes).
+    Talks to the server only through `ChatLink`."""
 
     TITLE = "mcp-chat"
     CSS = """
@@ -42,6 +44,7 @@ class ChatApp(App[None]):
         self.link = ChatLink(seat, on_messages=self._show, on_status=self._status)
         self.in_room = False
         self._lost = False
+        self._noted_position: int | None = None
         self.transcript = Transcript()
 
     def compose(self) -> ComposeResult:
@@ -67,12 +70,13 @@ class ChatApp(App[None]):
                 self.transcript.note(refused.sentence)
                 self._status("not in the room")
         else:
-            self._status("left the room")
+            self._status("left the room" if self.link.room_id else "left the queue")
         self.in_room = False
 
     def _status(self, state: str) -> None:
         link = self.link
-        if link.client_id and not self.in_room and link.listening:
+        self._note_queue(state)
+        if link.client_id and link.room_id and not self.in_room and link.listening:
             self.in_room = True
             self.transcript.note(
                 f"You are in room {link.room_id} as {link.joined.get('display_name')}. "
@@ -85,9 +89,26 @@ class ChatApp(App[None]):
         elif state == "connected" and self._lost:
             self._lost = False
             self.transcript.note("Reconnected.")
+        place = f"room {link.room_id}" if link.room_id else "random queue"
+        if link.waiting and state in ("connected", "waiting"):
+            state = f"waiting for a partner (position {link.queue_position})"
         bar = self.query_one("#bar", Static)
-        bar.update(f"mcp-chat · room {link.room_id} · {link.seat.display_name} · {state}")
+        bar.update(f"mcp-chat · {place} · {link.seat.display_name} · {state}")
         bar.set_class(lost, "trouble")
+
+    def _note_queue(self, state: str) -> None:
+        link = self.link
+        if state == "waiting" and link.queue_position != self._noted_position:
+            self._noted_position = link.queue_position
+            self.transcript.note(f"Waiting for a partner (position {link.queue_position})…")
+        elif state == "matched":
+            self.transcript.note(f"Matched with {link.partner}.")
+        elif state == "requeued":
+            self._noted_position = None
+            self.transcript.note(
+                "The server no longer had you in the queue (too long without a word); "
+                "entering it again."
+            )
 
     def _show(self, messages: list[Message]) -> None:
         for message in messages:
@@ -105,6 +126,8 @@ class ChatApp(App[None]):
             return
         if text.startswith("/"):
             self.run_worker(self._command(text.split()[0].lower()), group="commands")
+        elif self.link.waiting:
+            self.transcript.note("Not sent: no partner yet. You can talk once you are matched.")
         elif not self.in_room and self.link.client_id:
             self.transcript.note("You are not in the room any more; /quit to close.")
         else:
@@ -134,6 +157,8 @@ class ChatApp(App[None]):
             self.transcript.note(HELP)
         elif command == "/quit":
             await self.action_quit()
+        elif command == "/leave" and self.link.waiting:
+            await self._leave_queue()
         elif not self.in_room:
             self.transcript.note(f"{command}: you are not in the room.")
         elif command == "/who":
@@ -171,14 +196,29 @@ class ChatApp(App[None]):
         else:
             self.transcript.note(left["error"])
 
+    async def _leave_queue(self) -> None:
+        left = await self.link.leave_queue()
+        if self.link.room_id is not None:  # matched just as it left
+            self.transcript.note(f"You left room {self.link.room_id}. /quit to close.")
+        elif left["success"] or left.get("code") == "not_in_queue":
+            self.transcript.note("You left the queue. /quit to close.")
+        else:
+            self.transcript.note(left["error"])
+
     async def action_quit(self) -> None:
-        """Leave the room (if still in it and the server answers soon), then close."""
-        if self.in_room:
-            self.link.listening = False
-            self.in_room = False
+        """Leave the room or the queue (if still in it and the server answers soon), then
+        close."""
+        leaving: Awaitable[Any] | None = None
+        if self.link.waiting:
+            leaving = self.link.leave_queue()
+        elif self.in_room:
+            leaving = self.link.call("leave_chat")
+        self.link.listening = False
+        self.in_room = False
+        if leaving is not None:
             try:
                 async with asyncio.timeout(3):
-                    await self.link.call("leave_chat")
+                    await leaving
             except TimeoutError:
                 pass
         self.exit()

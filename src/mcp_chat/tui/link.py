@@ -9,7 +9,7 @@ import logging
 import os
 import secrets
 import sys
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -43,20 +43,24 @@ class _ConnectionLost(Exception):
 
 @dataclass(frozen=True, slots=True)
 class Seat:
-    """Where and as whom: the server, the room, the name, and for a new room its size and
-    invite (which makes it private; a private room needs its invite to enter)."""
+    """Where and as whom: the server, the room (None: the random queue, with `interests`),
+    the name, and for a new room its size and invite (which makes it private; a private room
+    needs its invite to enter)."""
 
     target: Target
-    room_id: str
+    room_id: str | None
     display_name: str
     capacity: int | None = None
     invite: str | None = None
+    interests: tuple[str, ...] = ()
 
 
 @dataclass
 class _Request:
     tool: str
     args: dict[str, Any]
+    action: Callable[[Client], Awaitable[dict[str, Any]]] | None = None
+    """Instead of calling `tool`: several calls on one session."""
     done: asyncio.Future[dict[str, Any]] = field(
         default_factory=lambda: asyncio.get_running_loop().create_future()
     )
@@ -94,9 +98,10 @@ def _refusal(exc: BaseException) -> Refused | None:
 
 
 class ChatLink:
-    """A participant of one room, over MCP. `run()` joins, then streams messages to
-    `on_messages` until the room ends or the participant leaves; `call()` runs a tool
-    on whatever session is current, waiting out a reconnect."""
+    """A participant of one room, over MCP. `run()` joins (or enters the random queue and
+    waits for a match), then streams messages to `on_messages` until the room ends or the
+    participant leaves; `call()` runs a tool on whatever session is current, waiting out a
+    reconnect. In the queue, `on_status` hears "waiting", "matched" and "requeued"."""
 
     def __init__(
         self,
@@ -113,6 +118,8 @@ class ChatLink:
         self.backoff = backoff
         self.client_id: str | None = None
         self.joined: dict[str, Any] = {}
+        self.queue_position: int | None = None
+        self.partner: str | None = None
         self.position: int | None = None
         """The read position: `after` for the next wait, so a new session resumes here."""
         self.listening = True
@@ -123,9 +130,32 @@ class ChatLink:
 
     async def call(self, tool: str, **args: Any) -> dict[str, Any]:
         """Run a room tool (room_id and client_id are added); retried across reconnects."""
-        request = _Request(tool, args)
+        return await self._ask(_Request(tool, args))
+
+    async def _ask(self, request: _Request) -> dict[str, Any]:
         self._requests.put_nowait(request)
         return await request.done
+
+    @property
+    def waiting(self) -> bool:
+        """In the random queue: entered, not matched yet, not left."""
+        return self.client_id is not None and self.room_id is None and self.listening
+
+    async def leave_queue(self) -> dict[str, Any]:
+        """Stop waiting for a partner. Matched just then: leaves that room instead."""
+        self.listening = False
+        return await self._ask(_Request("leave_queue", {}, self._leave_queue))
+
+    async def _leave_queue(self, client: Client) -> dict[str, Any]:
+        me = {"client_id": self.client_id}
+        left = await self._call(client, "leave_queue", me)
+        if not left["success"] and self.room_id is None:
+            found = await self._call(client, "wait_for_match", {**me, "timeout": 1})  # at once
+            if found["success"] and found["status"] == "matched":
+                self.room_id = found["room_id"]
+        if self.room_id is not None:
+            return await self._call(client, "leave_chat", {**me, "room_id": self.room_id})
+        return left
 
     async def send(self, text: str) -> dict[str, Any]:
         # The key makes a send retried after a reconnect land once.
@@ -154,21 +184,7 @@ class ChatLink:
 
     async def _session(self, client: Client) -> None:
         if self.client_id is None:
-            joined = await self._call(
-                client,
-                "join_room",
-                {
-                    "room_id": self.room_id,
-                    "display_name": self.seat.display_name,
-                    "capacity": self.seat.capacity,
-                    "invite": self.seat.invite,
-                },
-            )
-            if not joined["success"]:
-                raise Refused(joined)
-            self.joined = joined
-            self.client_id = joined["client_id"]
-            self.on_status("in the room")
+            await (self._join(client) if self.room_id is not None else self._enter_queue(client))
         async with asyncio.TaskGroup() as tasks:
             listener = tasks.create_task(self._listen(client))
             for request in list(self._pending):  # cut short by the last session
@@ -185,11 +201,70 @@ class ChatLink:
             while not self._requests.empty():
                 self._start(tasks, client, self._requests.get_nowait())
 
+    async def _join(self, client: Client) -> None:
+        joined = await self._call(
+            client,
+            "join_room",
+            {
+                "room_id": self.room_id,
+                "display_name": self.seat.display_name,
+                "capacity": self.seat.capacity,
+                "invite": self.seat.invite,
+            },
+        )
+        if not joined["success"]:
+            raise Refused(joined)
+        self.joined = joined
+        self.client_id = joined["client_id"]
+        self.on_status("in the room")
+
+    async def _enter_queue(self, client: Client) -> None:
+        interests = list(self.seat.interests) or None
+        args = {"display_name": self.seat.display_name, "interests": interests}
+        entered = await self._call(client, "enter_queue", args)
+        if not entered["success"]:
+            raise Refused(entered)
+        self.client_id = entered["client_id"]
+        self.joined = {
+            "participant_id": entered["participant_id"],
+            "display_name": self.seat.display_name,
+        }
+        self._queued(entered)
+
+    def _queued(self, result: dict[str, Any]) -> None:
+        """A queue result: matched (the room to chat in), or waiting at a position."""
+        if result["status"] == "matched":
+            self.room_id = result["room_id"]
+            self.partner = result["partner"]["display_name"]
+            event = "matched"
+        else:
+            self.queue_position = result["position"]
+            event = "waiting"
+        if self.listening:
+            self.on_status(event)
+
+    async def _await_match(self, client: Client) -> None:
+        args = {"client_id": self.client_id, "timeout": WAIT_SECONDS}
+        got = await self._call(client, "wait_for_match", args)
+        if got["success"]:
+            self._queued(got)
+        elif not self.listening:  # left the queue while the wait was out
+            return
+        elif got["code"] == "server_restarting":  # a graceful stop: reconnect with backoff
+            raise ConnectionError("the server is restarting")
+        elif got["code"] == "not_in_queue":  # dropped, e.g. silent through a long outage
+            self.on_status("requeued")
+            await self._enter_queue(client)
+        else:
+            raise Refused(got)
+
     def _start(self, tasks: asyncio.TaskGroup, client: Client, request: _Request) -> None:
         self._pending.append(request)
         tasks.create_task(self._perform(client, request))
 
     async def _listen(self, client: Client) -> None:
+        while self.listening and self.room_id is None:
+            await self._await_match(client)
         while self.listening:
             args: dict[str, Any] = {
                 "room_id": self.room_id,
@@ -213,8 +288,11 @@ class ChatLink:
                 raise Refused({"code": "chat_ended", "error": "The chat has ended."})
 
     async def _perform(self, client: Client, request: _Request) -> None:
-        args = {"room_id": self.room_id, "client_id": self.client_id, **request.args}
-        result = await self._call(client, request.tool, args)
+        if request.action is not None:
+            result = await request.action(client)
+        else:
+            args = {"room_id": self.room_id, "client_id": self.client_id, **request.args}
+            result = await self._call(client, request.tool, args)
         self._pending.remove(request)
         if not request.done.done():
             request.done.set_result(result)

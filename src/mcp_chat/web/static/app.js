@@ -1,8 +1,11 @@
-// The mcp-chat page: join a room, read it live, talk. Text is only ever set with
-// textContent; the client_id travels in the X-Client-Id header, never in a URL.
+// The mcp-chat page: join a room (or wait in the random queue for a stranger), read it live,
+// talk. Text is only ever set with textContent; the client_id travels in the X-Client-Id
+// header, never in a URL.
 "use strict";
 
-const SESSION_KEY = "mcp-chat.session"; // {room_id, client_id, participant_id, display_name}
+// In a room: {room_id, client_id, participant_id, display_name}; in the random queue:
+// {waiting: true, client_id, display_name, interests}.
+const SESSION_KEY = "mcp-chat.session";
 const TOKEN_KEY = "mcp-chat.token"; // bearer token, for a server started with an auth token
 const NAME_KEY = "mcp-chat.name";
 
@@ -126,7 +129,7 @@ async function join(event) {
       participant_id: joined.participant_id,
       display_name: joined.display_name,
     };
-    sessionStorage.setItem(SESSION_KEY, JSON.stringify(session));
+    keep(session);
     await enterRoom();
   } catch (err) {
     $("join-error").textContent = err.message;
@@ -135,22 +138,128 @@ async function join(event) {
   }
 }
 
+function keep(state) {
+  session = state;
+  sessionStorage.setItem(SESSION_KEY, JSON.stringify(session));
+}
+
 function showLobby(message = "") {
   if (stream) stream.abort();
   session = null;
   sessionStorage.removeItem(SESSION_KEY);
   $("chat").hidden = true;
+  $("waiting").hidden = true;
   $("room-title").hidden = true;
   $("leave").hidden = true;
   $("lobby").hidden = false;
   $("join-error").textContent = message;
+  $("random-error").textContent = "";
   loadRooms();
+}
+
+// -- the random queue ---------------------------------------------------------------------
+
+async function enterQueue(event) {
+  event.preventDefault();
+  $("random-error").textContent = "";
+  const name = $("name").value.trim();
+  if (!name) {
+    $("random-error").textContent = "Type your name above first.";
+    $("name").focus();
+    return;
+  }
+  localStorage.setItem(NAME_KEY, name);
+  const interests = $("interests").value.split(",").map((tag) => tag.trim()).filter(Boolean);
+  $("random").disabled = true;
+  try {
+    await queueUp(name, interests);
+  } catch (err) {
+    $("random-error").textContent = err.message;
+  } finally {
+    $("random").disabled = false;
+  }
+}
+
+async function queueUp(name, interests) {
+  session = null;
+  const entered = await api("POST", "/api/queue", { display_name: name, interests });
+  keep({ waiting: true, client_id: entered.client_id, display_name: name, interests });
+  if (entered.status === "matched") return matched(entered);
+  showWaiting(entered.position);
+  awaitMatch();
+}
+
+function showWaiting(position) {
+  $("lobby").hidden = true;
+  $("chat").hidden = true;
+  $("waiting").hidden = false;
+  document.title = "Waiting · mcp-chat";
+  const tags = session.interests || [];
+  $("queue-interests").textContent = tags.length ? `Interests: ${tags.join(", ")}` : "Anyone will do.";
+  setPosition(position);
+}
+
+function setPosition(position) {
+  if (position === null) return;
+  const next = position === 1 ? ": you are next" : "";
+  $("queue-position").textContent = `Position ${position} in the queue${next}.`;
+}
+
+function awaitMatch() {
+  follow({
+    path: () => "/api/queue/events",
+    status: (text) => {
+      if (text) $("queue-position").textContent = text;
+    },
+    onEvent: (name, payload) => {
+      if (name === "waiting") setPosition(payload.position);
+      else if (name === "matched") matched(payload);
+      else if (name === "end") dropped(payload);
+      return name === "matched" || name === "end" ? "end" : null;
+    },
+    onRefused: dropped,
+  });
+}
+
+function matched(found) {
+  keep({
+    room_id: found.room_id,
+    client_id: session.client_id,
+    participant_id: found.participant_id,
+    display_name: found.display_name,
+  });
+  enterRoom();
+}
+
+// Gone from the queue without asking (silent too long, say): enter it again.
+async function dropped(failure) {
+  if (!session) return;
+  if (failure.code !== "not_in_queue") return showLobby(failure.error || "The queue failed.");
+  const { display_name: name, interests } = session;
+  try {
+    await queueUp(name, interests);
+    $("queue-interests").textContent = "You had dropped out of the queue, so you entered it again.";
+  } catch (err) {
+    showLobby(err.message);
+  }
+}
+
+async function cancelQueue() {
+  if (!session) return;
+  if (stream) stream.abort();
+  try {
+    await api("POST", "/api/queue/leave");
+  } catch (err) {
+    // Out of the queue already: either way, back to the rooms.
+  }
+  showLobby();
 }
 
 // -- the room -----------------------------------------------------------------------------
 
 async function enterRoom() {
   $("lobby").hidden = true;
+  $("waiting").hidden = true;
   $("chat").hidden = false;
   $("room-title").hidden = false;
   $("leave").hidden = false;
@@ -261,16 +370,26 @@ function setStatus(text) {
   $("status").hidden = !text;
 }
 
-// The live stream: server-sent events read with fetch (EventSource cannot send headers).
-async function listen() {
+// The room's live stream.
+function listen() {
+  follow({
+    path: () => roomPath("events") + (position === null ? "" : `?after=${position}`),
+    status: setStatus,
+    onEvent: onRoomEvent,
+    onRefused: (data) => ended(data.error),
+  });
+}
+
+// A stream of server-sent events, read with fetch (EventSource cannot send headers), reopened
+// with backoff until `onEvent` says "end", the server refuses it, or it is aborted.
+async function follow({ path, status, onEvent, onRefused }) {
   if (stream) stream.abort();
   const control = new AbortController();
   stream = control;
   let delay = 500;
   while (!control.signal.aborted && session) {
     try {
-      const query = position === null ? "" : `?after=${position}`;
-      const res = await fetch(roomPath("events") + query, {
+      const res = await fetch(path(), {
         headers: headers({ Accept: "text/event-stream" }),
         signal: control.signal,
         cache: "no-store",
@@ -278,10 +397,12 @@ async function listen() {
       if (!res.ok) {
         const data = await res.json().catch(() => ({}));
         if (wantsToken(res.status, data) && askForToken()) continue;
-        if (res.status < 500) return ended(data.error || `The server answered ${res.status}.`);
+        if (res.status < 500) {
+          return onRefused({ error: `The server answered ${res.status}.`, ...data });
+        }
         throw new Error(`status ${res.status}`);
       }
-      setStatus("");
+      status("");
       delay = 500;
       const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
       let buffer = "";
@@ -293,27 +414,30 @@ async function listen() {
         while ((cut = buffer.indexOf("\n\n")) >= 0) {
           const block = buffer.slice(0, cut);
           buffer = buffer.slice(cut + 2);
-          if (onEvent(block) === "end") return;
+          const [name, payload] = parseEvent(block);
+          if (payload && onEvent(name, payload) === "end") return;
         }
       }
     } catch (err) {
       if (control.signal.aborted) return;
     }
-    setStatus("Connection lost; reconnecting…");
+    status("Connection lost; reconnecting…");
     await new Promise((resolve) => setTimeout(resolve, delay)); // backoff before retrying
     delay = Math.min(delay * 2, 8000);
   }
 }
 
-function onEvent(block) {
+function parseEvent(block) {
   let name = "message";
   let data = "";
   for (const line of block.split("\n")) {
     if (line.startsWith("event:")) name = line.slice(6).trim();
     else if (line.startsWith("data:")) data += line.slice(5).trim();
   }
-  if (!data) return null;
-  const payload = JSON.parse(data);
+  return [name, data ? JSON.parse(data) : null];
+}
+
+function onRoomEvent(name, payload) {
   if (name === "messages") {
     payload.messages.forEach(show);
     position = payload.position;
@@ -376,6 +500,8 @@ function start() {
   takeTokenFromAddress();
   $("name").value = localStorage.getItem(NAME_KEY) || "";
   $("join-form").addEventListener("submit", join);
+  $("random-form").addEventListener("submit", enterQueue);
+  $("cancel").addEventListener("click", cancelQueue);
   $("refresh").addEventListener("click", loadRooms);
   $("composer").addEventListener("submit", send);
   $("leave").addEventListener("click", leave);
@@ -386,7 +512,10 @@ function start() {
       $("composer").requestSubmit();
     }
   });
-  if (session) enterRoom();
+  if (session && session.waiting) {
+    showWaiting(null);
+    awaitMatch();
+  } else if (session) enterRoom();
   else showLobby();
 }
 
