@@ -309,3 +309,20 @@ async def test_sqlite_undoes_a_failed_operation_alone_within_a_batch(tmp_path: P
         assert sum(m.kind is Kind.JOINED and m.sender_name == "Twice" for m in log) == 1
     finally:
         await store.close()
+
+
+async def test_a_process_that_starts_later_is_woken_too(tmp_path: Path) -> None:
+    """The writer learns of new listeners although it already announced changes before."""
+    url = f"sqlite:///{tmp_path / 'late.db'}"
+    writer = open_store(url)
+    await writer.start(lambda _: None)
+    a = await enter(writer, "room", "A")  # announced to nobody: no other process yet
+    changed: asyncio.Queue[str] = asyncio.Queue()
+    late = open_store(url)
+    await late.start(changed.put_nowait)
+    try:
+        await writer.append(a.participant_id, text(a, "hello, newcomer"))
+        assert await changed.get() == "room"
+    finally:
+        await late.close()
+        await writer.close()

@@ -381,11 +381,16 @@ class SQLiteStore(Store):
 
     def _append(self, room: Room, draft: Draft) -> Message:
         seq = room.last_seq + 1
+        self._insert_message(room.room_id, seq, draft)
+        self.db.execute("UPDATE rooms SET last_seq = ? WHERE room_id = ?", (seq, room.room_id))
+        return Message.from_draft(room.room_id, seq, draft)
+
+    def _insert_message(self, room_id: str, seq: int, draft: Draft) -> None:
         self.db.execute(
             "INSERT INTO messages (room_id, seq, message_id, sender_id, sender_name, kind, body,"
             " created_at, msg_key) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
-                room.room_id,
+                room_id,
                 seq,
                 draft.message_id,
                 draft.sender_id,
@@ -396,8 +401,6 @@ class SQLiteStore(Store):
                 draft.key,
             ),
         )
-        self.db.execute("UPDATE rooms SET last_seq = ? WHERE room_id = ?", (seq, room.room_id))
-        return Message.from_draft(room.room_id, seq, draft)
 
     # -- the interface ----------------------------------------------------------------------------
 
@@ -448,11 +451,16 @@ class SQLiteStore(Store):
                     ).fetchone()
                     if row is not None:
                         return Appended(_message(row), duplicate=True)
-                room = self._room_row(participant.room_id)
-                assert room is not None
-                if room.ended:
-                    raise errors.chat_ended(room.room_id)
-                return Appended(self._append(room, draft), duplicate=False)
+                # Take the next seq and check the room is open in one statement (the hot path).
+                row = self.db.execute(
+                    "UPDATE rooms SET last_seq = last_seq + 1 WHERE room_id = ? AND ended = 0"
+                    " RETURNING last_seq",
+                    (participant.room_id,),
+                ).fetchone()
+                if row is None:
+                    raise errors.chat_ended(participant.room_id)
+                self._insert_message(participant.room_id, row[0], draft)
+                return Appended(Message.from_draft(participant.room_id, row[0], draft), False)
 
         appended = await self._run(run)
         if not appended.duplicate:

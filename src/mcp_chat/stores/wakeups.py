@@ -39,6 +39,8 @@ class Waker:
         self._sock: socket.socket | None = None
         self._path: Path | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._peers_stamp = -1
+        self._peer_paths: list[str] = []
 
     def start(self, on_change: Callable[[str], None]) -> None:
         path = self._dir / f"{os.getpid()}-{secrets.token_hex(4)}.sock"
@@ -68,30 +70,39 @@ class Waker:
 
         self._loop.add_reader(sock.fileno(), receive)
 
+    def _peers(self, own: Path) -> list[str]:
+        """The other processes' sockets. The list is read again only when the directory
+        changed (its mtime moves whenever a socket is added or removed): a stat, not a scan,
+        on every send."""
+        try:
+            stamp = os.stat(self._dir).st_mtime_ns
+        except FileNotFoundError:
+            return []
+        if stamp != self._peers_stamp:
+            with os.scandir(self._dir) as found:
+                self._peer_paths = [
+                    e.path for e in found if e.name != own.name and e.name.endswith(".sock")
+                ]
+            self._peers_stamp = stamp
+        return self._peer_paths
+
     def notify(self, room_id: str) -> None:
         """Tell every other process on this database that `room_id` changed."""
         sock, own = self._sock, self._path
         if sock is None or own is None:
             return
         data = room_id.encode()
-        try:
-            peers = os.scandir(self._dir)
-        except FileNotFoundError:
-            return
-        with peers:
-            for entry in peers:
-                if entry.name == own.name or not entry.name.endswith(".sock"):
-                    continue
-                try:
-                    sock.sendto(data, entry.path)
-                except (ConnectionRefusedError, FileNotFoundError):
-                    # Its process is gone without cleaning up; nobody will bind it again.
-                    with contextlib.suppress(OSError):
-                        os.unlink(entry.path)
-                except BlockingIOError:
-                    log.debug("wake-up queue of a peer is full; it is busy reading already")
-                except OSError as exc:
-                    log.debug("wake-up to a peer failed: %s", exc)
+        for path in self._peers(own):
+            try:
+                sock.sendto(data, path)
+            except (ConnectionRefusedError, FileNotFoundError):
+                # Its process is gone without cleaning up; nobody will bind it again.
+                with contextlib.suppress(OSError):
+                    os.unlink(path)
+            except BlockingIOError:
+                log.debug("wake-up queue of a peer is full; it is busy reading already")
+            except OSError as exc:
+                log.debug("wake-up to a peer failed: %s", exc)
 
     def close(self) -> None:
         if self._sock is not None:
