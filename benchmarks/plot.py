@@ -15,11 +15,20 @@ def latency_png(path: str, series: dict[str, list[float]], title: str) -> None:
     import matplotlib.pyplot as plt
 
     fig, (hist, cdf) = plt.subplots(1, 2, figsize=(11, 4.5))
-    top = max(max(v) for v in series.values()) * 1000
-    bins = [i * top / 60 for i in range(61)]
+    # The histogram stops at 1.5x the highest p99, so the tail does not squash the body;
+    # the cumulative plot (log scale) shows everything.
+    top = 1.5 * max(sorted(v)[int(0.99 * (len(v) - 1))] for v in series.values()) * 1000
+    bins = [i * top / 80 for i in range(81)]
     for label, values in series.items():
         millis = sorted(v * 1000 for v in values)
-        hist.hist(millis, bins=bins, histtype="step", linewidth=1.5, label=label)
+        beyond = sum(m > top for m in millis)
+        hist.hist(
+            millis,
+            bins=bins,
+            histtype="step",
+            linewidth=1.5,
+            label=f"{label} ({beyond} beyond {top:.0f} ms)",
+        )
         cdf.plot(millis, [(i + 1) / len(millis) for i in range(len(millis))], label=label)
     hist.set_xlabel("ms")
     hist.set_ylabel("count")

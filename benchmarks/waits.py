@@ -248,11 +248,19 @@ def expect(out: Queue[Any], kind: str, n: int, timeout: float) -> list[Any]:
 
 
 def blocked_waits(port: int) -> int:
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as r:
-        for line in r.read().decode().splitlines():
-            if line.startswith("mcp_chat_blocked_waits"):
-                return int(float(line.split()[-1]))
+    """The server's own count of blocked waits (from /metrics), or -1 if it did not answer."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=30) as r:
+            for line in r.read().decode().splitlines():
+                if line.startswith("mcp_chat_blocked_waits"):
+                    return int(float(line.split()[-1]))
+    except OSError:
+        pass
     return -1
+
+
+def progress(text: str) -> None:
+    print(f"   ... {text}", flush=True)
 
 
 def pair_latency(url: str, rounds: int, pause: float) -> tuple[list[float], list[float]]:
@@ -296,9 +304,11 @@ def figure_g(
     try:
         expect(out, "ready", processes, SETUP_TIMEOUT)
         setup_s = now() - started
+        progress(f"{waits} joined and drained in {setup_s:.1f} s")
         time.sleep(2)
         rss_idle = rss_kb(server.proc.pid)
         idle, idle_noop = pair_latency(url, rounds, pause)
+        progress(f"idle pair p50 {statistics.median(idle) * 1000:.2f} ms; holding the waits")
 
         hold.set()
         held_at = now()
@@ -306,6 +316,7 @@ def figure_g(
         while (blocked := blocked_waits(server.port)) < waits and now() - held_at < 60:
             time.sleep(0.5)
         hold_s = now() - held_at
+        progress(f"{blocked} blocked after {hold_s:.1f} s")
         time.sleep(2)
         rss_held = rss_kb(server.proc.pid)
         loaded, loaded_noop = pair_latency(url, rounds, pause)
