@@ -143,7 +143,7 @@ def figure_f(server: Server, url: str, duration: float) -> int:
     per_two_noops = 2 * phase2 / made
     pairs = PROCESSES * PAIRS_PER_PROCESS
     print()
-    print(f"F. server CPU time, {pairs} pairs ({PROCESSES} processes x {PAIRS_PER_PROCESS}), ")
+    print(f"F. server CPU time, {pairs} pairs ({PROCESSES} processes x {PAIRS_PER_PROCESS}),")
     print(f"   {duration:g} s per phase, server CPU (user+system) from /proc/PID/stat")
     print(
         f"   phase 1 ping-pong   {delivered:7d} delivered messages, server CPU {phase1:6.2f} s "
