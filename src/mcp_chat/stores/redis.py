@@ -16,6 +16,8 @@ Keys, under the prefix P:
   P:secrets           hash: secret hash -> participant id
   P:rooms             sorted set: open public rooms, scored by creation time
   P:open              sorted set: every open room (public or private), by creation time
+  P:all               sorted set: every room, open or ended, by creation time (retention)
+  P:room:ID:everyone  set: every participant the room ever had (retention)
   P:present           sorted set: participants in open rooms not marked gone, by last_seen
   P:q:ID              hash: a queue entry (kept once matched, with its room_id)
   P:queue             sorted set: waiting entry ids, by entered_at
@@ -33,7 +35,6 @@ import random
 import re
 import secrets
 from collections.abc import (
-    AsyncIterator,
     Awaitable,
     Callable,
     Collection,
@@ -547,6 +548,7 @@ class RedisStore(Store):
         key, *_ = self._room_keys(room.room_id)
         pipe.hset(key, mapping=_fields(room))
         pipe.zadd(self._key("open"), {room.room_id: _created_score(room.created_at)})
+        pipe.zadd(self._key("all"), {room.room_id: _created_score(room.created_at)})
         if not room.private:
             pipe.zadd(self._key("rooms"), {room.room_id: _created_score(room.created_at)})
 
@@ -561,6 +563,7 @@ class RedisStore(Store):
         pipe.hset(self._key("p", p.participant_id), mapping=_fields(p))
         pipe.hset(self._key("secrets"), p.secret_hash, p.participant_id)
         pipe.zadd(members, {p.participant_id: order})
+        pipe.sadd(self._key("room", p.room_id, "everyone"), p.participant_id)
         pipe.zadd(self._key("present"), {p.participant_id: p.last_seen})
 
     # -- the interface ----------------------------------------------------------------------------
@@ -762,15 +765,10 @@ class RedisStore(Store):
         return Counts(len(open_ids), sum(int(n) for n in sizes))
 
     async def prune(self, messages_before: str | None, idle_before: str | None) -> Pruned:
-        """Retention, room by room: a background chore, so it walks the keyspace (SCAN) rather
-        than keeping an index that every append would pay for."""
+        """Retention, room by room, over the index of every room (no keyspace scan)."""
         removed_messages = removed_rooms = 0
         with _guard():
-            room_ids = [
-                key.removeprefix(self._key("room", ""))
-                async for key in self._scan(self._key("room", "*"))
-                if key.count(":") == self._key("room", "x").count(":")
-            ]
+            room_ids = await self._ids(self._key("all"))
             idle: list[str] = []
             for room_id in room_ids:
                 if messages_before is not None:
@@ -781,10 +779,6 @@ class RedisStore(Store):
                 removed_messages += await self._drop_rooms(idle)
                 removed_rooms = len(idle)
         return Pruned(removed_messages, removed_rooms)
-
-    async def _scan(self, pattern: str) -> AsyncIterator[str]:
-        async for key in self._redis.scan_iter(match=pattern, count=500):
-            yield key.decode() if isinstance(key, bytes) else str(key)
 
     async def _newest(self, room_id: str) -> str:
         """When the room was last active: its newest message, or its creation."""
@@ -834,20 +828,28 @@ class RedisStore(Store):
             for room_id in room_ids:
                 pipe.zcard(self._room_keys(room_id)[1])
             removed = sum(int(n) for n in await pipe.execute())
+        ids = [
+            participant_id
+            for room_id in room_ids
+            for participant_id in _texts(
+                await self._redis.smembers(self._key("room", room_id, "everyone"))
+            )
+        ]
+        # A matched queue entry has the id of the participant it became.
         participants = [
             (key, fields)
-            async for key in self._scan(self._key("p", "*"))
+            for key in [self._key("p", pid) for pid in ids]
             if (fields := _text_map(await self._redis.hgetall(key))).get("room_id") in doomed
         ]
         entries = [
             (key, fields)
-            async for key in self._scan(self._key("q", "*"))
+            for key in [self._key("q", pid) for pid in ids]
             if (fields := _text_map(await self._redis.hgetall(key))).get("room_id") in doomed
         ]
         async with self._redis.pipeline(transaction=True) as pipe:
             for room_id in room_ids:
-                pipe.delete(*self._room_keys(room_id))
-                for index in ("rooms", "open"):
+                pipe.delete(*self._room_keys(room_id), self._key("room", room_id, "everyone"))
+                for index in ("rooms", "open", "all"):
                     pipe.zrem(self._key(index), room_id)
             for key, fields in participants:
                 pipe.delete(key)
