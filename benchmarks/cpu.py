@@ -34,6 +34,7 @@ from benchmarks.latency import (
     call,
     header,
     now,
+    report_warnings,
     run_children,
     seat,
     texts,
@@ -174,11 +175,7 @@ def main() -> None:
             warnings = figure_f(server, f"http://127.0.0.1:{server.port}/mcp", args.duration)
         finally:
             server.stop()
-        problems = server.problems()
-        print()
-        print(f"log warnings: server {len(problems)}, clients {warnings}")
-        for line in problems[:5]:
-            print(f"   {line}")
+        report_warnings(server, warnings)
 
 
 if __name__ == "__main__":

@@ -387,6 +387,15 @@ def figure_c(url: str, rounds: int, pause: float) -> int:
     return int(got["client log warnings"])
 
 
+def report_warnings(server: Server, client_warnings: int) -> None:
+    """The closing lines of every benchmark: what the server and the clients logged."""
+    problems = server.problems()
+    print()
+    print(f"log warnings: server {len(problems)}, clients {client_warnings}")
+    for line in problems[:5]:
+        print(f"   {line}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -410,11 +419,7 @@ def main() -> None:
             warnings += figure_c(url, max(WARMUP + 2, args.rounds // 3), args.pause)
         finally:
             server.stop()
-        problems = server.problems()
-        print()
-        print(f"log warnings: server {len(problems)}, clients {warnings}")
-        for line in problems[:5]:
-            print(f"   {line}")
+        report_warnings(server, warnings)
 
 
 if __name__ == "__main__":
