@@ -17,7 +17,7 @@ os.environ["FASTMCP_LOG_ENABLED"] = "false"
 
 import uvicorn
 
-from mcp_chat.app import build
+from mcp_chat.app import build, http_app
 from mcp_chat.config import Settings
 from mcp_chat.logs import setup_logging
 
@@ -41,7 +41,7 @@ def main() -> None:
         return {"success": True}
 
     config = uvicorn.Config(
-        server.http_app(path="/mcp"),
+        http_app(settings, server),
         host=settings.host,
         port=settings.port,
         # uvicorn's own loggers at info, so that its "Uvicorn running on http://HOST:PORT" line

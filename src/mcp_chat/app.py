@@ -20,6 +20,7 @@ from mcp_chat.auth import GUARDED_PATHS, BearerTokens, RequireToken, load_tokens
 from mcp_chat.chat import ChatService
 from mcp_chat.config import Settings
 from mcp_chat.credentials import redact_url
+from mcp_chat.mcp.replies import TrackReplies
 from mcp_chat.mcp.server import create_server
 from mcp_chat.metrics import CONTENT_TYPE, Metrics
 from mcp_chat.stores import open_store
@@ -75,10 +76,12 @@ def http_app(settings: Settings, server: FastMCP) -> Starlette:
     header names another site (DNS rebinding); `allowed_hosts` adds names to accept."""
     # FastMCP's auth guards /mcp only; its middleware checks the token of every request, and
     # RequireToken refuses the other guarded paths a request whose token did not pass.
-    guard = [Middleware(RequireToken, paths=GUARDED_PATHS)] if server.auth else None
+    middleware = [Middleware(TrackReplies, path="/mcp")]
+    if server.auth:
+        middleware.append(Middleware(RequireToken, paths=GUARDED_PATHS))
     return server.http_app(
         path="/mcp",
-        middleware=guard,
+        middleware=middleware,
         host_origin_protection="auto",
         allowed_hosts=settings.allowed_hosts or None,
     )

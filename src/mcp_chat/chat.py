@@ -18,7 +18,7 @@ from mcp_chat.limits import SendRate, WaitSlots
 from mcp_chat.matching import MatchPolicy
 from mcp_chat.presence import PresencePolicy, Session, Status, Tracker, status
 from mcp_chat.retention import Retention
-from mcp_chat.signals import RoomSignals
+from mcp_chat.signals import Handoff, RoomSignals, answering, delivered, settle
 from mcp_chat.stores.base import EVERYTHING, Store
 from mcp_chat.types import Kind, Matched, Message, Participant, QueueEntry, Room, RoomSummary
 
@@ -316,10 +316,9 @@ class ChatService:
                 )
         else:
             self.messages_sent += 1
-            self.signals.notify(room_id)
-            # Let the waits just woken read the store before this call does anything more:
-            # the message's delivery is what someone is waiting for.
-            await asyncio.sleep(0)
+            # The deliveries go out first: the message reaching those waiting for it is what
+            # matters, the sender's receipt can follow.
+            await settle(self.signals.notify(room_id))
         return SendResult(appended.message, appended.duplicate)
 
     def clamp_timeout(self, timeout: float | None) -> float:
@@ -356,26 +355,34 @@ class ChatService:
         started = loop.time()
         deadline = started + seconds
         position = after
-        while True:
-            if self._stopping:
-                raise errors.server_restarting("wait_for_message")
-            changed = self.signals.watch(room_id)
-            claim = await self.store.claim(
-                identity.participant_id, position, self.limits.batch_size
-            )
-            position = None
-            waited = loop.time() - started
-            if claim.messages:
-                return WaitResult(
-                    claim.messages, claim.has_more, False, claim.ended, claim.cursor, waited
+        handoff: Handoff | None = None  # owed to whoever woke this wait, once it answers
+        try:
+            while True:
+                if self._stopping:
+                    raise errors.server_restarting("wait_for_message")
+                changed = self.signals.watch(room_id)
+                claim = await self.store.claim(
+                    identity.participant_id, position, self.limits.batch_size
                 )
-            if claim.ended:
-                raise errors.chat_ended(room_id)
-            remaining = deadline - loop.time()
-            if remaining <= 0:
-                return WaitResult([], False, True, False, claim.cursor, waited)
-            with self.tracker.blocked(identity.participant_id):
-                await self.signals.wait(room_id, changed, remaining)
+                position = None
+                waited = loop.time() - started
+                if claim.messages:
+                    answering(handoff)
+                    handoff = None
+                    return WaitResult(
+                        claim.messages, claim.has_more, False, claim.ended, claim.cursor, waited
+                    )
+                delivered(handoff)  # nothing for this wait: its waker need not wait for it
+                handoff = None
+                if claim.ended:
+                    raise errors.chat_ended(room_id)
+                remaining = deadline - loop.time()
+                if remaining <= 0:
+                    return WaitResult([], False, True, False, claim.cursor, waited)
+                with self.tracker.blocked(identity.participant_id):
+                    handoff = await self.signals.wait(room_id, changed, remaining)
+        finally:
+            delivered(handoff)
 
     async def leave(self, room_id: str, client_id: str) -> bool:
         """Leave the room; True if that ended it."""
@@ -490,7 +497,7 @@ class ChatService:
         matched = await self.store.enqueue(entry, now, self.matching)
         self.tracker.seen(entry.entry_id)
         if matched is not None:
-            self._announce_match(matched)
+            await settle(self._announce_match(matched))  # the one waiting hears first
             return QueueResult(client_id, entry.entry_id, matched, 0)
         position = await self.store.queue_position(entry.entry_id)
         log.info("queued participant=%s client=%s", entry.entry_id, credentials.redact(client_id))
@@ -511,27 +518,36 @@ class ChatService:
     async def _await_match(self, client_id: str, entry: QueueEntry, deadline: float) -> QueueResult:
         key = _queue_key(entry.entry_id)
         loop = asyncio.get_running_loop()
-        while True:
-            if self._stopping:
-                raise errors.server_restarting("wait_for_match")
-            changed = self.signals.watch(key)
-            entry = await self._queue_entry(client_id)
-            if entry.room_id is not None:
-                return await self._matched_result(client_id, entry)
-            now = self.clock()
-            fallback_at = entry.entered_at + self.matching.fallback_after
-            if now >= fallback_at:
-                matched = await self.store.rematch(entry.entry_id, now, self.matching)
-                if matched is not None:
-                    self._announce_match(matched)
-                    return QueueResult(client_id, entry.entry_id, matched, 0)
-            remaining = deadline - loop.time()
-            if remaining <= 0:
-                position = await self.store.queue_position(entry.entry_id)
-                return QueueResult(client_id, entry.entry_id, None, position, timed_out=True)
-            if now < fallback_at:
-                remaining = min(remaining, fallback_at - now)
-            await self.signals.wait(key, changed, remaining)
+        handoff: Handoff | None = None  # owed to whoever woke this wait, once it answers
+        try:
+            while True:
+                if self._stopping:
+                    raise errors.server_restarting("wait_for_match")
+                changed = self.signals.watch(key)
+                entry = await self._queue_entry(client_id)
+                if entry.room_id is not None:
+                    result = await self._matched_result(client_id, entry)
+                    answering(handoff)
+                    handoff = None
+                    return result
+                delivered(handoff)
+                handoff = None
+                now = self.clock()
+                fallback_at = entry.entered_at + self.matching.fallback_after
+                if now >= fallback_at:
+                    matched = await self.store.rematch(entry.entry_id, now, self.matching)
+                    if matched is not None:
+                        self._announce_match(matched)
+                        return QueueResult(client_id, entry.entry_id, matched, 0)
+                remaining = deadline - loop.time()
+                if remaining <= 0:
+                    position = await self.store.queue_position(entry.entry_id)
+                    return QueueResult(client_id, entry.entry_id, None, position, timed_out=True)
+                if now < fallback_at:
+                    remaining = min(remaining, fallback_at - now)
+                handoff = await self.signals.wait(key, changed, remaining)
+        finally:
+            delivered(handoff)
 
     async def leave_queue(self, client_id: str) -> None:
         entry = await self._queue_entry(client_id)
@@ -573,16 +589,18 @@ class ChatService:
         first, second = members[0], members[1]
         return QueueResult(client_id, entry.entry_id, Matched(room, first, second), 0)
 
-    def _announce_match(self, matched: Matched) -> None:
-        self.signals.notify(matched.room.room_id)
+    def _announce_match(self, matched: Matched) -> set[Handoff]:
+        """Wake the pair's waits; returns their handoffs."""
+        woken = set(self.signals.notify(matched.room.room_id))
         for member in (matched.first, matched.second):
-            self.signals.notify(_queue_key(member.participant_id))
+            woken |= self.signals.notify(_queue_key(member.participant_id))
         log.info(
             "matched room=%s participants=%s,%s",
             matched.room.room_id,
             matched.first.participant_id,
             matched.second.participant_id,
         )
+        return woken
 
     # -- presence ------------------------------------------------------------------------------
 
