@@ -299,3 +299,21 @@ async def test_a_key_reused_for_a_different_text_is_refused_not_swallowed(
     assert reused.value.code is Code.INVALID_ARGUMENT and "message_key" in reused.value.message
     got = await chat.wait("r", b, timeout=1)
     assert texts(got) == ["hello"]
+
+
+async def test_leaving_drops_what_this_process_kept_for_the_participant(store_url: str) -> None:
+    # Leftovers of clients long gone would pin the memory their requests used.
+    chat = ChatService(open_store(store_url), Limits(rate_messages=10))
+    await chat.start()
+    try:
+        a, b = await pair(chat)
+        await chat.send("r", a, "hi")
+        await chat.wait("r", b, timeout=1)
+        kept = (len(chat._identities), len(chat.tracker._latest), len(chat.send_rate._buckets))
+        assert kept == (2, 2, 1)
+        await chat.leave("r", a)
+        await chat.leave("r", b)
+        kept = (len(chat._identities), len(chat.tracker._latest), len(chat.send_rate._buckets))
+        assert kept == (0, 0, 0)
+    finally:
+        await chat.close()

@@ -391,6 +391,11 @@ class ChatService:
             identity.participant_id,
             messages.event_draft(Kind.LEFT, self._as_participant(identity)),
         )
+        # Nothing kept in this process for someone who has left: long-lived leftovers from
+        # many passing clients would pin the memory their requests used.
+        self._identities.pop(identity.secret_hash, None)
+        self.tracker.forget({identity.participant_id})
+        self.send_rate.forget(identity.participant_id)
         self.signals.notify(room_id)
         log.info("left room=%s participant=%s", room_id, identity.participant_id)
         return left.room_ended

@@ -57,6 +57,10 @@ class SendRate:
         if bucket is not None:
             bucket.tokens = min(float(self.messages), bucket.tokens + 1)
 
+    def forget(self, key: str) -> None:
+        """`key` will send no more (it left)."""
+        self._buckets.pop(key, None)
+
     def _forget_full(self, now: float) -> None:
         full = [k for k, b in self._buckets.items() if self._refilled(b, now) >= self.messages]
         for key in full:
