@@ -250,9 +250,10 @@ class Server:
     """The server subprocess (benchmarks.server: mcp-chat plus a noop tool); its stderr lines
     are kept for the report."""
 
-    def __init__(self, store: str) -> None:
+    def __init__(self, store: str, env: dict[str, str] | None = None) -> None:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "benchmarks.server", "--port", "0", "--store", store],
+            env={**os.environ, **(env or {})},
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,

@@ -2,6 +2,7 @@
 
     .venv/bin/python -m benchmarks.waits [--waits 10000] [--processes 4] [--timeout 90]
         [--rounds 200] [--clients 10000] [--only G|H] [--plot docs/latency.png]
+        [--malloc jemalloc|system]
 
 The load generator is raw HTTP/1.1 over asyncio streams (no SDK client: one SDK client per wait
 is too heavy to hold 10,000): each request is one 2026-07-28 `tools/call` on its own TCP
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import glob
 import json
 import multiprocessing as mp
 import os
@@ -60,6 +62,24 @@ META = {
 GROUP = 49  # waiters per room; with the poker, 50 = the default max_capacity
 CONNECTING = 200  # connections being opened at once, per process
 SETUP_TIMEOUT = 900.0  # seconds; joining everyone
+
+
+def allocator_env(name: str) -> dict[str, str]:
+    """The server's environment for `--malloc`: jemalloc as scripts/serve sets it up, or the
+    usual allocators."""
+    if name == "system":
+        return {}
+    found = sorted(glob.glob("/usr/lib/*-linux-gnu/libjemalloc.so.2"))
+    if not found:
+        raise SystemExit(
+            "--malloc jemalloc: libjemalloc.so.2 not found (apt-get install libjemalloc2)"
+        )
+    return {
+        "LD_PRELOAD": found[0],
+        "PYTHONMALLOC": "malloc",
+        "MALLOC_CONF": "narenas:1,tcache:false,dirty_decay_ms:500,muzzy_decay_ms:0,"
+        "background_thread:true",
+    }
 
 
 def rss_kb(pid: int) -> int:
@@ -496,16 +516,23 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=10_000, help="H: clients")
     parser.add_argument("--only", choices=["G", "H"], help="run one figure")
     parser.add_argument("--plot", help="G: write the latency distributions to this PNG")
+    parser.add_argument(
+        "--malloc",
+        choices=["jemalloc", "system"],
+        default="jemalloc",
+        help="the server's allocator (default jemalloc, as scripts/serve runs it)",
+    )
     args = parser.parse_args()
     limit = raise_open_files()
     # Everyone joins beforehand: more rooms than the default limit of 10,000 may be made.
     os.environ["MCP_CHAT_MAX_ROOMS"] = "0"
     with tempfile.TemporaryDirectory(prefix="mcp-chat-bench-") as tmp:
         if args.only != "H":
-            server = Server(f"sqlite:///{tmp}/g.db")
+            server = Server(f"sqlite:///{tmp}/g.db", allocator_env(args.malloc))
             try:
                 header(server.port)
                 print(f"  open files  limit {limit} (server and load processes)")
+                print(f"  allocator {args.malloc}")
                 series = figure_g(
                     server, args.waits, args.processes, args.timeout, args.rounds, args.pause
                 )
@@ -518,10 +545,11 @@ def main() -> None:
                 latency_png(args.plot, series, f"mcp-chat, one pair, {args.rounds} rounds")
                 print(f"   plot written to {args.plot}")
         if args.only != "G":
-            server = Server(f"sqlite:///{tmp}/h.db")
+            server = Server(f"sqlite:///{tmp}/h.db", allocator_env(args.malloc))
             try:
                 if args.only == "H":
                     header(server.port)
+                    print(f"  allocator {args.malloc}")
                 figure_h(server, args.clients, args.processes)
             finally:
                 server.stop()

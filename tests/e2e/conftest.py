@@ -30,13 +30,11 @@ class ServerProcess:
         *extra: str,
         env: dict[str, str] | None = None,
         port: int = 0,
+        command: tuple[str, ...] = (sys.executable, "-m", "mcp_chat", "serve"),
     ) -> None:
         self.proc = subprocess.Popen(
             [
-                sys.executable,
-                "-m",
-                "mcp_chat",
-                "serve",
+                *command,
                 "--port",
                 str(port),
                 "--store",
