@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
-import mcp.types as mt
-from fastmcp.server.middleware import CallNext, Middleware, MiddlewareContext
-from fastmcp.tools import Tool
 from pydantic import BaseModel
 
 
@@ -78,15 +74,3 @@ def _objects_for_refs(schema: Any) -> Any:
     if "$ref" in schema:
         return {"type": "object"}
     return {key: _objects_for_refs(value) for key, value in schema.items()}
-
-
-class CompactSchemas(Middleware):
-    """Lists every tool with compacted input schemas."""
-
-    async def on_list_tools(
-        self,
-        context: MiddlewareContext[mt.ListToolsRequest],
-        call_next: CallNext[mt.ListToolsRequest, Sequence[Tool]],
-    ) -> Sequence[Tool]:
-        tools = await call_next(context)
-        return [tool.model_copy(update={"parameters": compact(tool.parameters)}) for tool in tools]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -12,7 +12,7 @@ from fastmcp import FastMCP
 from fastmcp.exceptions import ValidationError
 from fastmcp.server.auth import AuthProvider
 from fastmcp.server.middleware import CallNext, Middleware, MiddlewareContext
-from fastmcp.tools import ToolResult
+from fastmcp.tools import Tool, ToolResult
 from mcp.types.version import HANDSHAKE_PROTOCOL_VERSIONS
 from pydantic import ValidationError as PydanticValidationError
 
@@ -21,7 +21,7 @@ from mcp_chat.chat import ChatService
 from mcp_chat.errors import Code
 from mcp_chat.mcp.prompts import register_prompts
 from mcp_chat.mcp.resources import register_resources
-from mcp_chat.mcp.schemas import CompactSchemas
+from mcp_chat.mcp.schemas import compact
 from mcp_chat.mcp.tools import register_tools
 from mcp_chat.metrics import Metrics
 from mcp_chat.presence import Session, current_session
@@ -33,77 +33,70 @@ send_message, repeat. Messages are kept, so nothing is missed between calls.
 leave_chat ends your part."""
 
 
-class ArgumentErrors(Middleware):
-    """Turns argument validation failures into the tool's structured failure shape, with a
-    sentence that names the arguments and never echoes their values (they may be secrets)."""
+class ChatMiddleware(Middleware):
+    """mcp-chat's one FastMCP middleware (one layer, so that a call blocked for minutes keeps
+    one frame here, not the four-plus of each hook-style middleware in the chain):
 
-    async def on_call_tool(
+    - tools/call: notes which participants each client connection speaks for (see
+      `_connection_session`); turns argument validation failures into the tool's structured
+      failure shape, with a sentence that names the arguments and never echoes their values
+      (they may be secrets); times the call and counts failures by code (`metrics`).
+    - tools/list: compacts the input schemas.
+    """
+
+    def __init__(
         self,
-        context: MiddlewareContext[mt.CallToolRequestParams],
-        call_next: CallNext[mt.CallToolRequestParams, ToolResult],
-    ) -> ToolResult:
-        try:
-            return await call_next(context)
-        except ValidationError as exc:
-            sentence = _describe(exc.__cause__, context.message.name)
-            return ToolResult(
-                structured_content={
-                    "success": False,
-                    "error": sentence,
-                    "code": Code.INVALID_ARGUMENT.value,
-                }
-            )
+        chat: ChatService,
+        metrics: Metrics | None = None,
+        process_session: Session | None = None,
+    ) -> None:
+        self._chat = chat
+        self._metrics = metrics
+        self._process_session = process_session
 
+    async def __call__(self, context: MiddlewareContext[Any], call_next: CallNext[Any, Any]) -> Any:
+        if context.method == "tools/call":
+            return await self._call_tool(context, call_next)
+        if context.method == "tools/list":
+            tools: Sequence[Tool] = await call_next(context)
+            return [
+                tool.model_copy(update={"parameters": compact(tool.parameters)}) for tool in tools
+            ]
+        return await call_next(context)
 
-class CallMetrics(Middleware):
-    """Times every tool call and counts failures by code."""
-
-    def __init__(self, metrics: Metrics) -> None:
-        self.metrics = metrics
-
-    async def on_call_tool(
+    async def _call_tool(
         self,
         context: MiddlewareContext[mt.CallToolRequestParams],
         call_next: CallNext[mt.CallToolRequestParams, ToolResult],
     ) -> ToolResult:
         started = time.perf_counter()
         structured: dict[str, Any] | None = None
+        token = current_session.set(self._process_session or self._connection_session(context))
         try:
-            result = await call_next(context)
+            try:
+                result = await call_next(context)
+            except ValidationError as exc:
+                result = ToolResult(
+                    structured_content={
+                        "success": False,
+                        "error": _describe(exc.__cause__, context.message.name),
+                        "code": Code.INVALID_ARGUMENT.value,
+                    }
+                )
             structured = result.structured_content or {}
             return result
         finally:
-            elapsed = time.perf_counter() - started
-            self.metrics.observe_call(context.message.name, elapsed, structured)
-
-
-class SessionTracking(Middleware):
-    """Notes which participants each client connection speaks for, so that when the
-    connection closes (a stdio client's process ends, an HTTP session is closed) they are
-    marked gone and their rooms are told.
-
-    Only handshake-era connections (2025-11-25 and older) have a lifetime beyond one request;
-    2026-07-28 requests stand alone, so those participants go by silence instead. Over stdio
-    the whole process is one client: `process_session` covers every call.
-    """
-
-    def __init__(self, chat: ChatService, process_session: Session | None = None) -> None:
-        self._chat = chat
-        self._process_session = process_session
-
-    async def on_call_tool(
-        self,
-        context: MiddlewareContext[mt.CallToolRequestParams],
-        call_next: CallNext[mt.CallToolRequestParams, ToolResult],
-    ) -> ToolResult:
-        session = self._process_session or self._connection_session(context)
-        token = current_session.set(session)
-        try:
-            return await call_next(context)
-        finally:
             current_session.reset(token)
+            if self._metrics is not None:
+                elapsed = time.perf_counter() - started
+                self._metrics.observe_call(context.message.name, elapsed, structured)
 
     def _connection_session(self, context: MiddlewareContext[Any]) -> Session | None:
+        """Only handshake-era connections (2025-11-25 and older) have a lifetime beyond one
+        request: when one closes (a stdio client's process ends, an HTTP session is closed),
+        its participants are marked gone and their rooms are told. 2026-07-28 requests stand
+        alone, so those participants go by silence instead. Over stdio the whole process is
+        one client: `process_session` covers every call."""
         request = context.fastmcp_context.request_context if context.fastmcp_context else None
         if request is None or request.protocol_version not in HANDSHAKE_PROTOCOL_VERSIONS:
             return None
@@ -177,13 +170,7 @@ def create_server(
         instructions=INSTRUCTIONS,
         version=__version__,
         lifespan=lifespan,
-        # The first is the outermost: metrics see failures after ArgumentErrors shaped them.
-        middleware=[
-            *([CallMetrics(metrics)] if metrics else []),
-            SessionTracking(chat, process_session),
-            ArgumentErrors(),
-            CompactSchemas(),
-        ],
+        middleware=[ChatMiddleware(chat, metrics, process_session)],
         auth=auth,
         mask_error_details=True,
     )
