@@ -1,13 +1,17 @@
 """Scaling out on Redis: latency and throughput with one instance and with two. Figures only.
 
     .venv/bin/python -m benchmarks.scale [--rounds 300] [--pause 0.02] [--duration 10]
-        [--redis redis://127.0.0.1:6379/0]
+        [--redis redis://127.0.0.1:6379/0] [--raw-pairs 40]
 
 D. Send-to-receive latency (as figure A of benchmarks.latency: one pair in two client
    processes), in one run: one instance on SQLite; one instance on Redis; and two instances on
    one Redis with the sender on one and the recipient on the other.
 E. Delivered messages per second, 20 pairs ping-ponging (as figure B): one instance on SQLite,
    one on Redis, and two on one Redis with the two sides of every pair on different instances.
+F. As E on Redis, with a load generator light enough that the servers are the bottleneck (raw
+   HTTP/1.1 on keep-alive connections, the requests `mcp.Client` sends, `--raw-pairs` pairs in
+   2 processes) and each instance pinned to a core of its own: one instance on CPU 0, then
+   two on CPUs 0 and 1. The load processes and Redis float.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from contextlib import AsyncExitStack, contextmanager
 from datetime import UTC, datetime
 from importlib.metadata import version
 from multiprocessing.synchronize import Barrier
+from typing import Any
 
 import redis
 from mcp import Client
@@ -43,6 +48,7 @@ from benchmarks.latency import (
     seat,
     sender,
 )
+from benchmarks.waits import raw_request, structured
 
 
 async def pairs_across(urls: tuple[str, str], n: int, duration: float, barrier: Barrier) -> int:
@@ -72,6 +78,103 @@ def servers(store: str, count: int) -> Iterator[list[str]]:
         for s in started:
             for line in s.problems()[:3]:
                 print(f"   server log: {line}")
+
+
+# ---------------------------------------------------------------------------- figure F
+
+RAW_PROCESSES = 2
+
+
+class KeptConnection:
+    """Raw 2026-07-28 tools/calls, one after another, on one keep-alive HTTP/1.1 connection."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+
+    async def call(self, tool: str, **arguments: Any) -> dict[str, Any]:
+        if self.writer is None:
+            self.reader, self.writer = await asyncio.open_connection("127.0.0.1", self.port)
+        assert self.reader is not None
+        self.writer.write(raw_request(self.port, tool, arguments, keep_alive=True))
+        head = await self.reader.readuntil(b"\r\n\r\n")
+        length = next(
+            int(line.split(b":", 1)[1])
+            for line in head.split(b"\r\n")
+            if line.lower().startswith(b"content-length:")
+        )
+        return structured(tool, head, await self.reader.readexactly(length))
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+
+
+async def raw_pairs(ports: tuple[int, int], n: int, duration: float, barrier: Barrier) -> int:
+    """Figure F, one process: `n` pairs, each side on its own connection; each pair's first
+    side talks to ports[0], the other to ports[1]. Returns the messages delivered."""
+    sides = [KeptConnection(ports[i % 2]) for i in range(2 * n)]
+    try:
+        seated = []
+        for i in range(n):
+            a, b = sides[2 * i], sides[2 * i + 1]
+            a_in = await a.call("join_room", display_name="a")
+            b_in = await b.call("join_room", display_name="b", room_id=a_in["room_id"])
+            seated.append((a, b, a_in["room_id"], a_in["client_id"], b_in["client_id"]))
+        await asyncio.to_thread(barrier.wait, 60)
+        deadline = now() + duration
+
+        async def player(side: KeptConnection, room: str, me: str, serve: bool) -> int:
+            delivered = 0
+            if serve:
+                await side.call("send_message", room_id=room, client_id=me, message="ping")
+            while now() < deadline:
+                got = await side.call("wait_for_message", room_id=room, client_id=me, timeout=1)
+                heard = sum(m["kind"] == "message" for m in got.get("messages") or [])
+                if heard and now() < deadline:
+                    delivered += heard
+                    await side.call("send_message", room_id=room, client_id=me, message="pong")
+            return delivered
+
+        games = [
+            g
+            for a, b, room, a_id, b_id in seated
+            for g in (player(a, room, a_id, True), player(b, room, b_id, False))
+        ]
+        return sum(await asyncio.gather(*games))
+    finally:
+        for side in sides:
+            side.close()
+
+
+def raw_throughput(servers: list[Server], pairs: int, duration: float) -> float:
+    ports = (servers[0].port, servers[-1].port)
+    ctx = mp.get_context("spawn")
+    barrier = ctx.Barrier(RAW_PROCESSES)
+    share = pairs // RAW_PROCESSES
+    got = run_children(
+        [(f"r{i}", raw_pairs, (ports, share, duration, barrier)) for i in range(RAW_PROCESSES)]
+    )
+    return float(sum(got[f"r{i}"] for i in range(RAW_PROCESSES))) / duration
+
+
+@contextmanager
+def pinned_servers(store: str, count: int) -> Iterator[list[Server]]:
+    """`count` instances, the i-th pinned to CPU i."""
+    started: list[Server] = []
+    try:
+        for cpu in range(count):
+            server = Server(store)
+            started.append(server)
+            os.sched_setaffinity(server.proc.pid, {cpu})
+        yield started
+    finally:
+        for server in started:
+            server.stop()
+
+
+# ---------------------------------------------------------------------------- D and E
 
 
 def latency(recipient_url: str, sender_url: str, rounds: int, pause: float) -> list[float]:
@@ -106,6 +209,7 @@ def main() -> None:
     parser.add_argument("--pause", type=float, default=0.02, help="idle pause, s (default 0.02)")
     parser.add_argument("--duration", type=float, default=10.0, help="throughput time, s")
     parser.add_argument("--redis", default="redis://127.0.0.1:6379/0", help="Redis to use")
+    parser.add_argument("--raw-pairs", type=int, default=40, help="figure F pairs (default 40)")
     args = parser.parse_args()
     if args.rounds <= WARMUP + 1:
         parser.error(f"--rounds must exceed {WARMUP + 1}")
@@ -143,6 +247,14 @@ def main() -> None:
                 ("redis, sender on B, recipient on A", latency(a, b, args.rounds, args.pause))
             )
             rates.append(("redis, two instances, pairs split", throughput((a, b), args.duration)))
+        raw: list[tuple[str, float]] = []
+        if len(os.sched_getaffinity(0)) >= 2:
+            with pinned_servers(redis_store, 1) as one_pinned:
+                rate = raw_throughput(one_pinned, args.raw_pairs, args.duration)
+                raw.append(("redis, one instance on CPU 0", rate))
+            with pinned_servers(redis_store, 2) as two_pinned:
+                rate = raw_throughput(two_pinned, args.raw_pairs, args.duration)
+                raw.append(("redis, two instances, CPUs 0 and 1", rate))
     finally:
         with redis.Redis.from_url(args.redis) as r:
             keys = list(r.scan_iter(match=f"{prefix}:*", count=1000))
@@ -163,6 +275,17 @@ def main() -> None:
     )
     for label, rate in rates:
         print(f"   {label:<35}{rate:8.1f} delivered messages/s")
+    print()
+    if len(raw) < 2:
+        print("F. skipped: needs 2 usable CPUs")
+        return
+    print(
+        f"F. throughput, servers pinned, light load: {args.raw_pairs} pairs ping-ponging for "
+        f"{args.duration:g} s (raw HTTP, {RAW_PROCESSES} load processes)"
+    )
+    for label, rate in raw:
+        print(f"   {label:<35}{rate:8.1f} delivered messages/s")
+    print(f"   two instances / one               {raw[1][1] / raw[0][1]:8.2f}   (target >= 1.5)")
 
 
 if __name__ == "__main__":

@@ -101,26 +101,47 @@ def raise_open_files() -> int:
 # ---------------------------------------------------------------------------- raw client
 
 
+def raw_request(port: int, tool: str, arguments: dict[str, Any], keep_alive: bool) -> bytes:
+    """One 2026-07-28 tools/call as HTTP/1.1 bytes, byte for byte what `mcp.Client` sends."""
+    body = json.dumps(
+        {
+            "jsonrpc": "2.0",
+            "id": 1,
+            "method": "tools/call",
+            "params": {"name": tool, "arguments": arguments, "_meta": META},
+        },
+        separators=(",", ":"),
+    ).encode()
+    return (
+        f"POST /mcp HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+        "Accept: application/json, text/event-stream\r\nContent-Type: application/json\r\n"
+        f"Mcp-Protocol-Version: {PROTOCOL}\r\nMcp-Method: tools/call\r\nMcp-Name: {tool}\r\n"
+        f"Connection: {'keep-alive' if keep_alive else 'close'}\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    ).encode() + body
+
+
+def structured(tool: str, head: bytes, payload: bytes) -> dict[str, Any]:
+    """The structured result of a tools/call response; raises if the call failed."""
+    status = int(head.split(b" ", 2)[1])
+    if status != 200:
+        raise RuntimeError(f"{tool}: HTTP {status} {payload[:200]!r}")
+    if b"text/event-stream" in head.lower():
+        datas = [ln[5:] for ln in payload.splitlines() if ln.startswith(b"data:")]
+        payload = datas[-1]
+    message = json.loads(payload)
+    data: dict[str, Any] | None = message.get("result", {}).get("structuredContent")
+    if not data or not data.get("success"):
+        raise RuntimeError(f"{tool} failed: {message}")
+    return data
+
+
 class RawCall:
     """One tools/call of the 2026-07-28 protocol on its own HTTP/1.1 connection."""
 
     def __init__(self, port: int, tool: str, arguments: dict[str, Any]) -> None:
         self.port = port
-        body = json.dumps(
-            {
-                "jsonrpc": "2.0",
-                "id": 1,
-                "method": "tools/call",
-                "params": {"name": tool, "arguments": arguments, "_meta": META},
-            },
-            separators=(",", ":"),
-        ).encode()
-        self.request = (
-            f"POST /mcp HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
-            "Accept: application/json, text/event-stream\r\nContent-Type: application/json\r\n"
-            f"Mcp-Protocol-Version: {PROTOCOL}\r\nMcp-Method: tools/call\r\nMcp-Name: {tool}\r\n"
-            f"Connection: close\r\nContent-Length: {len(body)}\r\n\r\n"
-        ).encode() + body
+        self.request = raw_request(port, tool, arguments, keep_alive=False)
         self.tool = tool
         self.reader: asyncio.StreamReader | None = None
         self.writer: asyncio.StreamWriter | None = None
@@ -139,17 +160,7 @@ class RawCall:
             payload = await self.reader.read()  # Connection: close, so up to EOF
         finally:
             self.writer.close()
-        status = int(head.split(b" ", 2)[1])
-        if status != 200:
-            raise RuntimeError(f"{self.tool}: HTTP {status} {payload[:200]!r}")
-        if b"text/event-stream" in head.lower():
-            datas = [ln[5:] for ln in payload.splitlines() if ln.startswith(b"data:")]
-            payload = datas[-1]
-        message = json.loads(payload)
-        data: dict[str, Any] | None = message.get("result", {}).get("structuredContent")
-        if not data or not data.get("success"):
-            raise RuntimeError(f"{self.tool} failed: {message}")
-        return data
+        return structured(self.tool, head, payload)
 
 
 async def rpc(
