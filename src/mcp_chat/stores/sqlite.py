@@ -20,6 +20,7 @@ import functools
 import json
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Collection, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -231,10 +232,22 @@ class SQLiteStore(Store):
         return result
 
     def _open(self, busy_ms: int) -> sqlite3.Connection:
+        """A connection in WAL mode that waits `busy_ms` for locks. Runs on the worker."""
         db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         db.row_factory = sqlite3.Row
+        # Turning a fresh file to WAL needs it to itself, and SQLite answers "locked" at
+        # once, without waiting, while another process opens the same file: retry a while.
+        deadline = time.monotonic() + _OPEN_PATIENCE
+        while True:
+            try:
+                db.execute("PRAGMA journal_mode = WAL")
+                break
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    db.close()
+                    raise
+                time.sleep(0.002)
         db.execute(f"PRAGMA busy_timeout = {busy_ms}")
-        db.execute("PRAGMA journal_mode = WAL")
         # NORMAL in WAL mode: a commit survives the process being killed; only a power loss
         # may take the last transactions.
         db.execute("PRAGMA synchronous = NORMAL")
@@ -297,7 +310,7 @@ class SQLiteStore(Store):
     async def start(self, on_change: ChangeListener) -> None:
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(self._executor, self._connect)
-        inline = self._open(busy_ms=0)
+        inline = await loop.run_in_executor(self._executor, self._open, 0)
         inline.execute("PRAGMA wal_autocheckpoint = 0")  # the worker checkpoints, off the loop
         self._inline = self._local.db = inline
         self._checkpoints = asyncio.create_task(self._checkpoint_now_and_then())
@@ -813,6 +826,8 @@ class SQLiteStore(Store):
 
 _CHECKPOINT_EVERY = 2.0
 """Seconds between checkpoints of the write-ahead log into the database file."""
+_OPEN_PATIENCE = 10.0
+"""Seconds a new connection keeps trying to put the file in WAL mode."""
 
 
 class _Busy(Exception):

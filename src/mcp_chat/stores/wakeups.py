@@ -31,6 +31,10 @@ def rendezvous_dir(db_path: Path) -> Path:
     return base / f"mcp-chat-{os.getuid()}" / digest
 
 
+_TRIES = 10
+"""Attempts at joining the rendezvous directory while other processes leave it."""
+
+
 class Waker:
     """Sends and receives room-changed hints between processes."""
 
@@ -46,14 +50,15 @@ class Waker:
         path = self._dir / f"{os.getpid()}-{secrets.token_hex(4)}.sock"
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         sock.setblocking(False)
-        for attempt in range(3):
-            self._dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        for attempt in range(_TRIES):
+            # The last process out removes the directory: between our mkdir and bind, or
+            # between mkdir finding it there and checking that it is a directory.
             try:
+                self._dir.mkdir(parents=True, exist_ok=True, mode=0o700)
                 sock.bind(str(path))
                 break
-            except FileNotFoundError:
-                # The last process out removed the directory between our mkdir and bind.
-                if attempt == 2:
+            except (FileNotFoundError, FileExistsError):
+                if attempt == _TRIES - 1:
                     raise
         self._sock, self._path = sock, path
         self._loop = asyncio.get_running_loop()
