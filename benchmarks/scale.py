@@ -8,7 +8,7 @@ D. Send-to-receive latency (as figure A of benchmarks.latency: one pair in two c
    one Redis with the sender on one and the recipient on the other.
 E. Delivered messages per second, 20 pairs ping-ponging (as figure B): one instance on SQLite,
    one on Redis, and two on one Redis with the two sides of every pair on different instances.
-F. As E on Redis, with a load generator light enough that the servers are the bottleneck (raw
+I. As E on Redis, with a load generator light enough that the servers are the bottleneck (raw
    HTTP/1.1 on keep-alive connections, the requests `mcp.Client` sends, `--raw-pairs` pairs in
    2 processes) and each instance pinned to a core of its own: one instance on CPU 0, then
    two on CPUs 0 and 1. The load processes and Redis float.
@@ -80,7 +80,7 @@ def servers(store: str, count: int) -> Iterator[list[str]]:
                 print(f"   server log: {line}")
 
 
-# ---------------------------------------------------------------------------- figure F
+# ---------------------------------------------------------------------------- figure I
 
 RAW_PROCESSES = 2
 
@@ -112,7 +112,7 @@ class KeptConnection:
 
 
 async def raw_pairs(ports: tuple[int, int], n: int, duration: float, barrier: Barrier) -> int:
-    """Figure F, one process: `n` pairs, each side on its own connection; each pair's first
+    """Figure I, one process: `n` pairs, each side on its own connection; each pair's first
     side talks to ports[0], the other to ports[1]. Returns the messages delivered."""
     sides = [KeptConnection(ports[i % 2]) for i in range(2 * n)]
     try:
@@ -209,7 +209,7 @@ def main() -> None:
     parser.add_argument("--pause", type=float, default=0.02, help="idle pause, s (default 0.02)")
     parser.add_argument("--duration", type=float, default=10.0, help="throughput time, s")
     parser.add_argument("--redis", default="redis://127.0.0.1:6379/0", help="Redis to use")
-    parser.add_argument("--raw-pairs", type=int, default=40, help="figure F pairs (default 40)")
+    parser.add_argument("--raw-pairs", type=int, default=40, help="figure I pairs (default 40)")
     args = parser.parse_args()
     if args.rounds <= WARMUP + 1:
         parser.error(f"--rounds must exceed {WARMUP + 1}")
@@ -277,10 +277,10 @@ def main() -> None:
         print(f"   {label:<35}{rate:8.1f} delivered messages/s")
     print()
     if len(raw) < 2:
-        print("F. skipped: needs 2 usable CPUs")
+        print("I. skipped: needs 2 usable CPUs")
         return
     print(
-        f"F. throughput, servers pinned, light load: {args.raw_pairs} pairs ping-ponging for "
+        f"I. throughput, servers pinned, light load: {args.raw_pairs} pairs ping-ponging for "
         f"{args.duration:g} s (raw HTTP, {RAW_PROCESSES} load processes)"
     )
     for label, rate in raw:
