@@ -3,8 +3,7 @@
 A change wakes the waits blocked on its room and hands the one who made it a *handoff* per
 woken wait: a future that the wait resolves once its answer is written (or once it has found
 nothing to answer). A sender that awaits them (`settle`) lets the deliveries it caused go out
-before its own reply: on a busy event loop that ordering, not the work, is most of a
-message's latency.
+before its own reply, which the event loop would otherwise interleave with them.
 """
 
 from __future__ import annotations
