@@ -598,7 +598,7 @@ class ChatService:
         """Wake the pair's waits; returns their handoffs."""
         woken = set(self.signals.notify(matched.room.room_id))
         for member in (matched.first, matched.second):
-            woken |= self.signals.notify(_queue_key(member.participant_id))
+            woken.update(self.signals.notify(_queue_key(member.participant_id)))
         log.info(
             "matched room=%s participants=%s,%s",
             matched.room.room_id,

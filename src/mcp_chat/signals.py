@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 
 EVERY_ROOM = "*"
 """What listeners hear when any room may have changed unseen (a shared store came back)."""
@@ -75,7 +75,7 @@ async def settle(handoffs: Iterable[Handoff]) -> None:
         await asyncio.wait(pending, timeout=SETTLE_LIMIT)
 
 
-_NONE: set[Handoff] = set()  # notify's answer when nobody waits; never changed
+_NONE: frozenset[Handoff] = frozenset()  # notify's answer when nobody waits
 
 
 class RoomSignals:
@@ -98,7 +98,7 @@ class RoomSignals:
             event = self._events[room_id] = asyncio.Event()
         return event
 
-    def notify(self, room_id: str) -> set[Handoff]:
+    def notify(self, room_id: str) -> Collection[Handoff]:
         """Wake the waits blocked on `room_id`; returns their handoffs (see `settle`)."""
         event = self._events.pop(room_id, None)
         if event is not None:
