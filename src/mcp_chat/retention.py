@@ -46,7 +46,12 @@ class Retention:
         self, store: Store, interval: float, clock: Callable[[], datetime] = _utc_now
     ) -> None:
         """Prune every `interval` seconds until cancelled; a busy store is tried next time."""
+        task = asyncio.current_task()
         while True:
+            if task is not None and task.cancelling():
+                # A cancellation that landed inside a store call can be lost there (seen with
+                # redis-py); without this the loop would go on and its owner wait forever.
+                raise asyncio.CancelledError
             await asyncio.sleep(interval)
             try:
                 pruned = await self.prune(store, clock())
