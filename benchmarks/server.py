@@ -33,7 +33,8 @@ def main() -> None:
         host="127.0.0.1", port=args.port, store=args.store, log_level="warning", rate_messages=0
     )
     setup_logging(settings.log_level)
-    _, server = build(settings)
+    parts = build(settings)
+    server = parts.server
 
     @server.tool
     async def noop() -> dict[str, bool]:
@@ -41,7 +42,7 @@ def main() -> None:
         return {"success": True}
 
     config = uvicorn.Config(
-        http_app(settings, server),
+        http_app(settings, parts),
         host=settings.host,
         port=settings.port,
         # uvicorn's own loggers at info, so that its "Uvicorn running on http://HOST:PORT" line

@@ -8,6 +8,7 @@ import logging
 import signal
 import socket
 from collections.abc import Iterator
+from typing import NamedTuple
 
 import uvicorn
 from fastmcp import FastMCP
@@ -20,6 +21,7 @@ from mcp_chat.auth import GUARDED_PATHS, BearerTokens, RequireToken, load_tokens
 from mcp_chat.chat import ChatService
 from mcp_chat.config import Settings
 from mcp_chat.credentials import redact_url
+from mcp_chat.mcp.fastwait import FastWaits
 from mcp_chat.mcp.replies import TrackReplies
 from mcp_chat.mcp.server import create_server
 from mcp_chat.metrics import CONTENT_TYPE, Metrics
@@ -29,9 +31,13 @@ from mcp_chat.web.routes import Streams, add_web
 log = logging.getLogger(__name__)
 
 
-def build(
-    settings: Settings, stdio: bool = False, streams: Streams | None = None
-) -> tuple[ChatService, FastMCP]:
+class Parts(NamedTuple):
+    chat: ChatService
+    server: FastMCP
+    metrics: Metrics
+
+
+def build(settings: Settings, stdio: bool = False, streams: Streams | None = None) -> Parts:
     """The core and the server around it: MCP at /mcp, the page and its endpoints, /healthz,
     /readyz and /metrics. Over HTTP, configured bearer tokens guard /mcp, the page's /api/
     endpoints and /metrics (see `http_app`); stdio needs none. `streams` lets the caller end
@@ -68,17 +74,29 @@ def build(
         return Response(await metrics.render(), media_type=CONTENT_TYPE)
 
     add_web(server, chat, streams)
-    return chat, server
+    return Parts(chat, server, metrics)
 
 
-def http_app(settings: Settings, server: FastMCP) -> Starlette:
+def http_app(settings: Settings, parts: Parts) -> Starlette:
     """The ASGI app. Bound to a loopback address, it refuses requests whose Host or Origin
     header names another site (DNS rebinding); `allowed_hosts` adds names to accept."""
+    server = parts.server
     # FastMCP's auth guards /mcp only; its middleware checks the token of every request, and
     # RequireToken refuses the other guarded paths a request whose token did not pass.
     middleware = [Middleware(TrackReplies, path="/mcp")]
     if server.auth:
         middleware.append(Middleware(RequireToken, paths=GUARDED_PATHS))
+    if settings.fast_waits:
+        scopes = tuple(server.auth.required_scopes or ()) if server.auth else None
+        middleware.append(
+            Middleware(
+                FastWaits,
+                chat=parts.chat,
+                server=server,
+                metrics=parts.metrics,
+                required_scopes=scopes,
+            )
+        )
     return server.http_app(
         path="/mcp",
         middleware=middleware,
@@ -125,8 +143,9 @@ class _Server(uvicorn.Server):
 
 def serve_http(settings: Settings) -> None:
     streams = Streams()
-    chat, server = build(settings, streams=streams)
-    app = http_app(settings, server)
+    parts = build(settings, streams=streams)
+    chat, server = parts.chat, parts.server
+    app = http_app(settings, parts)
     log.info(
         "mcp-chat on http://%s:%d/mcp, web page at / (store %s, auth %s)",
         settings.host,
@@ -149,5 +168,5 @@ def serve_http(settings: Settings) -> None:
 
 
 def serve_stdio(settings: Settings) -> None:
-    _, server = build(settings, stdio=True)
+    server = build(settings, stdio=True).server
     asyncio.run(server.run_stdio_async(show_banner=False))

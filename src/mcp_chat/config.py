@@ -49,6 +49,9 @@ class Settings(BaseSettings):
     away_after: float = Field(default=60.0, gt=0)
     gone_after: float = Field(default=600.0, gt=0)
     keepalive: float = Field(default=10.0, ge=0)
+    fast_waits: bool = True
+    """Serve plain 2026-07-28 wait_for_message calls without the SDK's per-request stack
+    (mcp/fastwait.py); off only to compare the two."""
 
     @model_validator(mode="after")
     def _heartbeat_fits(self) -> Settings:

@@ -56,6 +56,26 @@ async def answer(model: type[R], action: Callable[[], Awaitable[R]]) -> R:
         )
 
 
+async def receive(
+    chat: ChatService, room_id: str, client_id: str, timeout: float, after: int | None
+) -> WaitOut:
+    """wait_for_message's answer (also served by `mcp.fastwait` without the SDK's stack)."""
+
+    async def run() -> WaitOut:
+        w = await chat.wait(room_id, client_id, timeout, after)
+        return WaitOut(
+            success=True,
+            messages=[MessageOut.of(m) for m in w.messages],
+            has_more=w.has_more,
+            timed_out=w.timed_out,
+            chat_ended=w.chat_ended,
+            position=w.cursor,
+            unread=await chat.unread(room_id, client_id) if w.has_more else 0,
+        )
+
+    return await answer(WaitOut, run)
+
+
 @asynccontextmanager
 async def keepalive(ctx: Context, interval: float) -> AsyncIterator[None]:
     """While a call blocks, send progress notifications every `interval` seconds if the client
@@ -176,20 +196,8 @@ def register_tools(mcp: FastMCP, chat: ChatService, keepalive_every: float = 10.
         timeout: Annotated[float, Field(description="Seconds to wait, 1-300.")] = wait_default,
         after: Annotated[int | None, Field(description="Re-read messages after this seq.")] = None,
     ) -> WaitOut:
-        async def run() -> WaitOut:
-            async with keepalive(ctx, keepalive_every):
-                w = await chat.wait(room_id, client_id, timeout, after)
-            return WaitOut(
-                success=True,
-                messages=[MessageOut.of(m) for m in w.messages],
-                has_more=w.has_more,
-                timed_out=w.timed_out,
-                chat_ended=w.chat_ended,
-                position=w.cursor,
-                unread=await chat.unread(room_id, client_id) if w.has_more else 0,
-            )
-
-        return await answer(WaitOut, run)
+        async with keepalive(ctx, keepalive_every):
+            return await receive(chat, room_id, client_id, timeout, after)
 
     @mcp.tool(output_schema=output_schema(LeaveOut))
     async def leave_chat(room_id: RoomId, client_id: ClientId) -> LeaveOut:

@@ -1,0 +1,293 @@
+"""A short road for the call that blocks: a 2026-07-28 `tools/call wait_for_message`.
+
+Over HTTP, the SDK serves each 2026-07-28 request with its own kernel (a task group with two
+tasks, a memory stream, a connection, a session), and FastMCP adds its context, dependency
+injection and middleware chain. That is fine for a call that lasts a millisecond, but a
+wait_for_message can stay blocked for minutes, holding all of it: about 75 KB a wait, so
+that 10,000 waiting assistants cost most of a gigabyte.
+
+`FastWaits` answers the plain case of that one call itself, with the SDK's own parsing and
+checks (`classify_inbound_request`, the routing-header checks, the per-version parameter
+schema) and the same answer, byte for byte: the same tool body (`tools.receive`), the same
+result conversion (the tool's own), the same JSON-RPC envelope, and the SDK's response modes
+(JSON if the answer comes within `PING_EVERY` seconds, else an event stream that pings every
+`PING_EVERY` seconds until it does). A client that hangs up cancels the wait.
+
+Anything else goes on to the SDK untouched, body included: other methods and tools, the
+handshake-era protocol, a progress token (its keepalive notifications are the SDK's),
+`_meta` beyond the protocol's envelope, `Mcp-Param-*` headers, arguments of another type
+than declared (the SDK's coercion and its error shapes stay the only ones), and anything
+the SDK would reject. It sits inside the Host/Origin guard and the token check; a request
+whose token did not pass goes on to be refused by FastMCP.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import math
+import time
+from dataclasses import dataclass
+from typing import Any, Final
+
+from fastmcp import FastMCP
+from fastmcp.tools import Tool, ToolResult
+from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
+from mcp.server.runner import modern_error_data
+from mcp.server.streamable_http import check_accept_headers
+from mcp.shared.inbound import (
+    InboundLadderRejection,
+    classify_inbound_request,
+    find_duplicated_routing_header,
+)
+from mcp.shared.jsonrpc_dispatcher import progress_token_from_params
+from mcp.types.version import HANDSHAKE_PROTOCOL_VERSIONS
+from mcp_types import (
+    CLIENT_CAPABILITIES_META_KEY,
+    CLIENT_INFO_META_KEY,
+    PROTOCOL_VERSION_META_KEY,
+    SERVER_INFO_META_KEY,
+    CallToolResult,
+    JSONRPCError,
+    JSONRPCResponse,
+    RequestId,
+)
+from mcp_types import methods as spec_methods
+from pydantic import ValidationError
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from mcp_chat.chat import ChatService
+from mcp_chat.mcp.tools import receive as wait_answer
+from mcp_chat.metrics import Metrics
+
+TOOL: Final = "wait_for_message"
+PING_EVERY = 15.0
+"""Seconds before an unanswered wait turns its response into an event stream, and between
+the stream's pings (the SDK's interval; read at each wait, so tests may shorten it)."""
+MAX_BODY: Final = 64 * 1024
+"""A wait's request is a few hundred bytes; bigger bodies go to the SDK unread."""
+
+_ENVELOPE: Final = frozenset(
+    {PROTOCOL_VERSION_META_KEY, CLIENT_INFO_META_KEY, CLIENT_CAPABILITIES_META_KEY}
+)
+_ARGUMENTS: Final = frozenset({"room_id", "client_id", "timeout", "after"})
+_SSE_HEADERS: Final = [
+    (b"content-type", b"text/event-stream"),
+    (b"cache-control", b"no-cache, no-transform"),
+    (b"connection", b"keep-alive"),
+    (b"x-accel-buffering", b"no"),
+]
+_PING: Final[Message] = {"type": "http.response.body", "body": b": ping\r\n\r\n", "more_body": True}
+
+
+@dataclass(frozen=True, slots=True)
+class WaitCall:
+    request_id: RequestId
+    version: str
+    room_id: str
+    client_id: str
+    timeout: float
+    after: int | None
+
+
+class FastWaits:
+    """ASGI middleware: serves the plain 2026-07-28 wait_for_message POSTs to `path` (see the
+    module's text) and passes everything else on."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        chat: ChatService,
+        server: FastMCP,
+        metrics: Metrics | None = None,
+        path: str = "/mcp",
+        required_scopes: tuple[str, ...] | None = None,
+    ) -> None:
+        """`required_scopes`: None when the server has no auth; else a request is served only
+        if its token passed and carries these scopes."""
+        self.app, self.chat, self.server, self.metrics = app, chat, server, metrics
+        self.path = path
+        self.required_scopes = required_scopes
+        self._tool: Tool | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if not self._candidate(scope):
+            await self.app(scope, receive, send)
+            return
+        received: list[Message] = []
+        body = b""
+        while True:
+            message = await receive()
+            received.append(message)
+            if message["type"] != "http.request":
+                break
+            body += message.get("body", b"")
+            if not message.get("more_body") or len(body) > MAX_BODY:
+                break
+        call = (
+            parse(scope, body, self.chat.limits.default_wait)
+            if received[-1]["type"] == "http.request" and not received[-1].get("more_body")
+            else None
+        )
+        if call is None:
+            await self.app(scope, _replay(received, receive), send)
+            return
+        await self._serve(call, scope, receive, send)
+
+    def _candidate(self, scope: Scope) -> bool:
+        """Cheap checks on the request line and headers, before any body is read."""
+        if scope["type"] != "http" or scope["method"] != "POST" or scope["path"] != self.path:
+            return False
+        version = name = length = None
+        for key, value in scope["headers"]:
+            if key == b"mcp-protocol-version":
+                version = value
+            elif key == b"mcp-name":
+                name = value
+            elif key == b"content-length":
+                length = value
+            elif key.startswith(b"mcp-param-"):
+                return False
+        if (
+            name != TOOL.encode()
+            or version is None
+            or version.decode("latin-1") in HANDSHAKE_PROTOCOL_VERSIONS
+            or length is None
+            or not length.isdigit()
+            or int(length) > MAX_BODY
+        ):
+            return False
+        if self.required_scopes is not None:
+            user, auth = scope.get("user"), scope.get("auth")
+            if not isinstance(user, AuthenticatedUser) or auth is None:
+                return False
+            if any(s not in auth.scopes for s in self.required_scopes):
+                return False
+        has_json, has_sse = check_accept_headers(Request(scope))
+        return has_json and has_sse
+
+    async def _serve(self, call: WaitCall, scope: Scope, receive: Receive, send: Send) -> None:
+        started = time.perf_counter()
+        structured: dict[str, Any] | None = None
+        work = asyncio.ensure_future(
+            wait_answer(self.chat, call.room_id, call.client_id, call.timeout, call.after)
+        )
+        gone = asyncio.ensure_future(_disconnect(receive))
+        streaming = False
+        try:
+            while not work.done():
+                await asyncio.wait((work, gone), timeout=PING_EVERY, return_when="FIRST_COMPLETED")
+                if gone.done() and not work.done():
+                    return  # the client hung up: the wait is cancelled below
+                if not work.done():
+                    if not streaming:
+                        streaming = True
+                        await send(
+                            {"type": "http.response.start", "status": 200, "headers": _SSE_HEADERS}
+                        )
+                    await send(_PING)
+            answer, structured = await self._answer(call, work.result())
+            if streaming:
+                frame = b"event: message\r\ndata: " + answer + b"\r\n\r\n"
+                await send({"type": "http.response.body", "body": frame, "more_body": False})
+            else:
+                await Response(answer, media_type="application/json")(scope, receive, send)
+        finally:
+            for task in (work, gone):
+                if not task.done():
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
+            if self.metrics is not None and structured is not None:
+                self.metrics.observe_call(TOOL, time.perf_counter() - started, structured)
+
+    async def _answer(self, call: WaitCall, out: Any) -> tuple[bytes, dict[str, Any] | None]:
+        """The JSON-RPC response as the SDK would write it, and the structured result."""
+        try:
+            tool = self._tool or await self.server.get_tool(TOOL)
+            assert tool is not None
+            self._tool = tool
+            converted: ToolResult = tool.convert_result(out)
+            content = converted.to_mcp_result()
+            assert isinstance(content, tuple)  # content and structured content
+            result = CallToolResult(content=content[0], structured_content=content[1])
+            dumped = result.model_dump(by_alias=True, mode="json", exclude_none=True)
+            dumped = spec_methods.serialize_server_result("tools/call", call.version, dumped)
+            dumped.setdefault("resultType", "complete")
+            dumped["_meta"] = {SERVER_INFO_META_KEY: self.server._mcp_server.server_info_stamp}
+            message: JSONRPCResponse | JSONRPCError = JSONRPCResponse(
+                jsonrpc="2.0", id=call.request_id, result=dumped
+            )
+            structured = converted.structured_content
+        except Exception as exc:
+            message = JSONRPCError(jsonrpc="2.0", id=call.request_id, error=modern_error_data(exc))
+            structured = None
+        body = message.model_dump(mode="json", by_alias=True, exclude_none=True)
+        return json.dumps(body, separators=(",", ":")).encode(), structured
+
+
+def parse(scope: Scope, body: bytes, default_timeout: float) -> WaitCall | None:
+    """The wait this request asks for, if the SDK would serve it as a plain tools/call of
+    wait_for_message with well-typed arguments; None sends it to the SDK."""
+    try:
+        decoded = json.loads(body)
+    except (ValueError, RecursionError):
+        return None
+    if not isinstance(decoded, dict) or decoded.get("method") != "tools/call":
+        return None
+    request_id = decoded.get("id")
+    if isinstance(request_id, bool) or not isinstance(request_id, int | str):
+        return None
+    if decoded.get("jsonrpc") != "2.0" or set(decoded) != {"jsonrpc", "id", "method", "params"}:
+        return None
+    params = decoded["params"]
+    if not isinstance(params, dict) or not set(params) <= {"name", "arguments", "_meta"}:
+        return None
+    meta = params.get("_meta")
+    if not isinstance(meta, dict) or not set(meta) <= _ENVELOPE:
+        return None
+    if params.get("name") != TOOL or progress_token_from_params(params) is not None:
+        return None
+    headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"]]
+    if find_duplicated_routing_header(headers) is not None:
+        return None
+    verdict = classify_inbound_request(decoded, headers=dict(headers))
+    if isinstance(verdict, InboundLadderRejection):
+        return None
+    try:
+        spec_methods.validate_client_request("tools/call", verdict.protocol_version, params)
+    except (ValidationError, KeyError):
+        return None
+    arguments = params.get("arguments", {})
+    if not isinstance(arguments, dict) or not set(arguments) <= _ARGUMENTS:
+        return None
+    room_id, client_id = arguments.get("room_id"), arguments.get("client_id")
+    timeout = arguments.get("timeout", default_timeout)
+    after = arguments.get("after")
+    if not (isinstance(room_id, str) and isinstance(client_id, str)):
+        return None
+    if isinstance(timeout, bool) or not isinstance(timeout, int | float):
+        return None
+    if not math.isfinite(timeout):
+        return None
+    if after is not None and (isinstance(after, bool) or not isinstance(after, int)):
+        return None
+    return WaitCall(request_id, verdict.protocol_version, room_id, client_id, timeout, after)
+
+
+async def _disconnect(receive: Receive) -> None:
+    while (await receive())["type"] != "http.disconnect":
+        pass
+
+
+def _replay(received: list[Message], receive: Receive) -> Receive:
+    """A receive that hands out what was already read, then goes on reading."""
+    pending = list(received)
+
+    async def replayed() -> Message:
+        return pending.pop(0) if pending else await receive()
+
+    return replayed

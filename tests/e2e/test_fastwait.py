@@ -1,0 +1,343 @@
+"""The short road for blocked waits (mcp/fastwait.py), over real HTTP on 127.0.0.1: it answers
+plain 2026-07-28 wait_for_message calls exactly as the SDK would, and leaves the rest to it."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+import uvicorn
+from mcp import Client
+from mcp.server import _streamable_http_modern as sdk_modern
+
+from mcp_chat.app import build, http_app
+from mcp_chat.chat import ChatService
+from mcp_chat.config import Settings
+from mcp_chat.mcp import fastwait
+from mcp_chat.mcp.fastwait import FastWaits
+from tests.conftest import blocked
+from tests.e2e.helpers import call, join, texts
+
+pytestmark = pytest.mark.anyio
+
+VERSION = "2026-07-28"
+META = {
+    "io.modelcontextprotocol/protocolVersion": VERSION,
+    "io.modelcontextprotocol/clientInfo": {"name": "raw", "version": "0"},
+    "io.modelcontextprotocol/clientCapabilities": {},
+}
+TOKEN = "fast-path-test-token"
+
+
+@dataclass
+class Served:
+    port: int
+    chat: ChatService
+    fast: list[str] = field(default_factory=list)
+    """One entry per call the fast path answered."""
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/mcp"
+
+
+@asynccontextmanager
+async def serving(monkeypatch: pytest.MonkeyPatch, **settings: Any) -> AsyncIterator[Served]:
+    """The product's ASGI app under uvicorn in this event loop, on a port the OS picks."""
+    config = Settings(store="memory://", port=0, log_level="warning", **settings)
+    parts = build(config)
+    server = uvicorn.Server(
+        uvicorn.Config(
+            http_app(config, parts),
+            host="127.0.0.1",
+            port=0,
+            log_config=None,
+            timeout_graceful_shutdown=5,
+        )
+    )
+    task = asyncio.create_task(server.serve())
+    async with asyncio.timeout(10):
+        while not server.started:
+            await asyncio.sleep(0.01)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    served = Served(port, parts.chat)
+    serve = FastWaits._serve
+
+    async def counted(self: FastWaits, wait: fastwait.WaitCall, *args: Any) -> None:
+        served.fast.append(wait.client_id)
+        await serve(self, wait, *args)
+
+    monkeypatch.setattr(FastWaits, "_serve", counted)
+    try:
+        yield served
+    finally:
+        parts.chat.stop_waits()
+        server.should_exit = True
+        await task
+
+
+def request(
+    port: int,
+    arguments: dict[str, Any],
+    meta: dict[str, Any] = META,
+    tool: str = "wait_for_message",
+    headers: str = "",
+) -> bytes:
+    body = json.dumps(
+        {
+            "jsonrpc": "2.0",
+            "id": 7,
+            "method": "tools/call",
+            "params": {"name": tool, "arguments": arguments, "_meta": meta},
+        }
+    ).encode()
+    return (
+        f"POST /mcp HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+        "Accept: application/json, text/event-stream\r\nContent-Type: application/json\r\n"
+        f"Mcp-Protocol-Version: {VERSION}\r\nMcp-Method: tools/call\r\nMcp-Name: {tool}\r\n"
+        f"{headers}Connection: close\r\nContent-Length: {len(body)}\r\n\r\n"
+    ).encode() + body
+
+
+@dataclass
+class Answer:
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+    def result(self) -> dict[str, Any]:
+        """The JSON-RPC message (from JSON or from the event stream's last event)."""
+        payload = self.body
+        if self.headers["content-type"].startswith("text/event-stream"):
+            payload = [ln for ln in self.body.split(b"\r\n") if ln.startswith(b"data: ")][-1][6:]
+        message: dict[str, Any] = json.loads(payload)
+        return message
+
+    def structured(self) -> dict[str, Any]:
+        data: dict[str, Any] = self.result()["result"]["structuredContent"]
+        return data
+
+
+async def post(raw: bytes, port: int) -> Answer:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(raw)
+    head = await reader.readuntil(b"\r\n\r\n")
+    body = await reader.read()
+    writer.close()
+    lines = head.decode("latin-1").split("\r\n")
+    headers = {}
+    for line in lines[1:]:
+        if ":" in line:
+            key, value = line.split(":", 1)
+            headers[key.strip().lower()] = value.strip()
+    if headers.get("transfer-encoding") == "chunked":
+        body = dechunk(body)
+    return Answer(int(lines[0].split()[1]), headers, body)
+
+
+def dechunk(raw: bytes) -> bytes:
+    out = b""
+    while raw:
+        size, _, raw = raw.partition(b"\r\n")
+        length = int(size, 16)
+        out, raw = out + raw[:length], raw[length + 2 :]
+    return out
+
+
+async def joined(port: int, room: str, name: str) -> str:
+    answer = await post(
+        request(port, {"display_name": name, "room_id": room}, tool="join_room"), port
+    )
+    client_id: str = answer.structured()["client_id"]
+    return client_id
+
+
+async def through_the_sdk(monkeypatch: pytest.MonkeyPatch, send: Callable[[], Any]) -> Answer:
+    """The same request served by the SDK: the fast path reads the body, then lets it go."""
+    with monkeypatch.context() as patch:
+        patch.setattr(fastwait, "parse", lambda *_: None)
+        answer: Answer = await send()
+        return answer
+
+
+def comparable(answer: Answer) -> tuple[int, dict[str, str], bytes]:
+    headers = {k: v for k, v in answer.headers.items() if k != "date"}
+    return answer.status, headers, answer.body
+
+
+SCENARIOS: dict[str, Callable[[str], dict[str, Any]]] = {
+    "re-read from the start": lambda me: {"room_id": "r", "client_id": me, "after": 0},
+    "timed out": lambda me: {"room_id": "r", "client_id": me, "timeout": 1},
+    "unknown client": lambda me: {"room_id": "r", "client_id": "mcc_nobody", "timeout": 1},
+    "another room": lambda me: {"room_id": "elsewhere", "client_id": me},
+    "timeout out of range": lambda me: {
+        "room_id": "r",
+        "client_id": me,
+        "timeout": 0.01,
+        "after": 0,
+    },
+    "after past the end": lambda me: {"room_id": "r", "client_id": me, "after": 99, "timeout": 1},
+}
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS)
+async def test_the_fast_path_answers_byte_for_byte_as_the_sdk(
+    monkeypatch: pytest.MonkeyPatch, scenario: str
+) -> None:
+    async with serving(monkeypatch) as s:
+        me = await joined(s.port, "r", "Ann")
+        other = await joined(s.port, "r", "Bob")
+        sent = request(
+            s.port, {"room_id": "r", "client_id": other, "message": "hi"}, tool="send_message"
+        )
+        assert (await post(sent, s.port)).structured()["success"]
+        raw = request(s.port, SCENARIOS[scenario](me))
+        if scenario == "timed out":  # read what is there, so that both calls time out
+            await post(request(s.port, {"room_id": "r", "client_id": me}), s.port)
+
+        fast = await post(raw, s.port)
+        assert len(s.fast) == (2 if scenario == "timed out" else 1)
+        slow = await through_the_sdk(monkeypatch, lambda: post(raw, s.port))
+        assert len(s.fast) == (2 if scenario == "timed out" else 1)
+
+        assert comparable(fast) == comparable(slow)
+        assert fast.headers["content-type"] == "application/json"
+
+
+async def test_a_long_wait_turns_into_an_event_stream_like_the_sdks(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(fastwait, "PING_EVERY", 0.2)
+    monkeypatch.setattr(sdk_modern, "_SSE_PING_INTERVAL", 0.2)
+    async with serving(monkeypatch) as s:
+        me = await joined(s.port, "r", "Ann")
+        raw = request(s.port, {"room_id": "r", "client_id": me, "timeout": 1})
+
+        fast = await post(raw, s.port)
+        slow = await through_the_sdk(monkeypatch, lambda: post(raw, s.port))
+
+        assert s.fast == [me]
+        assert fast.status == slow.status == 200
+        assert {k: v for k, v in fast.headers.items() if k != "date"} == {
+            k: v for k, v in slow.headers.items() if k != "date"
+        }
+        assert fast.headers["content-type"] == "text/event-stream"
+        assert fast.body.startswith(b": ping\r\n\r\n")
+        assert fast.body.endswith(slow.body[slow.body.rindex(b"event: message") :])
+        assert fast.structured()["timed_out"] is True
+
+
+async def test_a_message_wakes_a_fast_wait_from_an_sdk_client(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    async with (
+        serving(monkeypatch) as s,
+        Client(s.url, mode=VERSION) as a,
+        Client(s.url, mode=VERSION) as b,
+    ):
+        ann = await join(a, "room", "Ann")
+        bob = await join(b, "room", "Bob")
+        await call(a, "wait_for_message", room_id="room", client_id=ann)
+        waiting = asyncio.create_task(
+            call(a, "wait_for_message", room_id="room", client_id=ann, timeout=60)
+        )
+        await blocked(s.chat)
+        await call(b, "send_message", room_id="room", client_id=bob, message="hello")
+        got = await waiting
+        assert texts(got) == ["hello"] and not got["timed_out"]
+        assert s.fast == [ann, ann]
+
+
+async def test_a_client_that_hangs_up_ends_its_wait(monkeypatch: pytest.MonkeyPatch) -> None:
+    async with serving(monkeypatch) as s:
+        me = await joined(s.port, "r", "Ann")
+        _, writer = await asyncio.open_connection("127.0.0.1", s.port)
+        writer.write(request(s.port, {"room_id": "r", "client_id": me, "timeout": 120}))
+        await blocked(s.chat)
+        assert s.fast == [me]
+        writer.close()
+        async with asyncio.timeout(10):
+            while s.chat.signals.waiting:
+                await asyncio.sleep(0.01)
+        # and the participant can wait again (its wait slot was given back)
+        answer = await post(
+            request(s.port, {"room_id": "r", "client_id": me, "timeout": 1}), s.port
+        )
+        assert answer.structured()["timed_out"] is True
+
+
+UNUSUAL: dict[str, Callable[[int, str], bytes]] = {
+    "a progress token": lambda port, me: request(
+        port, {"room_id": "r", "client_id": me, "timeout": 1}, meta={**META, "progressToken": 1}
+    ),
+    "a timeout as a string": lambda port, me: request(
+        port, {"room_id": "r", "client_id": me, "timeout": "1"}
+    ),
+    "an unknown argument": lambda port, me: request(
+        port, {"room_id": "r", "client_id": me, "timeout": 1, "colour": "red"}
+    ),
+    "a missing argument": lambda port, me: request(port, {"client_id": me}),
+    "other _meta": lambda port, me: request(
+        port, {"room_id": "r", "client_id": me, "timeout": 1}, meta={**META, "trace": "x"}
+    ),
+    "an Mcp-Param header": lambda port, me: request(
+        port, {"room_id": "r", "client_id": me, "timeout": 1}, headers="Mcp-Param-Room: r\r\n"
+    ),
+}
+
+
+@pytest.mark.parametrize("case", UNUSUAL)
+async def test_unusual_calls_are_left_to_the_sdk(
+    monkeypatch: pytest.MonkeyPatch, case: str
+) -> None:
+    async with serving(monkeypatch) as s:
+        me = await joined(s.port, "r", "Ann")
+        answer = await post(UNUSUAL[case](s.port, me), s.port)
+        assert s.fast == []
+        assert answer.status in (200, 400)
+        message = answer.result()
+        if "result" in message and "structuredContent" in message["result"]:
+            data = message["result"]["structuredContent"]
+            assert data["success"] is (case not in ("an unknown argument", "a missing argument"))
+
+
+async def test_with_auth_only_a_request_with_the_token_takes_the_fast_path(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    async with serving(monkeypatch, auth_token=TOKEN) as s:
+        bearer = f"Authorization: Bearer {TOKEN}\r\n"
+        joining = request(
+            s.port, {"display_name": "Ann", "room_id": "r"}, tool="join_room", headers=bearer
+        )
+        me = (await post(joining, s.port)).structured()["client_id"]
+        args = {"room_id": "r", "client_id": me, "timeout": 1}
+
+        refused = await post(request(s.port, args), s.port)
+        wrong = await post(request(s.port, args, headers="Authorization: Bearer nope\r\n"), s.port)
+        assert (refused.status, wrong.status) == (401, 401)
+        assert s.fast == []
+
+        answer = await post(request(s.port, args, headers=bearer), s.port)
+        assert answer.status == 200 and answer.structured()["success"]
+        assert s.fast == [me]
+
+
+async def test_fast_waits_are_counted_in_the_metrics(monkeypatch: pytest.MonkeyPatch) -> None:
+    async with serving(monkeypatch) as s:
+        me = await joined(s.port, "r", "Ann")
+        await post(request(s.port, {"room_id": "r", "client_id": me, "timeout": 1}), s.port)
+        await post(request(s.port, {"room_id": "r", "client_id": "mcc_nobody"}), s.port)
+        reader, writer = await asyncio.open_connection("127.0.0.1", s.port)
+        writer.write(
+            f"GET /metrics HTTP/1.1\r\nHost: 127.0.0.1:{s.port}\r\nConnection: close\r\n\r\n".encode()
+        )
+        page = (await reader.read()).decode()
+        writer.close()
+        assert len(s.fast) == 2
+        assert 'mcp_chat_tool_call_seconds_count{tool="wait_for_message"} 2.0' in page
+        assert 'mcp_chat_errors_total{code="unknown_client"} 1.0' in page
