@@ -1,14 +1,18 @@
 """The embedded default store: one SQLite file, durable, shareable by processes on one machine.
 
 An operation runs at once on the event loop's own connection when the database is free: a
-transaction of a few statements takes tens of microseconds, less than a hop to another
-thread. That connection never waits for a lock (busy timeout 0) and never checkpoints: when
-another process or the worker holds the write lock, or operations are already queued, the
-operation goes to a worker thread with its own connection, which waits for locks, so the
-event loop never blocks on one. Operations that queue up while the worker is busy are run
-together in one transaction, each inside its own savepoint (group commit): one commit and one
-thread hop serve many operations, and a failing operation is undone alone. The worker also
-checkpoints the write-ahead log every few seconds.
+few statements take microseconds, less than a hop to another thread. The operations of the
+first task to use the store in a loop iteration each run in their own transaction and commit
+at once, so a lone caller never waits. Other tasks' operations in the same iteration (a
+burst) share one transaction
+whose commit runs in the next iteration (group commit): each runs inside its own savepoint,
+so a failing one is undone alone, one commit (the bulk of the cost) serves them all, and none
+learns its outcome before that commit. That connection never waits for a lock (busy timeout
+0) and never checkpoints: when another process or the worker holds the write lock, or
+operations are already queued, the operation goes to a worker thread with its own connection,
+which waits for locks, so the event loop never blocks on one. Operations that queue up while
+the worker is busy are run together in the same way, in one transaction with a savepoint
+each. The worker also checkpoints the write-ahead log every few seconds.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import json
 import sqlite3
 import threading
 import time
+from asyncio import current_task
 from collections.abc import Callable, Collection, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -190,31 +195,38 @@ class SQLiteStore(Store):
         self._lock = threading.Lock()
         self._pending: list[_Operation] = []
         self._flush_scheduled = False
+        self._batch: _Batch | None = None  # open on the loop's connection, not yet committed
+        self._turn_taker: asyncio.Task[Any] | None = None  # committed alone this iteration
 
     # -- plumbing ---------------------------------------------------------------------------
 
     async def _run(self, fn: Callable[..., T], *args: Any) -> T:
-        if self._inline is not None and not self._pending:
-            try:
-                return self._run_inline(functools.partial(fn, *args) if args else fn)
-            except _Busy:
-                pass  # someone holds the write lock: the worker will wait for it
-            except sqlite3.OperationalError as exc:
-                raise _unavailable() from exc
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[Any] = loop.create_future()
-        with self._lock:
-            self._pending.append((functools.partial(fn, *args), future, loop))
-            schedule, self._flush_scheduled = not self._flush_scheduled, True
-        if schedule:
-            self._executor.submit(self._flush)
+        call = functools.partial(fn, *args) if args else fn
         try:
-            result: T = await future
+            if self._inline is not None and not self._pending:
+                try:
+                    if self._batch is None and self._turn_taker in (None, current_task()):
+                        result: T = self._run_alone(call)
+                        return result
+                    future = self._run_batched(call)
+                except _Busy:
+                    pass  # someone holds the write lock: the worker will wait for it
+                else:
+                    result = await future
+                    return result
+            loop = asyncio.get_running_loop()
+            future = loop.create_future()
+            with self._lock:
+                self._pending.append((call, future, loop))
+                schedule, self._flush_scheduled = not self._flush_scheduled, True
+            if schedule:
+                self._executor.submit(self._flush)
+            result = await future
             return result
         except sqlite3.OperationalError as exc:
             raise _unavailable() from exc
 
-    def _run_inline(self, fn: Callable[[], T]) -> T:
+    def _begin(self) -> sqlite3.Connection:
         db = self._inline
         assert db is not None
         try:
@@ -223,13 +235,69 @@ class SQLiteStore(Store):
             if "locked" in str(exc) or "busy" in str(exc):
                 raise _Busy from exc
             raise
+        return db
+
+    def _run_alone(self, fn: Callable[[], T]) -> T:
+        """An operation of the loop's first task to use the store in this iteration: its own
+        transaction, committed at once, so that a lone caller (the usual case) answers without
+        waiting, even for several operations in a row."""
+        db = self._begin()
+        try:
+            result = fn()
+            db.execute("COMMIT")
+        except BaseException:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            raise
+        if self._turn_taker is None:
+            asyncio.get_running_loop().call_soon(self._next_turn)
+        self._turn_taker = current_task()
+        return result
+
+    def _next_turn(self) -> None:
+        self._turn_taker = None
+
+    def _run_batched(self, fn: Callable[[], Any]) -> asyncio.Future[Any]:
+        """Run `fn` on the loop's connection in the open batch, or in a new one, and answer
+        the future that the batch's commit settles (in the loop's next iteration). The first
+        operation of a batch begins the transaction; if it fails, it is rolled back at once
+        and its error raised here. Operations that come before that commit join it."""
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        batch = self._batch
+        if batch is not None:
+            assert self._inline is not None
+            batch.outcomes.append(batch.run(self._inline, fn, future))
+            return future
+        db = self._begin()
         try:
             result = fn()
         except BaseException:
-            db.execute("ROLLBACK")
+            if db.in_transaction:
+                db.execute("ROLLBACK")
             raise
-        db.execute("COMMIT")
-        return result
+        self._batch = batch = _Batch([(future, result, None)])
+        asyncio.get_running_loop().call_soon(self._commit, batch)
+        return future
+
+    def _commit(self, batch: _Batch) -> None:
+        """Commit an inline batch and hand each operation its outcome; if the batch cannot be
+        committed, roll it back and fail every operation in it."""
+        if batch is not self._batch:
+            return  # close() committed it already
+        self._batch = None
+        db = self._inline
+        assert db is not None
+        outcomes = batch.outcomes
+        try:
+            if batch.error is not None:
+                raise batch.error
+            db.execute("COMMIT")
+        except Exception as exc:
+            if db.in_transaction:
+                with contextlib.suppress(sqlite3.Error):
+                    db.execute("ROLLBACK")
+            outcomes = [(future, None, exc) for future, _, _ in outcomes]
+        _settle(outcomes)
 
     def _open(self, busy_ms: int) -> sqlite3.Connection:
         """A connection in WAL mode that waits `busy_ms` for locks. Runs on the worker."""
@@ -278,7 +346,7 @@ class SQLiteStore(Store):
         with self._lock:
             batch, self._pending = self._pending, []
             self._flush_scheduled = False
-        outcomes: list[tuple[asyncio.Future[Any], Any, BaseException | None]] = []
+        outcomes: list[_Outcome] = []
         try:
             self.db.execute("BEGIN IMMEDIATE")
             for fn, future, _ in batch:
@@ -327,15 +395,18 @@ class SQLiteStore(Store):
         self.db.execute("PRAGMA wal_checkpoint(PASSIVE)")
 
     async def close(self) -> None:
+        # First, before any await lets another batch begin: commit the open batch, if any.
+        if self._inline is not None:
+            if self._batch is not None:
+                self._commit(self._batch)
+            self._inline.close()
+            self._inline = self._local.db = None
         self._waker.close()
         if self._checkpoints is not None:
             self._checkpoints.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._checkpoints
             self._checkpoints = None
-        if self._inline is not None:
-            self._inline.close()
-            self._inline = self._local.db = None
         if self._db is not None:
             loop = asyncio.get_running_loop()
             await loop.run_in_executor(self._executor, self._checkpoint)
@@ -467,8 +538,8 @@ class SQLiteStore(Store):
     async def append(self, participant_id: str, draft: Draft) -> Appended:
         def run() -> Appended:
             with _write(self.db):
-                room_id = self._member_room(participant_id)
                 if draft.key is not None:
+                    self._member_room(participant_id)
                     row = self.db.execute(
                         f"SELECT {_MESSAGE_COLUMNS} FROM messages"
                         " WHERE sender_id = ? AND msg_key = ?",
@@ -476,16 +547,19 @@ class SQLiteStore(Store):
                     ).fetchone()
                     if row is not None:
                         return Appended(_message(row), duplicate=True)
-                # Take the next seq and check the room is open in one statement (the hot path).
+                # Check the sender is in the room and the room is open, and take the next seq,
+                # in one statement (the hot path); if that finds nothing, find out why.
                 row = self.db.execute(
-                    "UPDATE rooms SET last_seq = last_seq + 1 WHERE room_id = ? AND ended = 0"
-                    " RETURNING last_seq",
-                    (room_id,),
+                    "UPDATE rooms SET last_seq = last_seq + 1 WHERE ended = 0 AND room_id ="
+                    " (SELECT room_id FROM participants WHERE participant_id = ? AND left_room = 0)"
+                    " RETURNING room_id, last_seq",
+                    (participant_id,),
                 ).fetchone()
                 if row is None:
-                    raise errors.chat_ended(room_id)
-                self._insert_message(room_id, row[0], draft)
-                return Appended(Message.from_draft(room_id, row[0], draft), False)
+                    raise errors.chat_ended(self._member_room(participant_id))
+                room_id, seq = row
+                self._insert_message(room_id, seq, draft)
+                return Appended(Message.from_draft(room_id, seq, draft), False)
 
         appended = await self._run(run)
         if not appended.duplicate:
@@ -843,9 +917,11 @@ def _unavailable() -> errors.ChatError:
 
 
 _Operation = tuple[Callable[[], Any], "asyncio.Future[Any]", asyncio.AbstractEventLoop]
+_Outcome = tuple["asyncio.Future[Any]", Any, BaseException | None]
+"""An operation's future, and its result or its error."""
 
 
-def _settle(outcomes: list[tuple[asyncio.Future[Any], Any, BaseException | None]]) -> None:
+def _settle(outcomes: list[_Outcome]) -> None:
     for future, result, error in outcomes:
         if future.cancelled():
             continue  # its caller went away; what it did stands (or was undone) regardless
@@ -853,6 +929,37 @@ def _settle(outcomes: list[tuple[asyncio.Future[Any], Any, BaseException | None]
             future.set_result(result)
         else:
             future.set_exception(error)
+
+
+@dataclasses.dataclass
+class _Batch:
+    """Operations sharing the open transaction of the loop's connection (group commit): the
+    outcome of each, handed out only once that transaction is committed."""
+
+    outcomes: list[_Outcome]
+    error: sqlite3.Error | None = None
+    """Why the transaction broke (a savepoint could not be taken or undone), if it did."""
+
+    def run(
+        self, db: sqlite3.Connection, fn: Callable[[], Any], future: asyncio.Future[Any]
+    ) -> _Outcome:
+        """Run `fn` within the batch, in its own savepoint: if it fails, it alone is undone."""
+        if self.error is None:
+            try:
+                db.execute("SAVEPOINT operation")
+                try:
+                    result = fn()
+                except BaseException as exc:
+                    db.execute("ROLLBACK TO operation")
+                    db.execute("RELEASE operation")
+                    if not isinstance(exc, Exception):
+                        raise
+                    return future, None, exc
+                db.execute("RELEASE operation")
+                return future, result, None
+            except sqlite3.Error as exc:
+                self.error = exc
+        return future, None, self.error
 
 
 class _Transaction:
