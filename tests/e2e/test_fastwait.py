@@ -110,12 +110,18 @@ class Answer:
     headers: dict[str, str]
     body: bytes
 
+    @property
+    def streamed(self) -> bool:
+        return self.headers["content-type"].startswith("text/event-stream")
+
+    def payload(self) -> bytes:
+        """The JSON-RPC message's bytes (the JSON body, or the event stream's last event)."""
+        if not self.streamed:
+            return self.body
+        return [ln for ln in self.body.split(b"\r\n") if ln.startswith(b"data: ")][-1][6:]
+
     def result(self) -> dict[str, Any]:
-        """The JSON-RPC message (from JSON or from the event stream's last event)."""
-        payload = self.body
-        if self.headers["content-type"].startswith("text/event-stream"):
-            payload = [ln for ln in self.body.split(b"\r\n") if ln.startswith(b"data: ")][-1][6:]
-        message: dict[str, Any] = json.loads(payload)
+        message: dict[str, Any] = json.loads(self.payload())
         return message
 
     def structured(self) -> dict[str, Any]:
@@ -185,6 +191,9 @@ SCENARIOS: dict[str, Callable[[str], dict[str, Any]]] = {
 }
 
 
+BLOCKING = {"timed out", "after past the end"}
+
+
 @pytest.mark.parametrize("scenario", SCENARIOS)
 async def test_the_fast_path_answers_byte_for_byte_as_the_sdk(
     monkeypatch: pytest.MonkeyPatch, scenario: str
@@ -205,11 +214,16 @@ async def test_the_fast_path_answers_byte_for_byte_as_the_sdk(
         slow = await through_the_sdk(monkeypatch, lambda: post(raw, s.port))
         assert len(s.fast) == (2 if scenario == "timed out" else 1)
 
-        assert comparable(fast) == comparable(slow)
-        assert fast.headers["content-type"] == "application/json"
+        if scenario in BLOCKING:
+            # The SDK answers in JSON what came within 15 s; the fast path streams at once.
+            assert fast.streamed and not slow.streamed
+            assert fast.payload() == slow.payload()
+        else:
+            assert comparable(fast) == comparable(slow)
+            assert fast.headers["content-type"] == "application/json"
 
 
-async def test_a_long_wait_turns_into_an_event_stream_like_the_sdks(
+async def test_a_wait_that_blocks_streams_at_once_and_pings_like_the_sdk(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr(fastwait, "PING_EVERY", 0.2)
@@ -230,6 +244,32 @@ async def test_a_long_wait_turns_into_an_event_stream_like_the_sdks(
         assert fast.body.startswith(b": ping\r\n\r\n")
         assert fast.body.endswith(slow.body[slow.body.rindex(b"event: message") :])
         assert fast.structured()["timed_out"] is True
+
+
+async def test_a_blocked_wait_has_its_headers_before_the_message_comes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The recipient's client gets the event stream's headers while the wait still blocks,
+    so that the message itself goes out as one write."""
+    monkeypatch.setattr(fastwait, "PING_EVERY", 300.0)
+    async with serving(monkeypatch) as s:
+        me = await joined(s.port, "r", "Ann")
+        bob = await joined(s.port, "r", "Bob")
+        await post(request(s.port, {"room_id": "r", "client_id": me}), s.port)
+        reader, writer = await asyncio.open_connection("127.0.0.1", s.port)
+        writer.write(request(s.port, {"room_id": "r", "client_id": me, "timeout": 120}))
+        async with asyncio.timeout(10):  # (a failure would leave this waiting for 300 s)
+            head = await reader.readuntil(b"\r\n\r\n")
+        assert b"content-type: text/event-stream" in head
+        assert s.chat.signals.waiting == 1  # still blocked: nothing has been said yet
+
+        said = {"room_id": "r", "client_id": bob, "message": "hello"}
+        await post(request(s.port, said, tool="send_message"), s.port)
+        body = dechunk(await reader.read())
+        writer.close()
+        answer = Answer(200, {"content-type": "text/event-stream"}, body)
+        assert [m["message"] for m in answer.structured()["messages"]] == ["hello"]
+        assert body.count(b"event: message") == 1 and b": ping" not in body
 
 
 async def test_a_message_wakes_a_fast_wait_from_an_sdk_client(
