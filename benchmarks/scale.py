@@ -99,12 +99,18 @@ class KeptConnection:
         assert self.reader is not None
         self.writer.write(raw_request(self.port, tool, arguments, keep_alive=True))
         head = await self.reader.readuntil(b"\r\n\r\n")
-        length = next(
-            int(line.split(b":", 1)[1])
-            for line in head.split(b"\r\n")
-            if line.lower().startswith(b"content-length:")
+        fields = dict(
+            line.lower().split(b":", 1) for line in head.split(b"\r\n")[1:] if b":" in line
         )
-        return structured(tool, head, await self.reader.readexactly(length))
+        if b"content-length" in fields:
+            return structured(
+                tool, head, await self.reader.readexactly(int(fields[b"content-length"]))
+            )
+        body = b""  # chunked: a blocked wait's event stream
+        while size := int(await self.reader.readuntil(b"\r\n"), 16):
+            body += (await self.reader.readexactly(size + 2))[:-2]
+        await self.reader.readexactly(2)
+        return structured(tool, head, body)
 
     def close(self) -> None:
         if self.writer is not None:
