@@ -201,9 +201,8 @@ async def test_the_fast_path_answers_byte_for_byte_as_the_sdk(
     async with serving(monkeypatch) as s:
         me = await joined(s.port, "r", "Ann")
         other = await joined(s.port, "r", "Bob")
-        sent = request(
-            s.port, {"room_id": "r", "client_id": other, "message": "hi"}, tool="send_message"
-        )
+        said = {"room_id": "r", "client_id": other, "message": 'hi "Ann" \\ héllo ✓ 🎉\n'}
+        sent = request(s.port, said, tool="send_message")
         assert (await post(sent, s.port)).structured()["success"]
         raw = request(s.port, SCENARIOS[scenario](me))
         if scenario == "timed out":  # read what is there, so that both calls time out
