@@ -18,6 +18,7 @@ os.environ["FASTMCP_LOG_ENABLED"] = "false"
 import uvicorn
 
 from mcp_chat.app import build, http_app
+from mcp_chat.collector import collecting
 from mcp_chat.config import Settings
 from mcp_chat.logs import setup_logging
 
@@ -54,7 +55,12 @@ def main() -> None:
         lifespan="on",
         timeout_graceful_shutdown=5,
     )
-    asyncio.run(uvicorn.Server(config).serve())
+
+    async def run() -> None:
+        async with collecting():  # as `mcp-chat serve` runs
+            await uvicorn.Server(config).serve()
+
+    asyncio.run(run())
 
 
 if __name__ == "__main__":

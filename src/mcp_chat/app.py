@@ -19,6 +19,7 @@ from starlette.responses import JSONResponse, Response
 
 from mcp_chat.auth import GUARDED_PATHS, BearerTokens, RequireToken, load_tokens
 from mcp_chat.chat import ChatService
+from mcp_chat.collector import collecting
 from mcp_chat.config import Settings
 from mcp_chat.credentials import redact_url
 from mcp_chat.mcp.fastwait import FastWaits
@@ -164,9 +165,19 @@ def serve_http(settings: Settings) -> None:
         lifespan="on",
         timeout_graceful_shutdown=5,
     )
-    asyncio.run(_Server(config, chat, streams).serve())
+
+    async def run() -> None:
+        async with collecting():
+            await _Server(config, chat, streams).serve()
+
+    asyncio.run(run())
 
 
 def serve_stdio(settings: Settings) -> None:
     server = build(settings, stdio=True).server
-    asyncio.run(server.run_stdio_async(show_banner=False))
+
+    async def run() -> None:
+        async with collecting():
+            await server.run_stdio_async(show_banner=False)
+
+    asyncio.run(run())
