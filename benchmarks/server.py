@@ -18,7 +18,6 @@ os.environ["FASTMCP_LOG_ENABLED"] = "false"
 import uvicorn
 
 from mcp_chat.app import build, http_app
-from mcp_chat.collector import collecting
 from mcp_chat.config import Settings
 from mcp_chat.logs import setup_logging
 
@@ -55,12 +54,7 @@ def main() -> None:
         lifespan="on",
         timeout_graceful_shutdown=5,
     )
-
-    async def run() -> None:
-        async with collecting():  # as `mcp-chat serve` runs
-            await uvicorn.Server(config).serve()
-
-    asyncio.run(run())
+    asyncio.run(uvicorn.Server(config).serve())
 
 
 if __name__ == "__main__":

@@ -19,7 +19,6 @@ from starlette.responses import JSONResponse, Response
 
 from mcp_chat.auth import GUARDED_PATHS, BearerTokens, RequireToken, load_tokens
 from mcp_chat.chat import ChatService
-from mcp_chat.collector import collecting
 from mcp_chat.config import Settings
 from mcp_chat.credentials import redact_url
 from mcp_chat.mcp.fastwait import FastWaits
@@ -165,19 +164,9 @@ def serve_http(settings: Settings) -> None:
         lifespan="on",
         timeout_graceful_shutdown=5,
     )
-
-    async def run() -> None:
-        async with collecting():
-            await _Server(config, chat, streams).serve()
-
-    asyncio.run(run())
+    asyncio.run(_Server(config, chat, streams).serve())
 
 
 def serve_stdio(settings: Settings) -> None:
     server = build(settings, stdio=True).server
-
-    async def run() -> None:
-        async with collecting():
-            await server.run_stdio_async(show_banner=False)
-
-    asyncio.run(run())
+    asyncio.run(server.run_stdio_async(show_banner=False))
