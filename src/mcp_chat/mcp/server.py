@@ -5,6 +5,8 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
+from functools import cached_property
+from operator import attrgetter
 from typing import Any
 
 import mcp.types as mt
@@ -13,6 +15,7 @@ from fastmcp.exceptions import ValidationError
 from fastmcp.server.auth import AuthProvider
 from fastmcp.server.middleware import CallNext, Middleware, MiddlewareContext
 from fastmcp.tools import Tool, ToolResult
+from mcp.server.runner import ServerRunner
 from mcp.types.version import HANDSHAKE_PROTOCOL_VERSIONS
 from pydantic import ValidationError as PydanticValidationError
 
@@ -142,6 +145,18 @@ async def _cache_input_schemas(server: FastMCP) -> None:
     server._mcp_server.get_tool_input_schema = schemas.get
 
 
+def _no_runner_cycles() -> None:
+    """The SDK (mcp 2.3.0) keeps `ServerRunner.on_request` and `on_notify` as cached
+    properties whose values are the runner's own bound methods: a reference cycle, and a
+    runner is made for every 2026-07-28 request. Each left its connection, exit stack, events
+    and request behind for the garbage collector's oldest generation, which is what kept
+    memory up after a burst of clients (benchmarks.waits figure H). Plain properties give the
+    same methods without the cycle."""
+    for name in ("on_request", "on_notify"):
+        if isinstance(vars(ServerRunner).get(name), cached_property):
+            setattr(ServerRunner, name, property(attrgetter(f"_{name}")))
+
+
 def create_server(
     chat: ChatService,
     stdio: bool = False,
@@ -152,6 +167,7 @@ def create_server(
     """A FastMCP server whose lifespan opens and closes `chat`. With `stdio`, the process
     serves one client: when it ends, that client's participants are gone. `metrics` counts
     the tool calls; `auth` guards the server over HTTP."""
+    _no_runner_cycles()
     process_session = Session() if stdio else None
 
     @asynccontextmanager
