@@ -4,15 +4,16 @@ An operation runs at once on the event loop's own connection when the database i
 few statements take microseconds, less than a hop to another thread. The operations of the
 first task to use the store in a loop iteration each run in their own transaction and commit
 at once, so a lone caller never waits. Other tasks' operations in the same iteration (a
-burst) share one transaction
-whose commit runs in the next iteration (group commit): each runs inside its own savepoint,
-so a failing one is undone alone, one commit (the bulk of the cost) serves them all, and none
-learns its outcome before that commit. That connection never waits for a lock (busy timeout
-0) and never checkpoints: when another process or the worker holds the write lock, or
-operations are already queued, the operation goes to a worker thread with its own connection,
-which waits for locks, so the event loop never blocks on one. Operations that queue up while
-the worker is busy are run together in the same way, in one transaction with a savepoint
-each. The worker also checkpoints the write-ahead log every few seconds.
+burst) share one transaction whose commit runs in the next iteration (group commit): each
+runs inside its own savepoint, so a failing one is undone alone, one commit (the bulk of the
+cost) serves them all, and none learns its outcome before that commit.
+
+That connection never waits for a lock (busy timeout 0) and never checkpoints: when another
+process or the worker holds the write lock, or operations are already queued, the operation
+goes to a worker thread with its own connection, which waits for locks, so the event loop
+never blocks on one. Operations that queue up while the worker is busy are run together in
+the same way, in one transaction with a savepoint each. The worker also checkpoints the
+write-ahead log every few seconds.
 """
 
 from __future__ import annotations
@@ -259,45 +260,23 @@ class SQLiteStore(Store):
 
     def _run_batched(self, fn: Callable[[], Any]) -> asyncio.Future[Any]:
         """Run `fn` on the loop's connection in the open batch, or in a new one, and answer
-        the future that the batch's commit settles (in the loop's next iteration). The first
-        operation of a batch begins the transaction; if it fails, it is rolled back at once
-        and its error raised here. Operations that come before that commit join it."""
-        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        batch = self._batch
-        if batch is not None:
-            assert self._inline is not None
-            batch.outcomes.append(batch.run(self._inline, fn, future))
-            return future
-        db = self._begin()
-        try:
-            result = fn()
-        except BaseException:
-            if db.in_transaction:
-                db.execute("ROLLBACK")
-            raise
-        self._batch = batch = _Batch([(future, result, None)])
-        asyncio.get_running_loop().call_soon(self._commit, batch)
+        the future that the batch's commit settles in the loop's next iteration."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Any] = loop.create_future()
+        if self._batch is None:
+            self._begin()
+            self._batch = _Batch([])
+            loop.call_soon(self._commit, self._batch)
+        assert self._inline is not None
+        self._batch.outcomes.append(self._batch.run(self._inline, fn, future))
         return future
 
     def _commit(self, batch: _Batch) -> None:
-        """Commit an inline batch and hand each operation its outcome; if the batch cannot be
-        committed, roll it back and fail every operation in it."""
         if batch is not self._batch:
             return  # close() committed it already
         self._batch = None
-        db = self._inline
-        assert db is not None
-        outcomes = batch.outcomes
-        try:
-            if batch.error is not None:
-                raise batch.error
-            db.execute("COMMIT")
-        except Exception as exc:
-            if db.in_transaction:
-                with contextlib.suppress(sqlite3.Error):
-                    db.execute("ROLLBACK")
-            outcomes = [(future, None, exc) for future, _, _ in outcomes]
-        _settle(outcomes)
+        assert self._inline is not None
+        _settle(batch.commit(self._inline))
 
     def _open(self, busy_ms: int) -> sqlite3.Connection:
         """A connection in WAL mode that waits `busy_ms` for locks. Runs on the worker."""
@@ -346,24 +325,14 @@ class SQLiteStore(Store):
         with self._lock:
             batch, self._pending = self._pending, []
             self._flush_scheduled = False
-        outcomes: list[_Outcome] = []
+        together = _Batch([])
         try:
             self.db.execute("BEGIN IMMEDIATE")
-            for fn, future, _ in batch:
-                self.db.execute("SAVEPOINT operation")
-                try:
-                    outcomes.append((future, fn(), None))
-                    self.db.execute("RELEASE operation")
-                except Exception as exc:
-                    self.db.execute("ROLLBACK TO operation")
-                    self.db.execute("RELEASE operation")
-                    outcomes.append((future, None, exc))
-            self.db.execute("COMMIT")
-        except Exception as exc:
-            # Nothing of this batch was committed: every operation in it failed.
-            if self.db.in_transaction:
-                self.db.execute("ROLLBACK")
-            outcomes = [(future, None, exc) for _, future, _ in batch]
+        except sqlite3.Error as exc:
+            together.error = exc  # each operation fails with it, unrun
+        for fn, future, _ in batch:
+            together.outcomes.append(together.run(self.db, fn, future))
+        outcomes = together.commit(self.db)
         for loop in {loop for _, _, loop in batch}:
             mine = [o for o in outcomes if o[0].get_loop() is loop]
             loop.call_soon_threadsafe(_settle, mine)
@@ -933,8 +902,8 @@ def _settle(outcomes: list[_Outcome]) -> None:
 
 @dataclasses.dataclass
 class _Batch:
-    """Operations sharing the open transaction of the loop's connection (group commit): the
-    outcome of each, handed out only once that transaction is committed."""
+    """Operations sharing one open transaction (group commit, on the loop's connection or the
+    worker's): the outcome of each, handed out only once that transaction is committed."""
 
     outcomes: list[_Outcome]
     error: sqlite3.Error | None = None
@@ -960,6 +929,20 @@ class _Batch:
             except sqlite3.Error as exc:
                 self.error = exc
         return future, None, self.error
+
+    def commit(self, db: sqlite3.Connection) -> list[_Outcome]:
+        """Commit, and each operation's outcome; if the transaction cannot be committed, it
+        is rolled back and every operation fails with the reason."""
+        try:
+            if self.error is not None:
+                raise self.error
+            db.execute("COMMIT")
+            return self.outcomes
+        except Exception as exc:
+            if db.in_transaction:
+                with contextlib.suppress(sqlite3.Error):
+                    db.execute("ROLLBACK")
+            return [(future, None, exc) for future, _, _ in self.outcomes]
 
 
 class _Transaction:
