@@ -235,10 +235,8 @@ async def test_a_wait_that_blocks_streams_at_once_and_pings_like_the_sdk(
         slow = await through_the_sdk(monkeypatch, lambda: post(raw, s.port))
 
         assert s.fast == [me]
-        assert fast.status == slow.status == 200
-        assert {k: v for k, v in fast.headers.items() if k != "date"} == {
-            k: v for k, v in slow.headers.items() if k != "date"
-        }
+        assert fast.status == 200
+        assert comparable(fast)[:2] == comparable(slow)[:2]  # status and headers
         assert fast.headers["content-type"] == "text/event-stream"
         assert fast.body.startswith(b": ping\r\n\r\n")
         assert fast.body.endswith(slow.body[slow.body.rindex(b"event: message") :])
