@@ -6,7 +6,6 @@ python -m benchmarks.server --port 0 --store sqlite:///tmp/bench.db
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
 
 # FastMCP reads these when imported, as in mcp_chat.cli.
@@ -20,6 +19,7 @@ import uvicorn
 from mcp_chat.app import build, http_app
 from mcp_chat.config import Settings
 from mcp_chat.logs import setup_logging
+from mcp_chat.loop import run_on_loop
 
 
 def main() -> None:
@@ -54,7 +54,7 @@ def main() -> None:
         lifespan="on",
         timeout_graceful_shutdown=5,
     )
-    asyncio.run(uvicorn.Server(config).serve())
+    run_on_loop(uvicorn.Server(config).serve(), settings.event_loop)
 
 
 if __name__ == "__main__":

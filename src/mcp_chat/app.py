@@ -21,6 +21,7 @@ from mcp_chat.auth import GUARDED_PATHS, BearerTokens, RequireToken, load_tokens
 from mcp_chat.chat import ChatService
 from mcp_chat.config import Settings
 from mcp_chat.credentials import redact_url
+from mcp_chat.loop import run_on_loop, running_loop_name
 from mcp_chat.mcp.fastwait import FastWaits
 from mcp_chat.mcp.replies import TrackReplies
 from mcp_chat.mcp.server import create_server
@@ -146,13 +147,6 @@ def serve_http(settings: Settings) -> None:
     parts = build(settings, streams=streams)
     chat, server = parts.chat, parts.server
     app = http_app(settings, parts)
-    log.info(
-        "mcp-chat on http://%s:%d/mcp, web page at / (store %s, auth %s)",
-        settings.host,
-        settings.port,
-        redact_url(settings.store),
-        "on" if server.auth else "off",
-    )
     config = uvicorn.Config(
         app,
         host=settings.host,
@@ -164,9 +158,21 @@ def serve_http(settings: Settings) -> None:
         lifespan="on",
         timeout_graceful_shutdown=5,
     )
-    asyncio.run(_Server(config, chat, streams).serve())
+
+    async def serve() -> None:
+        log.info(
+            "mcp-chat on http://%s:%d/mcp, web page at / (store %s, auth %s, event loop %s)",
+            settings.host,
+            settings.port,
+            redact_url(settings.store),
+            "on" if server.auth else "off",
+            running_loop_name(),
+        )
+        await _Server(config, chat, streams).serve()
+
+    run_on_loop(serve(), settings.event_loop)
 
 
 def serve_stdio(settings: Settings) -> None:
     server = build(settings, stdio=True).server
-    asyncio.run(server.run_stdio_async(show_banner=False))
+    run_on_loop(server.run_stdio_async(show_banner=False), settings.event_loop)

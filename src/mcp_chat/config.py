@@ -52,6 +52,9 @@ class Settings(BaseSettings):
     fast_waits: bool = True
     """Serve plain 2026-07-28 wait_for_message calls without the SDK's per-request stack
     (mcp/fastwait.py); off only to compare the two."""
+    event_loop: Literal["auto", "asyncio", "uvloop"] = "auto"
+    """The asyncio event loop the server runs on: uvloop where it is installed ("auto"), or the
+    standard library's."""
 
     @model_validator(mode="after")
     def _heartbeat_fits(self) -> Settings:

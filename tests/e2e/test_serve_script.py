@@ -49,3 +49,22 @@ async def test_serve_keeps_the_usual_allocators_when_asked() -> None:
     finally:
         server.stop()
     assert server.proc.returncode == 0
+
+
+@pytest.mark.parametrize("event_loop", ["uvloop", "asyncio"])
+async def test_serve_runs_on_the_event_loop_asked_for(event_loop: str) -> None:
+    server = ServerProcess("memory://", command=(SERVE,), env={"MCP_CHAT_EVENT_LOOP": event_loop})
+    try:
+        await chat_once(server.url)
+        assert f"event loop {event_loop})" in server.log
+    finally:
+        server.stop()
+    assert server.proc.returncode == 0
+
+
+async def test_serve_runs_on_uvloop_by_default() -> None:
+    server = ServerProcess("memory://", command=(SERVE,))
+    try:
+        assert "event loop uvloop)" in server.log
+    finally:
+        server.stop()
