@@ -1,6 +1,6 @@
 """Scaling out on Redis: latency and throughput with one instance and with two. Figures only.
 
-    .venv/bin/python -m benchmarks.scale [--rounds 300] [--pause 0.02] [--duration 10]
+    .venv/bin/python -m benchmarks.scale [--rounds 300] [--pause 0.02] [--duration 10] [--figures DEI]
         [--redis redis://127.0.0.1:6379/0] [--raw-pairs 40]
 
 D. Send-to-receive latency (as figure A of benchmarks.latency: one pair in two client
@@ -207,6 +207,20 @@ def throughput(urls: tuple[str, str], duration: float) -> float:
     return float(sum(got[f"p{i}"] for i in range(PROCESSES))) / duration
 
 
+def measure_de(
+    label: str,
+    urls: tuple[str, str],
+    args: argparse.Namespace,
+    rows: list[tuple[str, list[float]]],
+    rates: list[tuple[str, float]],
+) -> None:
+    """Figures D and E (those asked for) on one setup."""
+    if "D" in args.figures:
+        rows.append((label, latency(urls[0], urls[1], args.rounds, args.pause)))
+    if "E" in args.figures:
+        rates.append((label, throughput(urls, args.duration)))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -216,6 +230,9 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=10.0, help="throughput time, s")
     parser.add_argument("--redis", default="redis://127.0.0.1:6379/0", help="Redis to use")
     parser.add_argument("--raw-pairs", type=int, default=40, help="figure I pairs (default 40)")
+    parser.add_argument(
+        "--figures", default="DEI", help="which figures to run, e.g. I or DE (default DEI)"
+    )
     args = parser.parse_args()
     if args.rounds <= WARMUP + 1:
         parser.error(f"--rounds must exceed {WARMUP + 1}")
@@ -239,22 +256,28 @@ def main() -> None:
     rows: list[tuple[str, list[float]]] = []
     rates: list[tuple[str, float]] = []
     try:
-        with (
-            tempfile.TemporaryDirectory(prefix="mcp-chat-bench-") as tmp,
-            servers(f"sqlite:///{tmp}/bench.db", 1) as (one,),
-        ):
-            rows.append(("sqlite, one instance", latency(one, one, args.rounds, args.pause)))
-            rates.append(("sqlite, one instance", throughput((one, one), args.duration)))
-        with servers(redis_store, 1) as (one,):
-            rows.append(("redis, one instance", latency(one, one, args.rounds, args.pause)))
-            rates.append(("redis, one instance", throughput((one, one), args.duration)))
-        with servers(redis_store, 2) as (a, b):
-            rows.append(
-                ("redis, sender on B, recipient on A", latency(a, b, args.rounds, args.pause))
-            )
-            rates.append(("redis, two instances, pairs split", throughput((a, b), args.duration)))
+        if "D" in args.figures or "E" in args.figures:
+            with (
+                tempfile.TemporaryDirectory(prefix="mcp-chat-bench-") as tmp,
+                servers(f"sqlite:///{tmp}/bench.db", 1) as (one,),
+            ):
+                measure_de("sqlite, one instance", (one, one), args, rows, rates)
+            with servers(redis_store, 1) as (one,):
+                measure_de("redis, one instance", (one, one), args, rows, rates)
+            with servers(redis_store, 2) as (a, b):
+                if "D" in args.figures:
+                    rows.append(
+                        (
+                            "redis, sender on B, recipient on A",
+                            latency(a, b, args.rounds, args.pause),
+                        )
+                    )
+                if "E" in args.figures:
+                    rates.append(
+                        ("redis, two instances, pairs split", throughput((a, b), args.duration))
+                    )
         raw: list[tuple[str, float]] = []
-        if len(os.sched_getaffinity(0)) >= 2:
+        if "I" in args.figures and len(os.sched_getaffinity(0)) >= 2:
             with pinned_servers(redis_store, 1) as one_pinned:
                 rate = raw_throughput(one_pinned, args.raw_pairs, args.duration)
                 raw.append(("redis, one instance on CPU 0", rate))
@@ -267,20 +290,24 @@ def main() -> None:
             if keys:
                 r.delete(*keys)
 
-    print()
-    print(f"D. send-to-receive, one pair: {args.rounds} rounds ({WARMUP} warm-up dropped),")
-    print(f"   idle pause {args.pause * 1000:g} ms before each send")
-    print("                                         p50      p90      p99  (ms)")
-    for label, values in rows:
-        p50, p90, p99 = percentiles(values)
-        print(f"   {label:<35}{ms(p50)} {ms(p90)} {ms(p99)}")
-    print()
-    print(
-        f"E. throughput: {PROCESSES * PAIRS_PER_PROCESS} pairs ping-ponging for "
-        f"{args.duration:g} s ({PROCESSES} client processes)"
-    )
-    for label, rate in rates:
-        print(f"   {label:<35}{rate:8.1f} delivered messages/s")
+    if rows:
+        print()
+        print(f"D. send-to-receive, one pair: {args.rounds} rounds ({WARMUP} warm-up dropped),")
+        print(f"   idle pause {args.pause * 1000:g} ms before each send")
+        print("                                         p50      p90      p99  (ms)")
+        for label, values in rows:
+            p50, p90, p99 = percentiles(values)
+            print(f"   {label:<35}{ms(p50)} {ms(p90)} {ms(p99)}")
+    if rates:
+        print()
+        print(
+            f"E. throughput: {PROCESSES * PAIRS_PER_PROCESS} pairs ping-ponging for "
+            f"{args.duration:g} s ({PROCESSES} client processes)"
+        )
+        for label, rate in rates:
+            print(f"   {label:<35}{rate:8.1f} delivered messages/s")
+    if "I" not in args.figures:
+        return
     print()
     if len(raw) < 2:
         print("I. skipped: needs 2 usable CPUs")
