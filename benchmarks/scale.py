@@ -1,7 +1,7 @@
 """Scaling out on Redis: latency and throughput with one instance and with two. Figures only.
 
-    .venv/bin/python -m benchmarks.scale [--rounds 300] [--pause 0.02] [--duration 10] [--figures DEI]
-        [--redis redis://127.0.0.1:6379/0] [--raw-pairs 40]
+    .venv/bin/python -m benchmarks.scale [--rounds 300] [--pause 0.02] [--duration 10]
+        [--redis redis://127.0.0.1:6379/0] [--raw-pairs 40] [--figures DEI]
 
 D. Send-to-receive latency (as figure A of benchmarks.latency: one pair in two client
    processes), in one run: one instance on SQLite; one instance on Redis; and two instances on
