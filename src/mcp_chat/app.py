@@ -22,7 +22,7 @@ from mcp_chat.chat import ChatService
 from mcp_chat.config import Settings
 from mcp_chat.credentials import redact_url
 from mcp_chat.loop import run_on_loop, running_loop_name
-from mcp_chat.mcp.fastwait import FastWaits
+from mcp_chat.mcp.fastcalls import FastCalls
 from mcp_chat.mcp.replies import TrackReplies
 from mcp_chat.mcp.server import create_server
 from mcp_chat.metrics import CONTENT_TYPE, Metrics
@@ -87,11 +87,11 @@ def http_app(settings: Settings, parts: Parts) -> Starlette:
     middleware = [Middleware(TrackReplies, path="/mcp")]
     if server.auth:
         middleware.append(Middleware(RequireToken, paths=GUARDED_PATHS))
-    if settings.fast_waits:
+    if settings.fast_calls:
         scopes = tuple(server.auth.required_scopes or ()) if server.auth else None
         middleware.append(
             Middleware(
-                FastWaits,
+                FastCalls,
                 chat=parts.chat,
                 server=server,
                 metrics=parts.metrics,

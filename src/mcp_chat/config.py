@@ -49,9 +49,9 @@ class Settings(BaseSettings):
     away_after: float = Field(default=60.0, gt=0)
     gone_after: float = Field(default=600.0, gt=0)
     keepalive: float = Field(default=10.0, ge=0)
-    fast_waits: bool = True
-    """Serve plain 2026-07-28 wait_for_message calls without the SDK's per-request stack
-    (mcp/fastwait.py); off only to compare the two."""
+    fast_calls: bool = True
+    """Serve plain 2026-07-28 send_message and wait_for_message calls without the SDK's
+    per-request stack (mcp/fastcalls.py); off only to compare the two."""
     event_loop: Literal["auto", "asyncio", "uvloop"] = "auto"
     """The asyncio event loop the server runs on: uvloop where it is installed ("auto"), or the
     standard library's."""

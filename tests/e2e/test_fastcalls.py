@@ -1,10 +1,12 @@
-"""The short road for blocked waits (mcp/fastwait.py), over real HTTP on 127.0.0.1: it answers
-plain 2026-07-28 wait_for_message calls exactly as the SDK would, and leaves the rest to it."""
+"""The short road for sends and waits (mcp/fastcalls.py), over real HTTP on 127.0.0.1: it
+answers plain 2026-07-28 send_message and wait_for_message calls exactly as the SDK would,
+and leaves the rest to it."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import re
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -18,8 +20,8 @@ from mcp.server import _streamable_http_modern as sdk_modern
 from mcp_chat.app import build, http_app
 from mcp_chat.chat import ChatService
 from mcp_chat.config import Settings
-from mcp_chat.mcp import fastwait
-from mcp_chat.mcp.fastwait import FastWaits
+from mcp_chat.mcp import fastcalls
+from mcp_chat.mcp.fastcalls import FastCalls
 from tests.conftest import blocked
 from tests.e2e.helpers import call, join, texts
 
@@ -39,7 +41,9 @@ class Served:
     port: int
     chat: ChatService
     fast: list[str] = field(default_factory=list)
-    """One entry per call the fast path answered."""
+    """The client id of each wait_for_message the fast path answered."""
+    sent: list[str] = field(default_factory=list)
+    """The client id of each send_message the fast path answered."""
 
     @property
     def url(self) -> str:
@@ -66,13 +70,14 @@ async def serving(monkeypatch: pytest.MonkeyPatch, **settings: Any) -> AsyncIter
             await asyncio.sleep(0.01)
     port = server.servers[0].sockets[0].getsockname()[1]
     served = Served(port, parts.chat)
-    serve = FastWaits._serve
+    serve = FastCalls._serve
 
-    async def counted(self: FastWaits, wait: fastwait.WaitCall, *args: Any) -> None:
-        served.fast.append(wait.client_id)
-        await serve(self, wait, *args)
+    async def counted(self: FastCalls, call: fastcalls.Call, *args: Any) -> None:
+        tally = served.fast if call.tool.name == "wait_for_message" else served.sent
+        tally.append(call.arguments["client_id"])
+        await serve(self, call, *args)
 
-    monkeypatch.setattr(FastWaits, "_serve", counted)
+    monkeypatch.setattr(FastCalls, "_serve", counted)
     try:
         yield served
     finally:
@@ -166,7 +171,7 @@ async def joined(port: int, room: str, name: str) -> str:
 async def through_the_sdk(monkeypatch: pytest.MonkeyPatch, send: Callable[[], Any]) -> Answer:
     """The same request served by the SDK: the fast path reads the body, then lets it go."""
     with monkeypatch.context() as patch:
-        patch.setattr(fastwait, "parse", lambda *_: None)
+        patch.setattr(fastcalls, "parse", lambda *_: None)
         answer: Answer = await send()
         return answer
 
@@ -222,10 +227,76 @@ async def test_the_fast_path_answers_byte_for_byte_as_the_sdk(
             assert fast.headers["content-type"] == "application/json"
 
 
+SENDS: dict[str, Callable[[str], dict[str, Any]]] = {
+    "a message": lambda me: {"room_id": "r", "client_id": me, "message": "hello"},
+    "a retry of a sent message": lambda me: {
+        "room_id": "r",
+        "client_id": me,
+        "message": 'hi "Bob" \\ héllo ✓ 🎉\n',
+        "message_key": "k1",
+    },
+    "a key used for another text": lambda me: {
+        "room_id": "r",
+        "client_id": me,
+        "message": "something else",
+        "message_key": "k1",
+    },
+    "no key": lambda me: {"room_id": "r", "client_id": me, "message": "hi", "message_key": None},
+    "an unknown client": lambda me: {"room_id": "r", "client_id": "mcc_nobody", "message": "x"},
+    "another room": lambda me: {"room_id": "elsewhere", "client_id": me, "message": "x"},
+    "an empty message": lambda me: {"room_id": "r", "client_id": me, "message": "  "},
+    "a message too long": lambda me: {"room_id": "r", "client_id": me, "message": "x" * 65},
+}
+
+
+def same_but_for_the_new_message(fast: Answer, slow: Answer) -> tuple[bytes, bytes]:
+    """Both answers' bytes with what differs between two sends of one text (seq, id and
+    time of the new message) put in a neutral form."""
+    out = []
+    for answer in (fast, slow):
+        raw = answer.payload()
+        data = answer.structured()
+        for key in ("message_id", "timestamp"):
+            raw = raw.replace(data[key].encode(), key.upper().encode())
+        out.append(re.sub(rb'(seq\\?"):\d+', rb"\1:0", raw))
+    return out[0], out[1]
+
+
+@pytest.mark.parametrize("scenario", SENDS)
+async def test_a_fast_send_answers_byte_for_byte_as_the_sdk(
+    monkeypatch: pytest.MonkeyPatch, scenario: str
+) -> None:
+    async with serving(monkeypatch, max_message_bytes=64) as s:
+        me = await joined(s.port, "r", "Ann")
+        await joined(s.port, "r", "Bob")
+        first = SENDS["a retry of a sent message"](me)
+        assert (await post(request(s.port, first, tool="send_message"), s.port)).structured()[
+            "success"
+        ]
+        raw = request(s.port, SENDS[scenario](me), tool="send_message")
+
+        fast = await post(raw, s.port)
+        assert len(s.sent) == 2
+        slow = await through_the_sdk(monkeypatch, lambda: post(raw, s.port))
+        assert len(s.sent) == 2
+        assert fast.headers["content-type"] == "application/json"
+
+        if scenario in ("a message", "no key"):  # two messages: their seq, id and time differ
+            assert slow.structured()["seq"] == fast.structured()["seq"] + 1
+            assert comparable(fast)[:2] == comparable(slow)[:2]
+            fast_bytes, slow_bytes = same_but_for_the_new_message(fast, slow)
+            assert b'\\"seq\\":0' in fast_bytes  # (the text content's copy is neutral too)
+            assert fast_bytes == slow_bytes
+        else:
+            assert comparable(fast) == comparable(slow)
+        expect_success = scenario in ("a message", "no key", "a retry of a sent message")
+        assert fast.structured()["success"] is expect_success
+
+
 async def test_a_wait_that_blocks_streams_at_once_and_pings_like_the_sdk(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(fastwait, "PING_EVERY", 0.2)
+    monkeypatch.setattr(fastcalls, "PING_EVERY", 0.2)
     monkeypatch.setattr(sdk_modern, "_SSE_PING_INTERVAL", 0.2)
     async with serving(monkeypatch) as s:
         me = await joined(s.port, "r", "Ann")
@@ -248,7 +319,7 @@ async def test_a_blocked_wait_has_its_headers_before_the_message_comes(
 ) -> None:
     """The recipient's client gets the event stream's headers while the wait still blocks,
     so that the message itself goes out as one write."""
-    monkeypatch.setattr(fastwait, "PING_EVERY", 300.0)
+    monkeypatch.setattr(fastcalls, "PING_EVERY", 300.0)
     async with serving(monkeypatch) as s:
         me = await joined(s.port, "r", "Ann")
         bob = await joined(s.port, "r", "Bob")
@@ -288,6 +359,7 @@ async def test_a_message_wakes_a_fast_wait_from_an_sdk_client(
         got = await waiting
         assert texts(got) == ["hello"] and not got["timed_out"]
         assert s.fast == [ann, ann]
+        assert s.sent == [bob]
 
 
 async def test_a_client_that_hangs_up_ends_its_wait(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -325,6 +397,28 @@ UNUSUAL: dict[str, Callable[[int, str], bytes]] = {
     "an Mcp-Param header": lambda port, me: request(
         port, {"room_id": "r", "client_id": me, "timeout": 1}, headers="Mcp-Param-Room: r\r\n"
     ),
+    "a send with a progress token": lambda port, me: request(
+        port,
+        {"room_id": "r", "client_id": me, "message": "hi"},
+        meta={**META, "progressToken": 1},
+        tool="send_message",
+    ),
+    "a message that is a number": lambda port, me: request(
+        port, {"room_id": "r", "client_id": me, "message": 5}, tool="send_message"
+    ),
+    "a send without a message": lambda port, me: request(
+        port, {"room_id": "r", "client_id": me}, tool="send_message"
+    ),
+    "a send with an unknown argument": lambda port, me: request(
+        port, {"room_id": "r", "client_id": me, "message": "hi", "to": "Bob"}, tool="send_message"
+    ),
+}
+REFUSED = {
+    "an unknown argument",
+    "a missing argument",
+    "a message that is a number",
+    "a send without a message",
+    "a send with an unknown argument",
 }
 
 
@@ -335,12 +429,12 @@ async def test_unusual_calls_are_left_to_the_sdk(
     async with serving(monkeypatch) as s:
         me = await joined(s.port, "r", "Ann")
         answer = await post(UNUSUAL[case](s.port, me), s.port)
-        assert s.fast == []
+        assert s.fast == [] and s.sent == []
         assert answer.status in (200, 400)
         message = answer.result()
         if "result" in message and "structuredContent" in message["result"]:
             data = message["result"]["structuredContent"]
-            assert data["success"] is (case not in ("an unknown argument", "a missing argument"))
+            assert data["success"] is (case not in REFUSED)
 
 
 async def test_with_auth_only_a_request_with_the_token_takes_the_fast_path(
@@ -364,17 +458,21 @@ async def test_with_auth_only_a_request_with_the_token_takes_the_fast_path(
         assert s.fast == [me]
 
 
-async def test_fast_waits_are_counted_in_the_metrics(monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_fast_calls_are_counted_in_the_metrics(monkeypatch: pytest.MonkeyPatch) -> None:
     async with serving(monkeypatch) as s:
         me = await joined(s.port, "r", "Ann")
         await post(request(s.port, {"room_id": "r", "client_id": me, "timeout": 1}), s.port)
         await post(request(s.port, {"room_id": "r", "client_id": "mcc_nobody"}), s.port)
+        said = {"room_id": "r", "client_id": me, "message": ""}
+        await post(request(s.port, said, tool="send_message"), s.port)
         reader, writer = await asyncio.open_connection("127.0.0.1", s.port)
         writer.write(
             f"GET /metrics HTTP/1.1\r\nHost: 127.0.0.1:{s.port}\r\nConnection: close\r\n\r\n".encode()
         )
         page = (await reader.read()).decode()
         writer.close()
-        assert len(s.fast) == 2
+        assert len(s.fast) == 2 and len(s.sent) == 1
         assert 'mcp_chat_tool_call_seconds_count{tool="wait_for_message"} 2.0' in page
+        assert 'mcp_chat_tool_call_seconds_count{tool="send_message"} 1.0' in page
         assert 'mcp_chat_errors_total{code="unknown_client"} 1.0' in page
+        assert 'mcp_chat_errors_total{code="invalid_argument"} 1.0' in page

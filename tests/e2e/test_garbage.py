@@ -8,7 +8,7 @@ import gc
 import pytest
 from mcp.server.runner import ServerRunner
 
-from tests.e2e.test_fastwait import joined, post, request, serving
+from tests.e2e.test_fastcalls import joined, post, request, serving
 
 pytestmark = pytest.mark.anyio
 

@@ -1,31 +1,34 @@
-"""A short road for the call that blocks: a 2026-07-28 `tools/call wait_for_message`.
+"""A short road for the two calls every chat is made of: 2026-07-28 `tools/call`s of
+`send_message` and `wait_for_message`.
 
 Over HTTP, the SDK serves each 2026-07-28 request with its own kernel (a task group with two
 tasks, a memory stream, a connection, a session), and FastMCP adds its context, dependency
-injection and middleware chain. That is fine for a call that lasts a millisecond, but a
-wait_for_message can stay blocked for minutes, holding all of it: about 75 KB a wait, so
-that 10,000 waiting assistants cost most of a gigabyte.
+injection and middleware chain: about 1.5 ms of CPU per call on the benchmark machine, more
+than the chat's own work, and about 75 KB held by a wait_for_message for as long as it blocks,
+which can be minutes (10,000 waiting assistants would cost most of a gigabyte).
 
-`FastWaits` answers the plain case of that one call itself, with the SDK's own parsing and
+`FastCalls` answers the plain case of those two calls itself, with the SDK's own parsing and
 checks (`classify_inbound_request`, the routing-header checks, the per-version parameter
-schema) and the same answer, byte for byte: the same tool body (`tools.receive`), and the
-same JSON-RPC message (see `FastWaits._answer`). A client that hangs up cancels the wait.
+schema) and the same answer, byte for byte: the same tool bodies (`tools.post`,
+`tools.receive`), and the same JSON-RPC message (see `FastCalls._answer`). A client that hangs
+up cancels its wait.
 
-One thing differs from the SDK, on purpose: when. An answer that is there at once goes out as
-JSON, as the SDK would send it; a wait that blocks commits its response to an event stream at
-once (the SDK does so after 15 s, or when it has a notification to send), pinging every
-`PING_EVERY` seconds, and its answer goes out later as one event. Both are the transport's
-standard forms, and every client reads both. The recipient's client has then already had
-the response's headers when the message comes: one write and one wake-up on the path of a
-delivery instead of two, which took the send-to-receive latency from about 1.25 to 1.1 times
-a no-op call's on the benchmark machine (benchmarks.latency, figure A).
+One thing differs from the SDK, on purpose: when a wait answers. An answer that is there at
+once goes out as JSON, as the SDK would send it; a wait that blocks commits its response to
+an event stream at once (the SDK does so after 15 s, or when it has a notification to send),
+pinging every `PING_EVERY` seconds, and its answer goes out later as one event. Both are the
+transport's standard forms, and every client reads both. The recipient's client has then
+already had the response's headers when the message comes: one write and one wake-up on the
+path of a delivery instead of two, which took the send-to-receive latency from about 1.25 to
+1.1 times a no-op call's on the benchmark machine (benchmarks.latency, figure A). A send
+answers in JSON, as the SDK does.
 
 Anything else goes on to the SDK untouched, body included: other methods and tools, the
 handshake-era protocol, a progress token (its keepalive notifications are the SDK's),
 `_meta` beyond the protocol's envelope, `Mcp-Param-*` headers, arguments of another type
-than declared (the SDK's coercion and its error shapes stay the only ones), and anything
-the SDK would reject. It sits inside the Host/Origin guard and the token check; a request
-whose token did not pass goes on to be refused by FastMCP.
+than declared or missing (the SDK's coercion and its error shapes stay the only ones), and
+anything the SDK would reject. It sits inside the Host/Origin guard and the token check; a
+request whose token did not pass goes on to be refused by FastMCP.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ import contextlib
 import json
 import math
 import time
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -65,11 +69,10 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mcp_chat.chat import ChatService
-from mcp_chat.mcp.results import WaitOut
-from mcp_chat.mcp.tools import receive as wait_answer
+from mcp_chat.mcp.results import Result
+from mcp_chat.mcp.tools import post, receive
 from mcp_chat.metrics import Metrics
 
-TOOL: Final = "wait_for_message"
 STREAM_AFTER = 0.001
 """Seconds after which an unanswered wait commits its response to an event stream (see the
 module's text; read at each wait)."""
@@ -77,12 +80,12 @@ PING_EVERY = 15.0
 """Seconds between the event stream's pings (the SDK's interval; read at each wait, so tests
 may shorten it)."""
 MAX_BODY: Final = 64 * 1024
-"""A wait's request is a few hundred bytes; bigger bodies go to the SDK unread."""
+"""Bigger bodies go to the SDK unread: a wait's request is a few hundred bytes, and the
+largest message a server would store (`max_message_bytes`) can only come that way."""
 
 _ENVELOPE: Final = frozenset(
     {PROTOCOL_VERSION_META_KEY, CLIENT_INFO_META_KEY, CLIENT_CAPABILITIES_META_KEY}
 )
-_ARGUMENTS: Final = frozenset({"room_id", "client_id", "timeout", "after"})
 _SSE_HEADERS: Final = [
     (b"content-type", b"text/event-stream"),
     (b"cache-control", b"no-cache, no-transform"),
@@ -92,19 +95,84 @@ _SSE_HEADERS: Final = [
 _PING: Final[Message] = {"type": "http.response.body", "body": b": ping\r\n\r\n", "more_body": True}
 
 
+def _text(value: Any) -> bool:
+    return isinstance(value, str)
+
+
+def _text_or_none(value: Any) -> bool:
+    return value is None or isinstance(value, str)
+
+
+def _seconds(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _seq_or_none(value: Any) -> bool:
+    return value is None or (isinstance(value, int) and not isinstance(value, bool))
+
+
+Run = Callable[[ChatService, dict[str, Any]], Awaitable[Result]]
+
+
 @dataclass(frozen=True, slots=True)
-class WaitCall:
+class FastTool:
+    """A tool this road serves: its arguments (each with the check a value must pass, as
+    the declared type would take it without coercion), which are required, and its body."""
+
+    name: str
+    arguments: Mapping[str, Callable[[Any], bool]]
+    required: frozenset[str]
+    run: Run
+    blocks: bool
+    """Blocks until something happens: streamed after STREAM_AFTER, ended by a hang-up."""
+
+
+TOOLS: Final = {
+    t.name: t
+    for t in (
+        FastTool(
+            "send_message",
+            {
+                "room_id": _text,
+                "client_id": _text,
+                "message": _text,
+                "message_key": _text_or_none,
+            },
+            frozenset({"room_id", "client_id", "message"}),
+            lambda chat, a: post(
+                chat, a["room_id"], a["client_id"], a["message"], a.get("message_key")
+            ),
+            blocks=False,
+        ),
+        FastTool(
+            "wait_for_message",
+            {"room_id": _text, "client_id": _text, "timeout": _seconds, "after": _seq_or_none},
+            frozenset({"room_id", "client_id"}),
+            lambda chat, a: receive(
+                chat,
+                a["room_id"],
+                a["client_id"],
+                a.get("timeout", chat.limits.default_wait),
+                a.get("after"),
+            ),
+            blocks=True,
+        ),
+    )
+}
+_NAMES: Final = {name.encode(): name for name in TOOLS}
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
     request_id: RequestId
     version: str
-    room_id: str
-    client_id: str
-    timeout: float
-    after: int | None
+    tool: FastTool
+    arguments: dict[str, Any]
 
 
-class FastWaits:
-    """ASGI middleware: serves the plain 2026-07-28 wait_for_message POSTs to `path` (see the
-    module's text) and passes everything else on."""
+class FastCalls:
+    """ASGI middleware: serves the plain 2026-07-28 send_message and wait_for_message POSTs
+    to `path` (see the module's text) and passes everything else on."""
 
     def __init__(
         self,
@@ -123,7 +191,8 @@ class FastWaits:
         self._stamp: dict[str, Any] | None = None  # the server's identity, as results carry it
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if not self._candidate(scope):
+        tool = self._candidate(scope)
+        if tool is None:
             await self.app(scope, receive, send)
             return
         received: list[Message] = []
@@ -137,7 +206,7 @@ class FastWaits:
             if not message.get("more_body") or len(body) > MAX_BODY:
                 break
         call = (
-            parse(scope, body, self.chat.limits.default_wait)
+            parse(scope, body, tool)
             if received[-1]["type"] == "http.request" and not received[-1].get("more_body")
             else None
         )
@@ -146,10 +215,11 @@ class FastWaits:
             return
         await self._serve(call, scope, receive, send)
 
-    def _candidate(self, scope: Scope) -> bool:
-        """Cheap checks on the request line and headers, before any body is read."""
+    def _candidate(self, scope: Scope) -> FastTool | None:
+        """The tool the request's headers name, if it may be one for this road: cheap checks
+        on the request line and headers, before any body is read."""
         if scope["type"] != "http" or scope["method"] != "POST" or scope["path"] != self.path:
-            return False
+            return None
         version = name = length = None
         for key, value in scope["headers"]:
             if key == b"mcp-protocol-version":
@@ -159,31 +229,47 @@ class FastWaits:
             elif key == b"content-length":
                 length = value
             elif key.startswith(b"mcp-param-"):
-                return False
+                return None
+        tool = _NAMES.get(name) if name is not None else None
         if (
-            name != TOOL.encode()
+            tool is None
             or version is None
             or version.decode("latin-1") in HANDSHAKE_PROTOCOL_VERSIONS
             or length is None
             or not length.isdigit()
             or int(length) > MAX_BODY
         ):
-            return False
+            return None
         if self.required_scopes is not None:
             user, auth = scope.get("user"), scope.get("auth")
             if not isinstance(user, AuthenticatedUser) or auth is None:
-                return False
+                return None
             if any(s not in auth.scopes for s in self.required_scopes):
-                return False
+                return None
         has_json, has_sse = check_accept_headers(Request(scope))
-        return has_json and has_sse
+        return TOOLS[tool] if has_json and has_sse else None
 
-    async def _serve(self, call: WaitCall, scope: Scope, receive: Receive, send: Send) -> None:
+    async def _serve(self, call: Call, scope: Scope, receive: Receive, send: Send) -> None:
         started = time.perf_counter()
         structured: dict[str, Any] | None = None
-        work = asyncio.ensure_future(
-            wait_answer(self.chat, call.room_id, call.client_id, call.timeout, call.after)
-        )
+        try:
+            if not call.tool.blocks:
+                answer, structured = self._answer(
+                    call, await call.tool.run(self.chat, call.arguments)
+                )
+                await Response(answer, media_type="application/json")(scope, receive, send)
+                return
+            structured = await self._serve_blocking(call, scope, receive, send)
+        finally:
+            if self.metrics is not None and structured is not None:
+                self.metrics.observe_call(call.tool.name, time.perf_counter() - started, structured)
+
+    async def _serve_blocking(
+        self, call: Call, scope: Scope, receive: Receive, send: Send
+    ) -> dict[str, Any] | None:
+        """Serves a call that may block (see the module's text); returns its structured
+        result, or None if the client hung up first."""
+        work = asyncio.ensure_future(call.tool.run(self.chat, call.arguments))
         gone = asyncio.ensure_future(_disconnect(receive))
         streaming = False
         try:
@@ -191,7 +277,7 @@ class FastWaits:
                 pause = PING_EVERY if streaming else STREAM_AFTER
                 await asyncio.wait((work, gone), timeout=pause, return_when="FIRST_COMPLETED")
                 if gone.done() and not work.done():
-                    return  # the client hung up: the wait is cancelled below
+                    return None  # the client hung up: the wait is cancelled below
                 if work.done():
                     break
                 if streaming:
@@ -207,22 +293,21 @@ class FastWaits:
                 await send({"type": "http.response.body", "body": frame, "more_body": False})
             else:
                 await Response(answer, media_type="application/json")(scope, receive, send)
+            return structured
         finally:
             for task in (work, gone):
                 if not task.done():
                     task.cancel()
                     with contextlib.suppress(asyncio.CancelledError):
                         await task
-            if self.metrics is not None and structured is not None:
-                self.metrics.observe_call(TOOL, time.perf_counter() - started, structured)
 
-    def _answer(self, call: WaitCall, out: WaitOut) -> tuple[bytes, dict[str, Any] | None]:
+    def _answer(self, call: Call, out: Result) -> tuple[bytes, dict[str, Any] | None]:
         """The JSON-RPC response as the SDK would write it, and the structured result.
 
         Built directly, in the shape FastMCP and the SDK give a tool's structured result (the
         result as JSON text and as structured content, then the 2026-07-28 fields): their
         own conversion, validation and two more serialisations cost 0.2 ms here, on the path
-        of every delivery. tests/e2e/test_fastwait.py holds both to the same bytes."""
+        of every delivery. tests/e2e/test_fastcalls.py holds both to the same bytes."""
         try:
             if self._stamp is None:
                 self._stamp = self.server._mcp_server.server_info_stamp
@@ -242,9 +327,9 @@ class FastWaits:
         return json.dumps(message, separators=(",", ":")).encode(), structured
 
 
-def parse(scope: Scope, body: bytes, default_timeout: float) -> WaitCall | None:
-    """The wait this request asks for, if the SDK would serve it as a plain tools/call of
-    wait_for_message with well-typed arguments; None sends it to the SDK."""
+def parse(scope: Scope, body: bytes, tool: FastTool) -> Call | None:
+    """The call of `tool` (the tool the headers name) this request makes, if the SDK would
+    serve it as a plain tools/call with well-typed arguments; None sends it to the SDK."""
     try:
         decoded = json.loads(body)
     except (ValueError, RecursionError):
@@ -262,7 +347,7 @@ def parse(scope: Scope, body: bytes, default_timeout: float) -> WaitCall | None:
     meta = params.get("_meta")
     if not isinstance(meta, dict) or not set(meta) <= _ENVELOPE:
         return None
-    if params.get("name") != TOOL or progress_token_from_params(params) is not None:
+    if params.get("name") != tool.name or progress_token_from_params(params) is not None:
         return None
     headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"]]
     if find_duplicated_routing_header(headers) is not None:
@@ -275,20 +360,13 @@ def parse(scope: Scope, body: bytes, default_timeout: float) -> WaitCall | None:
     except (ValidationError, KeyError):
         return None
     arguments = params.get("arguments", {})
-    if not isinstance(arguments, dict) or not set(arguments) <= _ARGUMENTS:
+    if not isinstance(arguments, dict) or not tool.required <= set(arguments):
         return None
-    room_id, client_id = arguments.get("room_id"), arguments.get("client_id")
-    timeout = arguments.get("timeout", default_timeout)
-    after = arguments.get("after")
-    if not (isinstance(room_id, str) and isinstance(client_id, str)):
-        return None
-    if isinstance(timeout, bool) or not isinstance(timeout, int | float):
-        return None
-    if not math.isfinite(timeout):
-        return None
-    if after is not None and (isinstance(after, bool) or not isinstance(after, int)):
-        return None
-    return WaitCall(request_id, verdict.protocol_version, room_id, client_id, timeout, after)
+    for key, value in arguments.items():
+        check = tool.arguments.get(key)
+        if check is None or not check(value):
+            return None
+    return Call(request_id, verdict.protocol_version, tool, arguments)
 
 
 async def _disconnect(receive: Receive) -> None:

@@ -59,7 +59,7 @@ async def answer(model: type[R], action: Callable[[], Awaitable[R]]) -> R:
 async def receive(
     chat: ChatService, room_id: str, client_id: str, timeout: float, after: int | None
 ) -> WaitOut:
-    """wait_for_message's answer (also served by `mcp.fastwait` without the SDK's stack)."""
+    """wait_for_message's answer (also served by `mcp.fastcalls` without the SDK's stack)."""
 
     async def run() -> WaitOut:
         w = await chat.wait(room_id, client_id, timeout, after)
@@ -74,6 +74,26 @@ async def receive(
         )
 
     return await answer(WaitOut, run)
+
+
+async def post(
+    chat: ChatService, room_id: str, client_id: str, message: str, message_key: str | None
+) -> SendOut:
+    """send_message's answer (also served by `mcp.fastcalls` without the SDK's stack)."""
+
+    async def run() -> SendOut:
+        sent = await chat.send(room_id, client_id, message, message_key)
+        m = sent.message
+        return SendOut(
+            success=True,
+            seq=m.seq,
+            message_id=m.message_id,
+            timestamp=m.timestamp,
+            duplicate=sent.duplicate,
+            unread=await chat.unread(room_id, client_id),
+        )
+
+    return await answer(SendOut, run)
 
 
 @asynccontextmanager
@@ -163,20 +183,7 @@ def register_tools(mcp: FastMCP, chat: ChatService, keepalive_every: float = 10.
     ) -> SendOut:
         """Send a message to the room. It is stored and delivered even if nobody is waiting.
         Then call wait_for_message for the reply."""
-
-        async def run() -> SendOut:
-            sent = await chat.send(room_id, client_id, message, message_key)
-            m = sent.message
-            return SendOut(
-                success=True,
-                seq=m.seq,
-                message_id=m.message_id,
-                timestamp=m.timestamp,
-                duplicate=sent.duplicate,
-                unread=await chat.unread(room_id, client_id),
-            )
-
-        return await answer(SendOut, run)
+        return await post(chat, room_id, client_id, message, message_key)
 
     @mcp.tool(
         output_schema=output_schema(WaitOut),
