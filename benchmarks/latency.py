@@ -37,6 +37,8 @@ from typing import Any
 
 from mcp import Client
 
+from mcp_chat.loop import Choice, run_on_loop
+
 WARMUP = 20
 PROCESSES = 4
 PAIRS_PER_PROCESS = 5
@@ -201,22 +203,25 @@ async def pairs(url: str, n: int, duration: float, barrier: Barrier) -> int:
         return sum(await asyncio.gather(*(ping_pong(pair, deadline) for pair in seated)))
 
 
-def child(name: str, fn: ClientJob, args: tuple[Any, ...], out: Queue[Any]) -> None:
+def child(
+    name: str, fn: ClientJob, args: tuple[Any, ...], out: Queue[Any], event_loop: Choice
+) -> None:
     """Entry point of a client process: runs `fn` and reports (name, result, error, warnings)."""
     logging.getLogger().handlers[:] = [CountingHandler(logging.WARNING)]
     try:
-        out.put((name, asyncio.run(fn(*args)), None, CountingHandler.count))
+        out.put((name, run_on_loop(fn(*args), event_loop), None, CountingHandler.count))
     except BaseException:
         out.put((name, None, traceback.format_exc(limit=4), CountingHandler.count))
 
 
 def run_children(
-    jobs: list[tuple[str, ClientJob, tuple[Any, ...]]],
+    jobs: list[tuple[str, ClientJob, tuple[Any, ...]]], event_loop: Choice = "asyncio"
 ) -> dict[str, Any]:
-    """Runs each job in its own spawned process; returns results by name, raises on any error."""
+    """Runs each job in its own spawned process, on `event_loop` (the SDK clients on
+    asyncio, as assistants run them); returns results by name, raises on any error."""
     ctx = mp.get_context("spawn")
     out: Queue[Any] = ctx.Queue()
-    procs = [ctx.Process(target=child, args=(*job, out), daemon=True) for job in jobs]
+    procs = [ctx.Process(target=child, args=(*job, out, event_loop), daemon=True) for job in jobs]
     for p in procs:
         p.start()
     results: dict[str, Any] = {}

@@ -14,7 +14,7 @@ from mcp_chat.chat import ChatService, WaitResult
 from mcp_chat.errors import ChatError, Code
 from mcp_chat.stores import open_store
 from mcp_chat.stores.base import EVERYTHING
-from mcp_chat.stores.redis import DEFAULT_PREFIX, RedisStore, parse_url
+from mcp_chat.stores.redis import DEFAULT_PREFIX, POOL_SIZE, RedisStore, parse_url
 from tests.conftest import REDIS, blocked, prefixed_redis_url
 from tests.test_stores import enter, text
 
@@ -251,3 +251,18 @@ async def test_a_wait_blocked_through_an_outage_gets_what_it_missed(
         got = await waiting
         assert [m.text for m in got.messages] == ["while you were away"]
         assert EVERYTHING in heard  # resource subscriptions are told to refresh too
+
+
+async def test_more_operations_at_once_than_the_pool_has_connections_wait_for_one(
+    redis_url: str,
+) -> None:
+    """redis-py's plain pool refused the 101st concurrent command, which callers saw as
+    store_unavailable under a burst of requests; now they wait their turn."""
+    store = open_store(redis_url)
+    await store.start(lambda _: None)
+    try:
+        await enter(store, "busy", "A")
+        found = await asyncio.gather(*(store.room("busy") for _ in range(3 * POOL_SIZE)))
+        assert all(room is not None and room.room_id == "busy" for room in found)
+    finally:
+        await store.close()

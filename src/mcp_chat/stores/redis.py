@@ -85,6 +85,10 @@ losses in a row means something is wrong, and the caller gets a retryable error.
 _ROOM_CACHE_SIZE = 100_000
 _PING_AFTER = 15.0
 """Seconds of quiet after which the change subscription checks that Redis still answers."""
+POOL_SIZE = 100
+"""Connections to Redis per process, unless the URL says otherwise (`?max_connections=N`)."""
+_SOCKET_TIMEOUT = 5.0
+"""Seconds a command may take, and an operation may wait for a free connection."""
 _UNAVAILABLE = (rex.ConnectionError, rex.TimeoutError, rex.ReadOnlyError, OSError)
 
 # -- Lua ------------------------------------------------------------------------------------
@@ -371,15 +375,21 @@ class RedisStore(Store):
     def __init__(self, url: str) -> None:
         self._url, self.prefix = parse_url(url)
         self._origin = secrets.token_hex(6)  # this process, in the notices it publishes
-        self._redis: aioredis.Redis = aioredis.Redis.from_url(
+        # More operations at once than the pool has connections wait their turn for one
+        # (redis-py's plain pool refuses them at once, which callers would see as an outage);
+        # `?max_connections=N` in the URL sizes the pool.
+        pool = aioredis.BlockingConnectionPool.from_url(
             self._url,
+            max_connections=POOL_SIZE,
+            timeout=_SOCKET_TIMEOUT,
             decode_responses=True,
-            socket_timeout=5,
+            socket_timeout=_SOCKET_TIMEOUT,
             socket_connect_timeout=2,
             # One quick retry hides a stale pooled connection after a restart; a longer outage
             # is reported to the caller at once rather than held up.
             retry=Retry(ExponentialBackoff(cap=0.2, base=0.02), 1),
         )
+        self._redis: aioredis.Redis = aioredis.Redis.from_pool(pool)
         self._append = self._redis.register_script(_APPEND)
         self._claim = self._redis.register_script(_CLAIM)
         self._unread = self._redis.register_script(_UNREAD)
