@@ -1,8 +1,9 @@
 """Store figures: SQLite appends per second in-process, and the cross-process wake-up.
 
-    .venv/bin/python -m benchmarks.store
+    .venv/bin/python -m benchmarks.store [--runs 3] [--appends 20000] [--event-loop auto]
 
-Prints figures only (no pass/fail). Targets from the performance issue: at least 20,000
+Runs on the event loop the server would (`auto`: uvloop where installed). Prints figures
+only (no pass/fail). Targets from the performance issue: at least 20,000
 appends/s through the SQLite store in-process; a wake-up between two processes on one file
 with p50 under 5 ms and p99 under 20 ms.
 """
@@ -19,6 +20,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 
 from mcp_chat import credentials, messages
+from mcp_chat.loop import Choice, run_on_loop, running_loop_name
 from mcp_chat.stores import Store, open_store
 from mcp_chat.types import Draft, Kind, Participant
 
@@ -100,21 +102,23 @@ async def writer(url: str, rounds: int, pipe: Connection) -> None:
     await store.close()
 
 
-def run_listener(url: str, rounds: int, pipe: Connection, out: Connection) -> None:
-    out.send(asyncio.run(listener(url, rounds, pipe)))
+def run_listener(
+    url: str, rounds: int, pipe: Connection, out: Connection, event_loop: Choice
+) -> None:
+    out.send(run_on_loop(listener(url, rounds, pipe), event_loop))
 
 
-def run_writer(url: str, rounds: int, pipe: Connection) -> None:
-    asyncio.run(writer(url, rounds, pipe))
+def run_writer(url: str, rounds: int, pipe: Connection, event_loop: Choice) -> None:
+    run_on_loop(writer(url, rounds, pipe), event_loop)
 
 
-def wakeups(url: str, rounds: int) -> list[float]:
+def wakeups(url: str, rounds: int, event_loop: Choice) -> list[float]:
     ctx = mp.get_context("spawn")
     a, b = ctx.Pipe()
     result_r, result_w = ctx.Pipe(duplex=False)
     procs = [
-        ctx.Process(target=run_listener, args=(url, rounds, a, result_w)),
-        ctx.Process(target=run_writer, args=(url, rounds, b)),
+        ctx.Process(target=run_listener, args=(url, rounds, a, result_w, event_loop)),
+        ctx.Process(target=run_writer, args=(url, rounds, b, event_loop)),
     ]
     for p in procs:
         p.start()
@@ -128,26 +132,37 @@ def wakeups(url: str, rounds: int) -> list[float]:
     return gaps[WARMUP:]
 
 
+async def loop_name() -> str:
+    return running_loop_name()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--appends", type=int, default=20_000)
     parser.add_argument("--rounds", type=int, default=300)
     parser.add_argument("--runs", type=int, default=3, help="runs per appends figure")
+    parser.add_argument(
+        "--event-loop",
+        choices=["auto", "asyncio", "uvloop"],
+        default="auto",
+        help="the loop to run on; auto (uvloop where installed) is what the server runs on",
+    )
     args = parser.parse_args()
+    event_loop: Choice = args.event_loop
     with tempfile.TemporaryDirectory(prefix="mcp-chat-store-") as tmp:
-        print("mcp-chat store benchmark")
+        print(f"mcp-chat store benchmark (event loop: {run_on_loop(loop_name(), event_loop)})")
         for store, concurrency in (("SQLite", 1), ("SQLite", 50), ("memory", 50)):
             rates = []
             for run in range(args.runs):
                 name = f"appends-{concurrency}-{run}.db"
                 url = f"sqlite:///{Path(tmp) / name}" if store == "SQLite" else "memory://"
-                rates.append(asyncio.run(appends(url, args.appends, concurrency)))
+                rates.append(run_on_loop(appends(url, args.appends, concurrency), event_loop))
             print(
                 f"  {store} appends, {concurrency:>2} senders   "
                 f"{statistics.median(rates):>10,.0f} /s  (median of {args.runs} runs; "
                 f"{min(rates):,.0f}-{max(rates):,.0f})"
             )
-        gaps = wakeups(f"sqlite:///{Path(tmp) / 'wake.db'}", args.rounds)
+        gaps = wakeups(f"sqlite:///{Path(tmp) / 'wake.db'}", args.rounds, event_loop)
         cuts = statistics.quantiles(gaps, n=100, method="inclusive")
         print(
             f"  cross-process wake-up + claim  p50 {cuts[49] * 1000:.2f} ms, "
