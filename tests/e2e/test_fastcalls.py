@@ -409,6 +409,9 @@ UNUSUAL: dict[str, Callable[[int, str], bytes]] = {
     "a send without a message": lambda port, me: request(
         port, {"room_id": "r", "client_id": me}, tool="send_message"
     ),
+    "a send of a long message": lambda port, me: request(
+        port, {"room_id": "r", "client_id": me, "message": "x" * 65_400}, tool="send_message"
+    ),
     "a send with an unknown argument": lambda port, me: request(
         port, {"room_id": "r", "client_id": me, "message": "hi", "to": "Bob"}, tool="send_message"
     ),

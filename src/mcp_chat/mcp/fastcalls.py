@@ -80,8 +80,9 @@ PING_EVERY = 15.0
 """Seconds between the event stream's pings (the SDK's interval; read at each wait, so tests
 may shorten it)."""
 MAX_BODY: Final = 64 * 1024
-"""Bigger bodies go to the SDK unread: a wait's request is a few hundred bytes, and the
-largest message a server would store (`max_message_bytes`) can only come that way."""
+"""Bigger bodies go to the SDK unread. A wait's request is a few hundred bytes; a send of a
+message close to the largest size (`max_message_bytes`, 64 KiB by default) takes the SDK's
+road."""
 
 _ENVELOPE: Final = frozenset(
     {PROTOCOL_VERSION_META_KEY, CLIENT_INFO_META_KEY, CLIENT_CAPABILITIES_META_KEY}
