@@ -124,6 +124,22 @@ async def test_a_retried_key_returns_the_first_message(store: Store) -> None:
     assert len(await store.history("r", after=0, before=None, limit=10)) == 3
 
 
+async def test_an_append_counts_what_its_sender_has_not_read(store: Store) -> None:
+    a = await enter(store, "r", "A")
+    b = await enter(store, "r", "B")  # each has the other's arrival unread
+    assert (await store.append(b.participant_id, text(b, "one"))).unread == 1
+    assert (await store.append(b.participant_id, text(b, "two", key="k"))).unread == 1
+    sent = await store.append(a.participant_id, text(a, "hi"))  # B's arrival, "one", "two"
+    assert sent.unread == 3 == await store.unread(a.participant_id)
+    await store.claim(b.participant_id, None, 10)
+    await store.append(a.participant_id, text(a, "and you?"))
+    retried = await store.append(b.participant_id, text(b, "two", key="k"))
+    assert retried.duplicate and retried.unread == 1
+    await store.append(a.participant_id, text(a, "still there?"))
+    retried = await store.append(b.participant_id, text(b, "two", key="k"))
+    assert retried.duplicate and retried.unread == 2 == await store.unread(b.participant_id)
+
+
 async def test_leaving_a_pair_ends_it_and_a_group_lives_on(store: Store) -> None:
     a = await enter(store, "pair", "A")
     await enter(store, "pair", "B")

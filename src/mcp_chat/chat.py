@@ -82,6 +82,8 @@ class QueueResult:
 class SendResult:
     message: Message
     duplicate: bool
+    unread: int
+    """Messages from others the sender has not read yet (as of its send)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -319,7 +321,7 @@ class ChatService:
             # The deliveries go out first: the message reaching those waiting for it is what
             # matters, the sender's receipt can follow.
             await settle(self.signals.notify(room_id))
-        return SendResult(appended.message, appended.duplicate)
+        return SendResult(appended.message, appended.duplicate, appended.unread)
 
     def clamp_timeout(self, timeout: float | None) -> float:
         if timeout is None:

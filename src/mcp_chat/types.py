@@ -106,6 +106,8 @@ class Joined:
 class Appended:
     message: Message
     duplicate: bool
+    unread: int
+    """Messages from others past the sender's read position, counted with the append."""
 
 
 @dataclass(frozen=True, slots=True)

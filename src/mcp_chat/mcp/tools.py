@@ -90,7 +90,7 @@ async def post(
             message_id=m.message_id,
             timestamp=m.timestamp,
             duplicate=sent.duplicate,
-            unread=await chat.unread(room_id, client_id),
+            unread=sent.unread,
         )
 
     return await answer(SendOut, run)

@@ -64,7 +64,9 @@ class Store(ABC):
     @abstractmethod
     async def append(self, participant_id: str, draft: Draft) -> Appended:
         """Log a message from a current participant. A draft whose `key` this sender used
-        before returns the first message, marked duplicate. Raises chat_ended or not_in_room."""
+        before returns the first message, marked duplicate. Either way the answer carries the
+        sender's `unread` count, taken in the same operation. Raises chat_ended or
+        not_in_room."""
 
     @abstractmethod
     async def claim(self, participant_id: str, after: int | None, limit: int) -> Claim:

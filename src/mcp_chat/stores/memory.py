@@ -95,17 +95,17 @@ class MemoryStore(Store):
         return None if participant_id is None else self._participants[participant_id]
 
     async def append(self, participant_id: str, draft: Draft) -> Appended:
-        _, state = self._member(participant_id)
+        participant, state = self._member(participant_id)
         if draft.key is not None:
             first = state.keys.get((participant_id, draft.key))
             if first is not None:
-                return Appended(first, duplicate=True)
+                return Appended(first, True, _unread(participant, state))
         if state.room.ended:
             raise errors.chat_ended(state.room.room_id)
         message = self._append(state, draft)
         if draft.key is not None:
             state.keys[(participant_id, draft.key)] = message
-        return Appended(message, duplicate=False)
+        return Appended(message, False, _unread(participant, state))
 
     async def claim(self, participant_id: str, after: int | None, limit: int) -> Claim:
         participant, state = self._member(participant_id)
@@ -127,9 +127,7 @@ class MemoryStore(Store):
         return Claim(taken, cursor, has_more, state.room.ended)
 
     async def unread(self, participant_id: str) -> int:
-        participant, state = self._member(participant_id)
-        index = bisect.bisect_right(state.log, participant.cursor, key=lambda m: m.seq)
-        return sum(1 for m in state.log[index:] if m.sender_id != participant_id)
+        return _unread(*self._member(participant_id))
 
     async def history(
         self, room_id: str, after: int | None, before: int | None, limit: int
@@ -302,3 +300,8 @@ class MemoryStore(Store):
             if not p.gone and self._in_open_room(p) and now - p.last_seen >= gone_after
         ]
         return [self._mark(p, Kind.DISCONNECTED, gone=True) for p in silent]
+
+
+def _unread(participant: Participant, state: _RoomState) -> int:
+    index = bisect.bisect_right(state.log, participant.cursor, key=lambda m: m.seq)
+    return sum(1 for m in state.log[index:] if m.sender_id != participant.participant_id)

@@ -99,11 +99,19 @@ _APPEND = """
 -- KEYS: participant, room, log, keys, present
 -- ARGV: mode, payload, dedup field ('' for none), channel, notice, participant id,
 --       silent-since cutoff ('' for none)
--- mode 'text': a participant's message. 'gone' / 'back': a presence event that also sets
--- the participant's gone flag, and is skipped if it no longer applies (the same conditions
--- as MemoryStore._in_open_room and the gone checks in its touch/disconnect/sweep).
+-- mode 'text': a participant's message; the answer ends with the sender's unread count (as
+-- _UNREAD counts it). 'gone' / 'back': a presence event that also sets the participant's
+-- gone flag, and is skipped if it no longer applies (the same conditions as
+-- MemoryStore._in_open_room and the gone checks in its touch/disconnect/sweep).
 local mode = ARGV[1]
-local p = redis.call('HMGET', KEYS[1], 'left', 'gone', 'last_seen')
+local p = redis.call('HMGET', KEYS[1], 'left', 'gone', 'last_seen', 'cursor')
+local function unread()
+  local n = 0
+  for _, item in ipairs(redis.call('ZRANGE', KEYS[3], '(' .. p[4], '+inf', 'BYSCORE')) do
+    if cjson.decode(item)[2] ~= ARGV[6] then n = n + 1 end
+  end
+  return n
+end
 if not p[1] then
   if mode == 'text' then return {'unknown'} end
   return {'skip'}
@@ -115,7 +123,7 @@ end
 if ARGV[3] ~= '' then
   local seq = redis.call('HGET', KEYS[4], ARGV[3])
   if seq then
-    return {'duplicate', seq, redis.call('ZRANGE', KEYS[3], seq, seq, 'BYSCORE')[1]}
+    return {'duplicate', seq, redis.call('ZRANGE', KEYS[3], seq, seq, 'BYSCORE')[1], unread()}
   end
 end
 if redis.call('HGET', KEYS[2], 'ended') == '1' then
@@ -136,6 +144,7 @@ local seq = redis.call('HINCRBY', KEYS[2], 'last_seq', 1)
 redis.call('ZADD', KEYS[3], seq, ARGV[2])
 if ARGV[3] ~= '' then redis.call('HSET', KEYS[4], ARGV[3], seq) end
 redis.call('PUBLISH', ARGV[4], ARGV[5])
+if mode == 'text' then return {'ok', seq, unread()} end
 return {'ok', seq}
 """
 
@@ -630,9 +639,9 @@ class RedisStore(Store):
         dedup = "" if draft.key is None else f"{participant_id} {draft.key}"
         status, *rest = await self._run_append(room_id, participant_id, "text", draft, dedup)
         if status == "duplicate":
-            return Appended(_message(room_id, rest[0], rest[1]), duplicate=True)
+            return Appended(_message(room_id, rest[0], rest[1]), True, int(rest[2]))
         _raise_for(status, room_id)
-        return Appended(Message.from_draft(room_id, int(rest[0]), draft), duplicate=False)
+        return Appended(Message.from_draft(room_id, int(rest[0]), draft), False, int(rest[1]))
 
     async def _run_append(
         self,

@@ -515,7 +515,7 @@ class SQLiteStore(Store):
                         (participant_id, draft.key),
                     ).fetchone()
                     if row is not None:
-                        return Appended(_message(row), duplicate=True)
+                        return Appended(_message(row), True, self._unread(participant_id))
                 # Check the sender is in the room and the room is open, and take the next seq,
                 # in one statement (the hot path); if that finds nothing, find out why.
                 row = self.db.execute(
@@ -528,7 +528,8 @@ class SQLiteStore(Store):
                     raise errors.chat_ended(self._member_room(participant_id))
                 room_id, seq = row
                 self._insert_message(room_id, seq, draft)
-                return Appended(Message.from_draft(room_id, seq, draft), False)
+                unread = self._unread(participant_id)
+                return Appended(Message.from_draft(room_id, seq, draft), False, unread)
 
         appended = await self._run(run)
         if not appended.duplicate:
@@ -564,15 +565,20 @@ class SQLiteStore(Store):
     async def unread(self, participant_id: str) -> int:
         def run() -> int:
             with _read(self.db):
-                participant = self._member(participant_id)
-                row = self.db.execute(
-                    "SELECT count(*) FROM messages WHERE room_id = ? AND seq > ?"
-                    " AND sender_id != ?",
-                    (participant.room_id, participant.cursor, participant_id),
-                ).fetchone()
-                return int(row[0])
+                self._member(participant_id)
+                return self._unread(participant_id)
 
         return await self._run(run)
+
+    def _unread(self, participant_id: str) -> int:
+        """Messages from others past the participant's read position."""
+        row = self.db.execute(
+            "SELECT count(*) FROM messages, participants p WHERE p.participant_id = ?"
+            " AND messages.room_id = p.room_id AND messages.seq > p.cursor"
+            " AND messages.sender_id != p.participant_id",
+            (participant_id,),
+        ).fetchone()
+        return int(row[0])
 
     async def history(
         self, room_id: str, after: int | None, before: int | None, limit: int
