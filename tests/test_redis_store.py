@@ -153,8 +153,9 @@ async def proxy() -> AsyncIterator[Proxy]:
 
 
 async def test_an_outage_gives_a_clear_retryable_error_and_the_store_recovers(
-    redis_url: str, proxy: Proxy
+    redis_url: str, proxy: Proxy, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.INFO, logger="mcp_chat.stores.redis")
     through_proxy = redis_url.replace("6379", str(proxy.port))
     changed: asyncio.Queue[str] = asyncio.Queue()
     store = RedisStore(through_proxy)
@@ -171,6 +172,10 @@ async def test_an_outage_gives_a_clear_retryable_error_and_the_store_recovers(
         with pytest.raises(ChatError) as still_down:
             await store.claim(a.participant_id, None, 10)
         assert still_down.value.code is Code.STORE_UNAVAILABLE
+        # The log says why, once for the outage rather than once per call.
+        failing = [r for r in caplog.records if r.getMessage().startswith("Redis calls failing")]
+        assert len(failing) == 1 and failing[0].levelno == logging.WARNING
+        assert "ConnectionError" in failing[0].getMessage()
 
         # Meanwhile another instance changes the room; its notice cannot reach this one.
         b = await enter(direct, "r", "B")
@@ -182,6 +187,7 @@ async def test_an_outage_gives_a_clear_retryable_error_and_the_store_recovers(
         assert key == EVERYTHING
         sent = await store.append(a.participant_id, text(a, "back again"))
         assert not sent.duplicate
+        assert [r.getMessage() for r in caplog.records].count("Redis calls succeed again") == 1
         got = await direct.claim(b.participant_id, None, 10)
         assert [m.text for m in got.messages][-1] == "back again"
         assert [m.seq for m in await store.history("r", 0, None, 10)] == [1, 2, 3]

@@ -365,21 +365,6 @@ def _unavailable(exc: BaseException) -> errors.ChatError:
     return error
 
 
-@contextlib.contextmanager
-def _guard() -> Iterator[None]:
-    """Redis being down, restarting or read-only becomes a clear, retryable ChatError."""
-    try:
-        yield
-    except rex.AuthenticationError as exc:
-        raise errors.ChatError(
-            errors.Code.STORE_UNAVAILABLE,
-            "The message store (Redis) refused this server's credentials; nothing was changed. "
-            "The server's operator must fix the store URL; retrying will not help until then.",
-        ) from exc
-    except _UNAVAILABLE as exc:
-        raise _unavailable(exc) from exc
-
-
 class RedisStore(Store):
     def __init__(self, url: str) -> None:
         self._url, self.prefix = parse_url(url)
@@ -406,10 +391,37 @@ class RedisStore(Store):
         self._dequeue = self._redis.register_script(_DEQUEUE)
         self._room_of: dict[str, str] = {}  # participant id -> room id; never changes
         self._listener: asyncio.Task[None] | None = None
+        self._failing = False  # the last call failed for want of Redis (see _guard)
         self.channel = self._key("changes")
         self.ping_after = _PING_AFTER
 
     # -- keys and plumbing -------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _guard(self) -> Iterator[None]:
+        """Redis being down, restarting or read-only becomes a clear, retryable ChatError. The
+        log says why once when calls start failing, and once when Redis answers again."""
+        try:
+            yield
+        except rex.AuthenticationError as exc:
+            raise errors.ChatError(
+                errors.Code.STORE_UNAVAILABLE,
+                "The message store (Redis) refused this server's credentials; nothing was "
+                "changed. The server's operator must fix the store URL; retrying will not help "
+                "until then.",
+            ) from exc
+        except _UNAVAILABLE as exc:
+            if not self._failing:
+                self._failing = True
+                log.warning(
+                    "Redis calls failing (%s: %s); they answer store_unavailable until it is back",
+                    type(exc).__name__,
+                    exc,
+                )
+            raise _unavailable(exc) from exc
+        if self._failing:
+            self._failing = False
+            log.info("Redis calls succeed again")
 
     def _key(self, *parts: str) -> str:
         return ":".join((self.prefix, *parts))
@@ -426,7 +438,7 @@ class RedisStore(Store):
         """Run `body` under WATCH of `keys`; it reads, decides, then writes after `multi()`.
         If another client changed a watched key meanwhile, the write is dropped and it runs
         again on fresh data."""
-        with _guard():
+        with self._guard():
             for attempt in range(_MAX_ATTEMPTS):
                 async with self._redis.pipeline(transaction=True) as pipe:
                     try:
@@ -442,7 +454,7 @@ class RedisStore(Store):
     async def _participant_room(self, participant_id: str) -> str:
         room_id = self._room_of.get(participant_id)
         if room_id is None:
-            with _guard():
+            with self._guard():
                 room_id = await self._field(self._key("p", participant_id), "room_id")
             if room_id is None:
                 raise errors.unknown_client()
@@ -627,7 +639,7 @@ class RedisStore(Store):
         return await self._transact([room_key, members_key], body)
 
     async def participant(self, secret_hash: str) -> Participant | None:
-        with _guard():
+        with self._guard():
             participant_id = await self._field(self._key("secrets"), secret_hash)
             if participant_id is None:
                 return None
@@ -653,7 +665,7 @@ class RedisStore(Store):
         cutoff: str = "",
     ) -> list[Any]:
         room_key, log_key, _, keys_key = self._room_keys(room_id)
-        with _guard():
+        with self._guard():
             result = await self._append(
                 keys=[
                     self._key("p", participant_id),
@@ -677,7 +689,7 @@ class RedisStore(Store):
     async def claim(self, participant_id: str, after: int | None, limit: int) -> Claim:
         room_id = await self._participant_room(participant_id)
         room_key, log_key, _, _ = self._room_keys(room_id)
-        with _guard():
+        with self._guard():
             result = await self._claim(
                 keys=[self._key("p", participant_id), room_key, log_key],
                 args=["" if after is None else after, limit, participant_id],
@@ -691,7 +703,7 @@ class RedisStore(Store):
     async def unread(self, participant_id: str) -> int:
         room_id = await self._participant_room(participant_id)
         _, log_key, _, _ = self._room_keys(room_id)
-        with _guard():
+        with self._guard():
             status, *rest = await self._unread(
                 keys=[self._key("p", participant_id), log_key], args=[participant_id]
             )
@@ -706,7 +718,7 @@ class RedisStore(Store):
             low, high, desc = f"({after}", "+inf", False
         else:
             low, high, desc = "+inf" if before is None else f"({before}", "-inf", True
-        with _guard():
+        with self._guard():
             found: list[Any] = await self._redis.zrange(
                 log_key, low, high, desc=desc, byscore=True, offset=0, num=limit, withscores=True
             )
@@ -746,18 +758,18 @@ class RedisStore(Store):
         return await self._transact([p_key, room_key, members_key], body)
 
     async def room(self, room_id: str) -> Room | None:
-        with _guard():
+        with self._guard():
             fields = await self._hash(self._room_keys(room_id)[0])
         return _room(fields) if fields else None
 
     async def members(self, room_id: str) -> list[Participant]:
-        with _guard():
+        with self._guard():
             ids = await self._ids(self._room_keys(room_id)[2])
             found = await self._hashes([self._key("p", pid) for pid in ids])
         return [_participant(f) for f in found if f]
 
     async def rooms(self, limit: int) -> list[RoomSummary]:
-        with _guard():
+        with self._guard():
             ids = await self._ids(self._key("rooms"), desc=True, limit=limit)
             async with self._redis.pipeline(transaction=False) as pipe:
                 for room_id in ids:
@@ -775,7 +787,7 @@ class RedisStore(Store):
         return summaries
 
     async def counts(self) -> Counts:
-        with _guard():
+        with self._guard():
             open_ids = await self._ids(self._key("open"))
             async with self._redis.pipeline(transaction=False) as pipe:
                 for room_id in open_ids:
@@ -786,7 +798,7 @@ class RedisStore(Store):
     async def prune(self, messages_before: str | None, idle_before: str | None) -> Pruned:
         """Retention, room by room, over the index of every room (no keyspace scan)."""
         removed_messages = removed_rooms = 0
-        with _guard():
+        with self._guard():
             room_ids = await self._ids(self._key("all"))
             idle: list[str] = []
             for room_id in room_ids:
@@ -939,7 +951,7 @@ class RedisStore(Store):
         return await self._transact([self._key("queue")], body)
 
     async def queue_entry(self, secret_hash: str) -> QueueEntry | None:
-        with _guard():
+        with self._guard():
             entry_id = await self._field(self._key("qsecrets"), secret_hash)
             if entry_id is None:
                 return None
@@ -947,7 +959,7 @@ class RedisStore(Store):
         return _entry(fields) if fields else None
 
     async def queue_position(self, entry_id: str) -> int:
-        with _guard():
+        with self._guard():
             rank = await self._redis.zrank(self._key("queue"), entry_id)
         return 0 if rank is None else int(str(rank)) + 1
 
@@ -955,7 +967,7 @@ class RedisStore(Store):
         return await self._run_dequeue(entry_id)
 
     async def _run_dequeue(self, entry_id: str, cutoff: str = "") -> bool:
-        with _guard():
+        with self._guard():
             removed = await self._dequeue(
                 keys=[self._key("q", entry_id), self._key("queue"), self._key("qsecrets")],
                 args=[entry_id, cutoff],
@@ -969,7 +981,7 @@ class RedisStore(Store):
     async def _mark(self, participant_id: str, kind: Kind, cutoff: str = "") -> Message | None:
         """Log a presence event about the participant and set its gone flag, if that still
         applies when the script runs (another instance may have done it first)."""
-        with _guard():
+        with self._guard():
             fields = await self._hash(self._key("p", participant_id))
         if not fields:
             return None
@@ -985,7 +997,7 @@ class RedisStore(Store):
 
     async def touch(self, seen: Mapping[str, float]) -> list[Message]:
         # One round trip for the whole heartbeat: each script in the pipeline is atomic alone.
-        with _guard():
+        with self._guard():
             async with self._redis.pipeline(transaction=False) as pipe:
                 for some_id, when in seen.items():
                     await self._touch(
@@ -1014,12 +1026,12 @@ class RedisStore(Store):
 
     async def sweep(self, now: float, gone_after: float, stale_after: float) -> list[Message]:
         queue_cutoff = repr(now - stale_after)
-        with _guard():
+        with self._guard():
             waiting = await self._ids(self._key("queue"))
         for entry_id in waiting:
             await self._run_dequeue(entry_id, queue_cutoff)
         cutoff = now - gone_after
-        with _guard():
+        with self._guard():
             silent = _texts(
                 await self._redis.zrange(self._key("present"), "-inf", cutoff, byscore=True)
             )
