@@ -11,6 +11,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from mcp_chat import names
 from mcp_chat.chat import Limits
+from mcp_chat.loop import Choice
 from mcp_chat.matching import MatchPolicy
 from mcp_chat.presence import PresencePolicy
 from mcp_chat.retention import Retention
@@ -52,7 +53,7 @@ class Settings(BaseSettings):
     fast_calls: bool = True
     """Serve plain 2026-07-28 send_message and wait_for_message calls without the SDK's
     per-request stack (mcp/fastcalls.py); off only to compare the two."""
-    event_loop: Literal["auto", "asyncio", "uvloop"] = "auto"
+    event_loop: Choice = "auto"
     """The asyncio event loop the server runs on: uvloop where it is installed ("auto"), or the
     standard library's."""
 
