@@ -5,6 +5,7 @@ its own savepoint, and learn their outcome only once that transaction is committ
 from __future__ import annotations
 
 import asyncio
+import logging
 import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -149,10 +150,12 @@ async def test_when_the_commit_fails_every_operation_of_the_batch_fails(tmp_path
 
 
 async def test_an_interrupted_commit_answers_store_unavailable_to_the_whole_batch(
-    tmp_path: Path,
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     """SQLite's progress handler interrupts the COMMIT statement, which leaves the transaction
-    open: the store rolls it back and tells every operation of the batch to try again."""
+    open: the store rolls it back and tells every operation of the batch to try again. The
+    log says why, once, and once more when calls succeed again."""
+    caplog.set_level(logging.INFO, logger="mcp_chat.stores.sqlite")
     async with opened(tmp_path / "chat.db") as store:
         a = await enter(store, "r", "A")
         db = inline(store)
@@ -169,8 +172,11 @@ async def test_an_interrupted_commit_answers_store_unavailable_to_the_whole_batc
         assert isinstance(outcomes[0], Appended)
         for outcome in outcomes[1:]:
             assert isinstance(outcome, ChatError) and outcome.code is Code.STORE_UNAVAILABLE
+        failing = [r for r in caplog.records if r.getMessage().startswith("SQLite calls failing")]
+        assert len(failing) == 1 and "interrupted" in failing[0].getMessage()
         assert await texts(store, "r") == [(1, JOINED), (2, "m0")]
         assert (await store.append(a.participant_id, text(a, "again"))).message.seq == 3
+        assert [r.getMessage() for r in caplog.records].count("SQLite calls succeed again") == 1
 
 
 async def test_a_caller_cancelled_while_awaiting_the_commit_leaves_the_batch_whole(

@@ -23,6 +23,7 @@ import contextlib
 import dataclasses
 import functools
 import json
+import logging
 import sqlite3
 import threading
 import time
@@ -55,6 +56,7 @@ from mcp_chat.types import (
 )
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 2
 _SCHEMA = """
@@ -198,6 +200,7 @@ class SQLiteStore(Store):
         self._flush_scheduled = False
         self._batch: _Batch | None = None  # open on the loop's connection, not yet committed
         self._turn_taker: asyncio.Task[Any] | None = None  # committed alone this iteration
+        self._failing = False  # the last call failed with an SQLite error (see _run)
 
     # -- plumbing ---------------------------------------------------------------------------
 
@@ -208,13 +211,13 @@ class SQLiteStore(Store):
                 try:
                     if self._batch is None and self._turn_taker in (None, current_task()):
                         result: T = self._run_alone(call)
-                        return result
+                        return self._answered(result)
                     future = self._run_batched(call)
                 except _Busy:
                     pass  # someone holds the write lock: the worker will wait for it
                 else:
                     result = await future
-                    return result
+                    return self._answered(result)
             loop = asyncio.get_running_loop()
             future = loop.create_future()
             with self._lock:
@@ -223,9 +226,22 @@ class SQLiteStore(Store):
             if schedule:
                 self._executor.submit(self._flush)
             result = await future
-            return result
+            return self._answered(result)
         except sqlite3.OperationalError as exc:
+            if not self._failing:
+                self._failing = True
+                log.warning(
+                    "SQLite calls failing (%s); they answer store_unavailable until it works",
+                    exc,
+                )
             raise _unavailable() from exc
+
+    def _answered(self, result: T) -> T:
+        """An operation went through: if calls were failing, the log says they work again."""
+        if self._failing:
+            self._failing = False
+            log.info("SQLite calls succeed again")
+        return result
 
     def _begin(self) -> sqlite3.Connection:
         db = self._inline
