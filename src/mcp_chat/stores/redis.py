@@ -95,23 +95,30 @@ _UNAVAILABLE = (rex.ConnectionError, rex.TimeoutError, rex.ReadOnlyError, OSErro
 # A log entry is a JSON array [message_id, sender_id, sender_name, kind, text, timestamp];
 # its score in the room's log is its seq. Scripts return a status word first.
 
-_APPEND = """
+_COUNT_UNREAD = """
+-- Messages in `log` past `cursor` from anyone but `participant_id`.
+local function count_unread(log, cursor, participant_id)
+  local n = 0
+  for _, item in ipairs(redis.call('ZRANGE', log, '(' .. cursor, '+inf', 'BYSCORE')) do
+    if cjson.decode(item)[2] ~= participant_id then n = n + 1 end
+  end
+  return n
+end
+"""
+
+_APPEND = (
+    _COUNT_UNREAD
+    + """
 -- KEYS: participant, room, log, keys, present
 -- ARGV: mode, payload, dedup field ('' for none), channel, notice, participant id,
 --       silent-since cutoff ('' for none)
--- mode 'text': a participant's message; the answer ends with the sender's unread count (as
--- _UNREAD counts it). 'gone' / 'back': a presence event that also sets the participant's
+-- mode 'text': a participant's message; the answer ends with the sender's unread count.
+-- 'gone' / 'back': a presence event that also sets the participant's
 -- gone flag, and is skipped if it no longer applies (the same conditions as
 -- MemoryStore._in_open_room and the gone checks in its touch/disconnect/sweep).
 local mode = ARGV[1]
 local p = redis.call('HMGET', KEYS[1], 'left', 'gone', 'last_seen', 'cursor')
-local function unread()
-  local n = 0
-  for _, item in ipairs(redis.call('ZRANGE', KEYS[3], '(' .. p[4], '+inf', 'BYSCORE')) do
-    if cjson.decode(item)[2] ~= ARGV[6] then n = n + 1 end
-  end
-  return n
-end
+local function unread() return count_unread(KEYS[3], p[4], ARGV[6]) end
 if not p[1] then
   if mode == 'text' then return {'unknown'} end
   return {'skip'}
@@ -147,6 +154,7 @@ redis.call('PUBLISH', ARGV[4], ARGV[5])
 if mode == 'text' then return {'ok', seq, unread()} end
 return {'ok', seq}
 """
+)
 
 _CLAIM = """
 -- KEYS: participant, room, log.  ARGV: after ('' for the read position), limit, participant id
@@ -185,17 +193,16 @@ if cursor ~= tonumber(p[2]) then redis.call('HSET', KEYS[1], 'cursor', cursor) e
 return {'ok', cursor, more, room[2], unpack(taken)}
 """
 
-_UNREAD = """
+_UNREAD = (
+    _COUNT_UNREAD
+    + """
 -- KEYS: participant, log.  ARGV: participant id
 local p = redis.call('HMGET', KEYS[1], 'left', 'cursor')
 if not p[1] then return {'unknown'} end
 if p[1] == '1' then return {'left'} end
-local n = 0
-for _, item in ipairs(redis.call('ZRANGE', KEYS[2], '(' .. p[2], '+inf', 'BYSCORE')) do
-  if cjson.decode(item)[2] ~= ARGV[1] then n = n + 1 end
-end
-return {'ok', n}
+return {'ok', count_unread(KEYS[2], p[2], ARGV[1])}
 """
+)
 
 _TOUCH = """
 -- KEYS: participant, queue entry, present.  ARGV: when, id
