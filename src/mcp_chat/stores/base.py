@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Collection, Mapping
+from typing import TypeVar
 
 from mcp_chat.matching import MatchPolicy
 from mcp_chat.signals import EVERY_ROOM
@@ -22,6 +24,35 @@ from mcp_chat.types import (
     Room,
     RoomSummary,
 )
+
+T = TypeVar("T")
+
+
+class Outage:
+    """What a store's log says of failing calls: one warning naming the error when calls
+    start failing (they answer store_unavailable), one line when one succeeds again."""
+
+    def __init__(self, store: str, log: logging.Logger) -> None:
+        self.store, self.log = store, log
+        self.failing = False
+
+    def failed(self, exc: BaseException) -> None:
+        if not self.failing:
+            self.failing = True
+            self.log.warning(
+                "%s calls failing (%s: %s); they answer store_unavailable until it is back",
+                self.store,
+                type(exc).__name__,
+                exc,
+            )
+
+    def passed(self, result: T) -> T:
+        """A call went through; returns its result."""
+        if self.failing:
+            self.failing = False
+            self.log.info("%s calls succeed again", self.store)
+        return result
+
 
 ChangeListener = Callable[[str], None]
 """Called with a room id (or `queue:<entry id>`) when another process changed it, or with

@@ -55,7 +55,7 @@ from redis.typing import EncodableT
 
 from mcp_chat import errors, matching, messages, rooms
 from mcp_chat.matching import MatchPolicy
-from mcp_chat.stores.base import EVERYTHING, ChangeListener, Store
+from mcp_chat.stores.base import EVERYTHING, ChangeListener, Outage, Store
 from mcp_chat.types import (
     Appended,
     Claim,
@@ -398,7 +398,7 @@ class RedisStore(Store):
         self._dequeue = self._redis.register_script(_DEQUEUE)
         self._room_of: dict[str, str] = {}  # participant id -> room id; never changes
         self._listener: asyncio.Task[None] | None = None
-        self._failing = False  # the last call failed for want of Redis (see _guard)
+        self._outage = Outage("Redis", log)
         self.channel = self._key("changes")
         self.ping_after = _PING_AFTER
 
@@ -418,17 +418,9 @@ class RedisStore(Store):
                 "until then.",
             ) from exc
         except _UNAVAILABLE as exc:
-            if not self._failing:
-                self._failing = True
-                log.warning(
-                    "Redis calls failing (%s: %s); they answer store_unavailable until it is back",
-                    type(exc).__name__,
-                    exc,
-                )
+            self._outage.failed(exc)
             raise _unavailable(exc) from exc
-        if self._failing:
-            self._failing = False
-            log.info("Redis calls succeed again")
+        self._outage.passed(None)
 
     def _key(self, *parts: str) -> str:
         return ":".join((self.prefix, *parts))

@@ -36,7 +36,7 @@ from urllib.parse import unquote, urlsplit
 
 from mcp_chat import errors, matching, messages, rooms
 from mcp_chat.matching import MatchPolicy
-from mcp_chat.stores.base import ChangeListener, Store
+from mcp_chat.stores.base import ChangeListener, Outage, Store
 from mcp_chat.stores.wakeups import Waker
 from mcp_chat.types import (
     Appended,
@@ -200,7 +200,7 @@ class SQLiteStore(Store):
         self._flush_scheduled = False
         self._batch: _Batch | None = None  # open on the loop's connection, not yet committed
         self._turn_taker: asyncio.Task[Any] | None = None  # committed alone this iteration
-        self._failing = False  # the last call failed with an SQLite error (see _run)
+        self._outage = Outage("SQLite", log)
 
     # -- plumbing ---------------------------------------------------------------------------
 
@@ -211,13 +211,13 @@ class SQLiteStore(Store):
                 try:
                     if self._batch is None and self._turn_taker in (None, current_task()):
                         result: T = self._run_alone(call)
-                        return self._answered(result)
+                        return self._outage.passed(result)
                     future = self._run_batched(call)
                 except _Busy:
                     pass  # someone holds the write lock: the worker will wait for it
                 else:
                     result = await future
-                    return self._answered(result)
+                    return self._outage.passed(result)
             loop = asyncio.get_running_loop()
             future = loop.create_future()
             with self._lock:
@@ -226,22 +226,10 @@ class SQLiteStore(Store):
             if schedule:
                 self._executor.submit(self._flush)
             result = await future
-            return self._answered(result)
+            return self._outage.passed(result)
         except sqlite3.OperationalError as exc:
-            if not self._failing:
-                self._failing = True
-                log.warning(
-                    "SQLite calls failing (%s); they answer store_unavailable until it works",
-                    exc,
-                )
+            self._outage.failed(exc)
             raise _unavailable() from exc
-
-    def _answered(self, result: T) -> T:
-        """An operation went through: if calls were failing, the log says they work again."""
-        if self._failing:
-            self._failing = False
-            log.info("SQLite calls succeed again")
-        return result
 
     def _begin(self) -> sqlite3.Connection:
         db = self._inline
