@@ -1,7 +1,8 @@
 """Scaling out on Redis: latency and throughput with one instance and with two. Figures only.
 
     .venv/bin/python -m benchmarks.scale [--rounds 300] [--pause 0.02] [--duration 10]
-        [--redis redis://127.0.0.1:6379/0] [--raw-pairs 80] [--repeats 3] [--figures DEI]
+        [--redis redis://127.0.0.1:6379/0] [--raw-pairs 80] [--windows 8] [--window 4]
+        [--share 0.75] [--figures DEI]
 
 D. Send-to-receive latency (as figure A of benchmarks.latency: one pair in two client
    processes), in one run: one instance on SQLite; one instance on Redis; and two instances on
@@ -10,9 +11,16 @@ E. Delivered messages per second, 20 pairs ping-ponging (as figure B): one insta
    one on Redis, and two on one Redis with the two sides of every pair on different instances.
 I. As E on Redis, with a load generator light enough that the servers are the bottleneck (raw
    HTTP/1.1 on keep-alive connections, the requests `mcp.Client` sends, `--raw-pairs` pairs in
-   2 processes on uvloop) and each instance pinned to a core of its own: one instance on CPU
-   0, then two on CPUs 0 and 1. The load processes and Redis float. `--repeats` rounds of
-   both, alternating, so that the machine's drift falls on both; the ratio of the medians.
+   2 processes on uvloop) and each instance with a core of its own: one instance on CPU 0,
+   then two on CPUs 0 and 1. The load processes and Redis float. With two cores in all, Redis
+   and the load have none of their own, so each instance is held to `--share` of its core
+   (a CFS quota, in both setups alike; needs root, see benchmarks/cpuquota.py) and they get
+   the rest. `--share 1` pins whole cores and measures the machine more than the servers.
+   Both setups' servers and the load's pairs stay up throughout, and the load runs on them
+   in turn, `--windows` windows of `--window` seconds each (after an unseen warm-up window
+   each), so that the machine's drift (this VM's speed wanders by up to 2x over tens of
+   seconds) falls on both alike. Prints the ratio of the medians, and the servers' CPU per
+   delivered message in each setup.
 """
 
 from __future__ import annotations
@@ -25,8 +33,10 @@ import platform
 import secrets
 import statistics
 import tempfile
+import threading
 from collections.abc import Iterator
 from contextlib import AsyncExitStack, contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib.metadata import version
 from multiprocessing.synchronize import Barrier
@@ -35,6 +45,8 @@ from typing import Any
 import redis
 from mcp import Client
 
+from benchmarks.cpu import cpu_seconds
+from benchmarks.cpuquota import CpuQuota, unavailable
 from benchmarks.latency import (
     CALL_TIMEOUT,
     PAIRS_PER_PROCESS,
@@ -85,102 +97,219 @@ def servers(store: str, count: int) -> Iterator[list[str]]:
 # ---------------------------------------------------------------------------- figure I
 
 RAW_PROCESSES = 2
+DEFAULT_SHARE = 0.75
+"""Of its core, for each instance in figure I: two leave half a core to Redis and the load."""
+
+
+class _Wire(asyncio.Protocol):
+    """One TCP connection's answers: each taken whole when its last byte arrives (the end of
+    its body, or a chunked stream's last chunk), so that a call costs one wake-up."""
+
+    def __init__(self) -> None:
+        self.transport: asyncio.Transport | None = None
+        self.buffer = bytearray()
+        self.answer: asyncio.Future[bytes] | None = None
+        self.closed = False
+
+    def data_received(self, data: bytes) -> None:
+        self.buffer += data
+        if self.answer is not None and not self.answer.done() and self._complete():
+            self.answer.set_result(bytes(self.buffer))
+            self.buffer.clear()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        if self.answer is not None and not self.answer.done():
+            self.answer.set_exception(exc or ConnectionError("the server closed the connection"))
+
+    def _complete(self) -> bool:
+        end = self.buffer.find(b"\r\n\r\n")
+        if end < 0:
+            return False
+        head = bytes(self.buffer[:end]).lower()
+        if b"transfer-encoding: chunked" in head:
+            return self.buffer.endswith(b"\r\n0\r\n\r\n")
+        length = head.find(b"content-length:")
+        if length < 0:
+            raise RuntimeError(f"an answer without a length: {head[:200]!r}")
+        size = int(head[length + 15 :].split(b"\r\n", 1)[0])
+        return len(self.buffer) >= end + 4 + size
 
 
 class KeptConnection:
-    """Raw 2026-07-28 tools/calls, one after another, on one keep-alive HTTP/1.1 connection."""
+    """Raw 2026-07-28 tools/calls, one after another, on a keep-alive HTTP/1.1 connection
+    (opened again if the server closed it while idle). A bare protocol rather than streams,
+    so that the load costs as little CPU per message as it can."""
 
     def __init__(self, port: int) -> None:
         self.port = port
-        self.reader: asyncio.StreamReader | None = None
-        self.writer: asyncio.StreamWriter | None = None
+        self.wire: _Wire | None = None
 
-    async def call(self, tool: str, **arguments: Any) -> dict[str, Any]:
-        if self.writer is None:
-            self.reader, self.writer = await asyncio.open_connection("127.0.0.1", self.port)
-        assert self.reader is not None
-        self.writer.write(raw_request(self.port, tool, arguments, keep_alive=True))
-        head = await self.reader.readuntil(b"\r\n\r\n")
-        fields = dict(
-            line.lower().split(b":", 1) for line in head.split(b"\r\n")[1:] if b":" in line
-        )
-        if b"content-length" in fields:
-            return structured(
-                tool, head, await self.reader.readexactly(int(fields[b"content-length"]))
-            )
-        body = b""  # chunked: a blocked wait's event stream
-        while size := int(await self.reader.readuntil(b"\r\n"), 16):
-            body += (await self.reader.readexactly(size + 2))[:-2]
-        await self.reader.readexactly(2)
+    async def call(self, tool: str, request: bytes) -> dict[str, Any]:
+        """Sends `request` (from raw_request, keep-alive) and returns the call's result."""
+        if self.wire is None or self.wire.closed:
+            loop = asyncio.get_running_loop()
+            transport, self.wire = await loop.create_connection(_Wire, "127.0.0.1", self.port)
+            self.wire.transport = transport  # uvloop may call connection_made later
+        assert self.wire.transport is not None
+        self.wire.answer = asyncio.get_running_loop().create_future()
+        self.wire.transport.write(request)
+        raw = await self.wire.answer
+        end = raw.index(b"\r\n\r\n")
+        head, body = raw[:end], raw[end + 4 :]
+        if b"chunked" in head.lower():
+            body = _unchunk(body)
         return structured(tool, head, body)
 
     def close(self) -> None:
-        if self.writer is not None:
-            self.writer.close()
+        if self.wire is not None and self.wire.transport is not None:
+            self.wire.transport.close()
 
 
-async def raw_pairs(ports: tuple[int, int], n: int, duration: float, barrier: Barrier) -> int:
-    """Figure I, one process: `n` pairs, each side on its own connection; each pair's first
-    side talks to ports[0], the other to ports[1]. Returns the messages delivered."""
-    sides = [KeptConnection(ports[i % 2]) for i in range(2 * n)]
+def _unchunk(body: bytes) -> bytes:
+    """A whole chunked body (RFC 9112 7.1, no extensions or trailers) as its bytes."""
+    out = bytearray()
+    at = 0
+    while True:
+        line_end = body.index(b"\r\n", at)
+        size = int(body[at:line_end], 16)
+        if size == 0:
+            return bytes(out)
+        out += body[line_end + 2 : line_end + 2 + size]
+        at = line_end + 4 + size
+
+
+Seat = tuple[KeptConnection, bytes, bytes, bool]
+"""One side of a pair: its connection, its wait and send requests, whether it serves first."""
+
+
+async def seat_pairs(ports: tuple[int, int], n: int) -> list[Seat]:
+    """`n` pairs, each side on its own connection; the first side talks to ports[0], the
+    other to ports[1]."""
+    seats: list[Seat] = []
+    for _ in range(n):
+        sides = KeptConnection(ports[0]), KeptConnection(ports[1])
+        room = ""
+        for first, (side, port) in enumerate(zip(sides, ports, strict=True)):
+            joining = {"display_name": "ab"[first]} | ({"room_id": room} if room else {})
+            joined = await side.call(
+                "join_room", raw_request(port, "join_room", joining, keep_alive=True)
+            )
+            room = joined["room_id"]
+            # The same requests every time (the server does not mind a repeated JSON-RPC id),
+            # built once: the load's own work per message is as small as it can be.
+            ids = {"room_id": room, "client_id": joined["client_id"]}
+            wait = raw_request(port, "wait_for_message", {**ids, "timeout": 1}, keep_alive=True)
+            send = raw_request(port, "send_message", {**ids, "message": "pong"}, keep_alive=True)
+            seats.append((side, wait, send, first == 0))
+    return seats
+
+
+async def play(seat: Seat, deadline: float) -> int:
+    """Ping-pong until `deadline`: whoever receives replies at once. Returns the messages
+    this side received."""
+    side, wait, send, serve = seat
+    delivered = 0
+    if serve:
+        await side.call("send_message", send)
+    while now() < deadline:
+        got = await side.call("wait_for_message", wait)
+        heard = sum(m["kind"] == "message" for m in got.get("messages") or [])
+        if heard and now() < deadline:
+            delivered += heard
+            await side.call("send_message", send)
+    return delivered
+
+
+async def raw_load(
+    setups: list[tuple[int, int]], n: int, window: float, windows: int, barrier: Barrier
+) -> list[int]:
+    """Figure I, one load process: `n` pairs seated on each setup (a pair's two sides' ports),
+    then `windows` windows of `window` seconds, each on the next setup in turn, each begun
+    together with the other processes. Returns the messages delivered in each window."""
+    seated = [await seat_pairs(ports, n) for ports in setups]
     try:
-        seated = []
-        for i in range(n):
-            a, b = sides[2 * i], sides[2 * i + 1]
-            a_in = await a.call("join_room", display_name="a")
-            b_in = await b.call("join_room", display_name="b", room_id=a_in["room_id"])
-            seated.append((a, b, a_in["room_id"], a_in["client_id"], b_in["client_id"]))
-        await asyncio.to_thread(barrier.wait, 60)
-        deadline = now() + duration
-
-        async def player(side: KeptConnection, room: str, me: str, serve: bool) -> int:
-            delivered = 0
-            if serve:
-                await side.call("send_message", room_id=room, client_id=me, message="ping")
-            while now() < deadline:
-                got = await side.call("wait_for_message", room_id=room, client_id=me, timeout=1)
-                heard = sum(m["kind"] == "message" for m in got.get("messages") or [])
-                if heard and now() < deadline:
-                    delivered += heard
-                    await side.call("send_message", room_id=room, client_id=me, message="pong")
-            return delivered
-
-        games = [
-            g
-            for a, b, room, a_id, b_id in seated
-            for g in (player(a, room, a_id, True), player(b, room, b_id, False))
-        ]
-        return sum(await asyncio.gather(*games))
+        delivered = []
+        for w in range(windows):
+            await asyncio.to_thread(barrier.wait, 60)
+            deadline = now() + window
+            seats = seated[w % len(setups)]
+            delivered.append(sum(await asyncio.gather(*(play(s, deadline) for s in seats))))
+        return delivered
     finally:
-        for side in sides:
-            side.close()
+        for seats in seated:
+            for side, *_ in seats:
+                side.close()
 
 
-def raw_throughput(servers: list[Server], pairs: int, duration: float) -> float:
-    ports = (servers[0].port, servers[-1].port)
+@dataclass
+class Rate:
+    """Figure I, one window: delivered messages per second, and the CPU of the setup's servers
+    (user + system, all of them) per delivered message, in seconds."""
+
+    per_second: float
+    cpu_per_message: float
+
+
+def raw_windows(setups: list[list[Server]], pairs: int, window: float, windows: int) -> list[Rate]:
+    """Runs the load on each setup in turn, `windows` windows in all; a Rate for each."""
     ctx = mp.get_context("spawn")
-    barrier = ctx.Barrier(RAW_PROCESSES)
-    share = pairs // RAW_PROCESSES
+    barrier = ctx.Barrier(RAW_PROCESSES + 1)  # and this process, to read the servers' CPU
+    marks: list[list[float]] = []  # the CPU of every server at the start of each window
+
+    def cpu_now() -> list[float]:
+        return [cpu_seconds(server.proc.pid) for setup in setups for server in setup]
+
+    def mark() -> None:
+        for _ in range(windows):
+            barrier.wait(120)
+            marks.append(cpu_now())
+
+    marker = threading.Thread(target=mark, daemon=True)
+    marker.start()
+    ports = [(setup[0].port, setup[-1].port) for setup in setups]
     got = run_children(
-        [(f"r{i}", raw_pairs, (ports, share, duration, barrier)) for i in range(RAW_PROCESSES)],
+        [
+            (f"r{i}", raw_load, (ports, pairs // RAW_PROCESSES, window, windows, barrier))
+            for i in range(RAW_PROCESSES)
+        ],
         event_loop="auto",  # a light load: uvloop where installed
     )
-    return float(sum(got[f"r{i}"] for i in range(RAW_PROCESSES))) / duration
+    marker.join()
+    marks.append(cpu_now())
+    # Which columns of a mark belong to each setup's servers.
+    columns, at = [], 0
+    for setup in setups:
+        columns.append(range(at, at + len(setup)))
+        at += len(setup)
+    rates = []
+    for w in range(windows):
+        delivered = sum(got[f"r{i}"][w] for i in range(RAW_PROCESSES))
+        used = sum(marks[w + 1][c] - marks[w][c] for c in columns[w % len(setups)])
+        rates.append(Rate(delivered / window, used / max(delivered, 1)))
+    return rates
 
 
 @contextmanager
-def pinned_servers(store: str, count: int) -> Iterator[list[Server]]:
-    """`count` instances, the i-th pinned to CPU i."""
+def pinned_servers(store: str, cpus: list[int], share: float) -> Iterator[list[Server]]:
+    """An instance pinned to each of `cpus` and, if `share` < 1, held to that share of it by
+    a CPU quota."""
     started: list[Server] = []
+    quotas: list[CpuQuota] = []
     try:
-        for cpu in range(count):
+        for cpu in cpus:
             server = Server(store)
             started.append(server)
             os.sched_setaffinity(server.proc.pid, {cpu})
+            if share < 1:
+                quotas.append(CpuQuota(f"mcp-chat-bench-{server.proc.pid}", share))
+                quotas[-1].add(server.proc.pid)
         yield started
     finally:
         for server in started:
             server.stop()
+        for quota in quotas:
+            quota.remove()
 
 
 # ---------------------------------------------------------------------------- D and E
@@ -234,7 +363,16 @@ def main() -> None:
     parser.add_argument("--redis", default="redis://127.0.0.1:6379/0", help="Redis to use")
     parser.add_argument("--raw-pairs", type=int, default=80, help="figure I pairs (default 80)")
     parser.add_argument(
-        "--repeats", type=int, default=3, help="figure I rounds, one then two (default 3)"
+        "--windows", type=int, default=8, help="figure I windows per setup (default 8)"
+    )
+    parser.add_argument(
+        "--window", type=float, default=4.0, help="figure I window length, s (default 4)"
+    )
+    parser.add_argument(
+        "--share",
+        type=float,
+        help="figure I: the share of its core each instance may use (default 0.75 where CPU "
+        "quotas can be set, else 1)",
     )
     parser.add_argument(
         "--figures", default="DEI", help="which figures to run, e.g. I or DE (default DEI)"
@@ -242,6 +380,16 @@ def main() -> None:
     args = parser.parse_args()
     if args.rounds <= WARMUP + 1:
         parser.error(f"--rounds must exceed {WARMUP + 1}")
+    why = unavailable()
+    if args.share is None:
+        args.share = 1.0 if why else DEFAULT_SHARE
+    elif not 0.1 <= args.share <= 1:
+        parser.error("--share must be from 0.1 to 1")
+    elif "I" in args.figures and args.share < 1 and why:
+        parser.error(
+            f"--share {args.share:g} needs a CPU quota, and here there is {why}; "
+            "--share 1 runs figure I on whole cores"
+        )
 
     prefix = f"bench-{secrets.token_hex(4)}"
     redis_store = f"{args.redis}?prefix={prefix}"
@@ -282,17 +430,21 @@ def main() -> None:
                     rates.append(
                         ("redis, two instances, pairs split", throughput((a, b), args.duration))
                     )
-        raw: list[tuple[float, float]] = []  # (one instance, two instances), each round
+        raw: list[tuple[Rate, Rate]] = []  # (one instance, two instances), each window
         if "I" in args.figures and len(os.sched_getaffinity(0)) >= 2:
-            for _ in range(args.repeats):
-                with pinned_servers(redis_store, 1) as one_pinned:
-                    alone = raw_throughput(one_pinned, args.raw_pairs, args.duration)
-                with pinned_servers(redis_store, 2) as two_pinned:
-                    spread = raw_throughput(two_pinned, args.raw_pairs, args.duration)
-                raw.append((alone, spread))
+            # Each setup on a prefix of its own: the idle one hears nothing of the other.
+            with (
+                pinned_servers(f"{redis_store}-one", [0], args.share) as one_pinned,
+                pinned_servers(f"{redis_store}-two", [0, 1], args.share) as two_pinned,
+            ):
+                got = raw_windows(
+                    [one_pinned, two_pinned], args.raw_pairs, args.window, 2 * args.windows + 2
+                )
+            # The first window on each setup warms it up (Redis connections, scripts), unseen.
+            raw = list(zip(got[2::2], got[3::2], strict=True))
     finally:
         with redis.Redis.from_url(args.redis) as r:
-            keys = list(r.scan_iter(match=f"{prefix}:*", count=1000))
+            keys = list(r.scan_iter(match=f"{prefix}*", count=1000))
             if keys:
                 r.delete(*keys)
 
@@ -318,22 +470,33 @@ def main() -> None:
     if not raw:
         print("I. skipped: needs 2 usable CPUs")
         return
-    print(
-        f"I. throughput, servers pinned, light load: {args.raw_pairs} pairs ping-ponging for "
-        f"{args.duration:g} s"
-    )
-    print(f"   (raw HTTP, {RAW_PROCESSES} load processes on uvloop), alternating:")
-    print(f"   {len(raw)} rounds of one instance then two; delivered messages/s")
-    print("                                      one instance   two instances   two / one")
+    print(f"I. throughput, servers pinned, light load: {args.raw_pairs} pairs ping-ponging")
+    print(f"   (raw HTTP, {RAW_PROCESSES} load processes on uvloop); windows of {args.window:g} s,")
+    print(f"   {len(raw)} on one instance and {len(raw)} on two, alternating; delivered messages/s")
+    print("                              one instance    two instances    two / one")
     for i, (alone, spread) in enumerate(raw, 1):
-        print(f"   round {i:<28}{alone:8.1f}       {spread:8.1f}        {spread / alone:6.2f}")
-    one_median = statistics.median(alone for alone, _ in raw)
-    two_median = statistics.median(spread for _, spread in raw)
+        print(
+            f"   windows {i:<18}{alone.per_second:8.1f}         {spread.per_second:8.1f}"
+            f"        {spread.per_second / alone.per_second:6.2f}"
+        )
+    one_rate = statistics.median(alone.per_second for alone, _ in raw)
+    two_rate = statistics.median(spread.per_second for _, spread in raw)
     print(
-        f"   median                            {one_median:8.1f}       {two_median:8.1f}"
-        f"        {two_median / one_median:6.2f}   (target >= 1.5)"
+        f"   median                    {one_rate:8.1f}         {two_rate:8.1f}"
+        f"        {two_rate / one_rate:6.2f}"
+        "   (target >= 1.5)"
     )
-    print("   (one instance pinned to CPU 0; two pinned to CPUs 0 and 1; Redis and the load float)")
+    one_cpu = statistics.median(alone.cpu_per_message for alone, _ in raw)
+    two_cpu = statistics.median(spread.cpu_per_message for _, spread in raw)
+    print(
+        f"   server CPU per message    {ms(one_cpu)} ms      {ms(two_cpu)} ms"
+        f"     {two_cpu / one_cpu:6.2f}   (median; both servers' CPU over all messages)"
+    )
+    held = f"each held to {args.share:g} of its core"
+    if args.share == 1:
+        held = "whole cores" + (f" ({why}: no CPU quota)" if why else "")
+    print(f"   (one instance pinned to CPU 0; two pinned to CPUs 0 and 1; {held};")
+    print("   Redis and the load float)")
 
 
 if __name__ == "__main__":

@@ -53,6 +53,8 @@ def main() -> None:
         log_config=None,
         lifespan="on",
         timeout_graceful_shutdown=5,
+        # Figure I's load leaves its connections idle while it runs on another setup.
+        timeout_keep_alive=60,
     )
     run_on_loop(uvicorn.Server(config).serve(), settings.event_loop)
 
