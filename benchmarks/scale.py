@@ -14,8 +14,9 @@ I. As E on Redis, with a load generator light enough that the servers are the bo
    2 processes on uvloop) and each instance with a core of its own: one instance on CPU 0,
    then two on CPUs 0 and 1. The load processes and Redis float. With two cores in all, Redis
    and the load have none of their own, so each instance is held to `--share` of its core
-   (a CFS quota, in both setups alike; needs root, see benchmarks/cpuquota.py) and they get
-   the rest. `--share 1` pins whole cores and measures the machine more than the servers.
+   (a CFS quota, in both setups alike; default 0.75 where quotas can be set, which needs root,
+   see benchmarks/cpuquota.py; else 1) and they get the rest. `--share 1` pins whole cores
+   and measures the machine more than the servers.
    Both setups' servers and the load's pairs stay up throughout, and the load runs on them
    in turn, `--windows` windows of `--window` seconds each (after an unseen warm-up window
    each), so that the machine's drift (this VM's speed wanders by up to 2x over tens of
@@ -190,8 +191,8 @@ async def seat_pairs(ports: tuple[int, int], n: int) -> list[Seat]:
     for _ in range(n):
         sides = KeptConnection(ports[0]), KeptConnection(ports[1])
         room = ""
-        for first, (side, port) in enumerate(zip(sides, ports, strict=True)):
-            joining = {"display_name": "ab"[first]} | ({"room_id": room} if room else {})
+        for i, (side, port) in enumerate(zip(sides, ports, strict=True)):
+            joining = {"display_name": "ab"[i]} | ({"room_id": room} if room else {})
             joined = await side.call(
                 "join_room", raw_request(port, "join_room", joining, keep_alive=True)
             )
@@ -201,7 +202,7 @@ async def seat_pairs(ports: tuple[int, int], n: int) -> list[Seat]:
             ids = {"room_id": room, "client_id": joined["client_id"]}
             wait = raw_request(port, "wait_for_message", {**ids, "timeout": 1}, keep_alive=True)
             send = raw_request(port, "send_message", {**ids, "message": "pong"}, keep_alive=True)
-            seats.append((side, wait, send, first == 0))
+            seats.append((side, wait, send, i == 0))
     return seats
 
 
