@@ -49,11 +49,14 @@ async def enter(store: Store, room_id: str, name: str) -> Participant:
 async def appends(url: str, count: int, concurrency: int) -> float:
     """Appends per second with `concurrency` senders, each sending its share one after the
     other, as many assistants talking at once do: each append is a request of its own, so a
-    sender's next one comes in a later iteration of the event loop."""
+    sender's next one comes in a later iteration of the event loop. The room has a second
+    member who never reads, so that every append is one more for them to read, and the sender
+    has ever more unread too (B's arrival is never read)."""
     store = open_store(url)
     await store.start(lambda _: None)
     try:
         sender = await enter(store, "bench", "A")
+        await enter(store, "bench", "B")
         drafts = [messages.text_draft(sender, f"m{i}", None) for i in range(count)]
 
         async def send(share: list[Draft]) -> None:

@@ -9,12 +9,14 @@ from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 
 import pytest
+import redis
 
 from mcp_chat.chat import ChatService, WaitResult
 from mcp_chat.errors import ChatError, Code
 from mcp_chat.stores import open_store
 from mcp_chat.stores.base import EVERYTHING
 from mcp_chat.stores.redis import DEFAULT_PREFIX, POOL_SIZE, RedisStore, parse_url
+from mcp_chat.types import Pruned
 from tests.conftest import REDIS, blocked, prefixed_redis_url
 from tests.test_stores import enter, text
 
@@ -272,3 +274,45 @@ async def test_more_operations_at_once_than_the_pool_has_connections_wait_for_on
         assert all(room is not None and room.room_id == "busy" for room in found)
     finally:
         await store.close()
+
+
+@pytest.fixture
+async def keys(redis_url: str) -> AsyncIterator[tuple[RedisStore, str, redis.Redis]]:
+    """A started store, its key prefix, and a plain client to look at its keys."""
+    store = open_store(redis_url)
+    assert isinstance(store, RedisStore)
+    await store.start(lambda _: None)
+    try:
+        with redis.Redis.from_url(REDIS, decode_responses=True) as client:
+            yield store, parse_url(redis_url)[1], client
+    finally:
+        await store.close()
+
+
+async def test_a_participant_stored_before_sent_messages_were_indexed_is_counted_right(
+    keys: tuple[RedisStore, str, redis.Redis],
+) -> None:
+    """Participants written by 0.1.0 have no P:p:ID:sent; their unread is read off the log."""
+    store, prefix, client = keys
+    a = await enter(store, "r", "A")
+    b = await enter(store, "r", "B")
+    for i in range(3):
+        await store.append(a.participant_id, text(a, f"a{i}"))
+        await store.append(b.participant_id, text(b, f"b{i}"))
+    client.hdel(f"{prefix}:p:{b.participant_id}", "indexed")
+    client.delete(f"{prefix}:p:{b.participant_id}:sent")
+    assert await store.unread(b.participant_id) == 4  # A's arrival and a0..a2
+    assert (await store.append(b.participant_id, text(b, "b3"))).unread == 4
+
+
+async def test_retention_leaves_no_keys_behind_for_the_rooms_it_removes(
+    keys: tuple[RedisStore, str, redis.Redis],
+) -> None:
+    store, prefix, client = keys
+    talked = [await enter(store, "r", name) for name in "AB"]
+    for who in talked:
+        await store.append(who.participant_id, text(who, f"{who.display_name} was here"))
+    await store.claim(talked[1].participant_id, None, 10)
+    assert await store.prune(messages_before=None, idle_before="9999") == Pruned(4, 1)
+    # Redis drops emptied sets and hashes itself, so nothing at all is left.
+    assert list(client.scan_iter(match=f"{prefix}:*")) == []

@@ -34,6 +34,16 @@ class _RoomState:
     log: list[Message] = field(default_factory=list)
     members: list[str] = field(default_factory=list)  # participant ids, in order of joining
     keys: dict[tuple[str, str], Message] = field(default_factory=dict)
+    # The seqs of each sender's messages in the log, so that counting what a reader has not
+    # read is two binary searches: the log past its read position, less its own messages there.
+    sent: dict[str, list[int]] = field(default_factory=dict)
+
+    def unread(self, participant: Participant) -> int:
+        """Messages from others past the participant's read position."""
+        cursor = participant.cursor
+        past = len(self.log) - bisect.bisect_right(self.log, cursor, key=lambda m: m.seq)
+        own = self.sent.get(participant.participant_id, [])
+        return past - (len(own) - bisect.bisect_right(own, cursor))
 
 
 class MemoryStore(Store):
@@ -53,6 +63,7 @@ class MemoryStore(Store):
         seq = state.room.last_seq + 1
         message = Message.from_draft(state.room.room_id, seq, draft)
         state.log.append(message)
+        state.sent.setdefault(draft.sender_id, []).append(seq)
         state.room = dataclasses.replace(state.room, last_seq=seq)
         return message
 
@@ -99,13 +110,13 @@ class MemoryStore(Store):
         if draft.key is not None:
             first = state.keys.get((participant_id, draft.key))
             if first is not None:
-                return Appended(first, True, _unread(participant, state))
+                return Appended(first, True, state.unread(participant))
         if state.room.ended:
             raise errors.chat_ended(state.room.room_id)
         message = self._append(state, draft)
         if draft.key is not None:
             state.keys[(participant_id, draft.key)] = message
-        return Appended(message, False, _unread(participant, state))
+        return Appended(message, False, state.unread(participant))
 
     async def claim(self, participant_id: str, after: int | None, limit: int) -> Claim:
         participant, state = self._member(participant_id)
@@ -127,7 +138,8 @@ class MemoryStore(Store):
         return Claim(taken, cursor, has_more, state.room.ended)
 
     async def unread(self, participant_id: str) -> int:
-        return _unread(*self._member(participant_id))
+        participant, state = self._member(participant_id)
+        return state.unread(participant)
 
     async def history(
         self, room_id: str, after: int | None, before: int | None, limit: int
@@ -184,6 +196,9 @@ class MemoryStore(Store):
                 kept.append(state.log[-1])
                 removed_messages += len(state.log) - len(kept)
                 state.log = kept
+                state.sent = {}
+                for m in kept:
+                    state.sent.setdefault(m.sender_id, []).append(m.seq)
                 alive = {m.message_id for m in kept}
                 state.keys = {k: m for k, m in state.keys.items() if m.message_id in alive}
             newest = state.log[-1].timestamp if state.log else state.room.created_at
@@ -300,8 +315,3 @@ class MemoryStore(Store):
             if not p.gone and self._in_open_room(p) and now - p.last_seen >= gone_after
         ]
         return [self._mark(p, Kind.DISCONNECTED, gone=True) for p in silent]
-
-
-def _unread(participant: Participant, state: _RoomState) -> int:
-    index = bisect.bisect_right(state.log, participant.cursor, key=lambda m: m.seq)
-    return sum(1 for m in state.log[index:] if m.sender_id != participant.participant_id)

@@ -13,6 +13,7 @@ Keys, under the prefix P:
   P:room:ID:members   sorted set: participant ids in the room, scored by joining order
   P:room:ID:keys      hash: "participant_id message_key" -> seq (idempotent sends)
   P:p:ID              hash: a participant
+  P:p:ID:sent         sorted set: the seqs of the participant's messages in its room's log
   P:secrets           hash: secret hash -> participant id
   P:rooms             sorted set: open public rooms, scored by creation time
   P:open              sorted set: every open room (public or private), by creation time
@@ -96,10 +97,16 @@ _UNAVAILABLE = (rex.ConnectionError, rex.TimeoutError, rex.ReadOnlyError, OSErro
 # its score in the room's log is its seq. Scripts return a status word first.
 
 _COUNT_UNREAD = """
--- Messages in `log` past `cursor` from anyone but `participant_id`.
-local function count_unread(log, cursor, participant_id)
+-- Messages in `log` past `cursor` from anyone but `participant_id`: all past it, less the
+-- participant's own (`sent`), two O(log n) counts. A participant stored before `sent` was kept
+-- (no `indexed` flag) has its part of the log read instead.
+local function count_unread(log, sent, cursor, participant_id, indexed)
+  local past = '(' .. cursor
+  if indexed == '1' then
+    return redis.call('ZCOUNT', log, past, '+inf') - redis.call('ZCOUNT', sent, past, '+inf')
+  end
   local n = 0
-  for _, item in ipairs(redis.call('ZRANGE', log, '(' .. cursor, '+inf', 'BYSCORE')) do
+  for _, item in ipairs(redis.call('ZRANGE', log, past, '+inf', 'BYSCORE')) do
     if cjson.decode(item)[2] ~= participant_id then n = n + 1 end
   end
   return n
@@ -109,7 +116,7 @@ end
 _APPEND = (
     _COUNT_UNREAD
     + """
--- KEYS: participant, room, log, keys, present
+-- KEYS: participant, room, log, keys, present, participant's sent
 -- ARGV: mode, payload, dedup field ('' for none), channel, notice, participant id,
 --       silent-since cutoff ('' for none)
 -- mode 'text': a participant's message; the answer ends with the sender's unread count.
@@ -117,8 +124,8 @@ _APPEND = (
 -- gone flag, and is skipped if it no longer applies (the same conditions as
 -- MemoryStore._in_open_room and the gone checks in its touch/disconnect/sweep).
 local mode = ARGV[1]
-local p = redis.call('HMGET', KEYS[1], 'left', 'gone', 'last_seen', 'cursor')
-local function unread() return count_unread(KEYS[3], p[4], ARGV[6]) end
+local p = redis.call('HMGET', KEYS[1], 'left', 'gone', 'last_seen', 'cursor', 'indexed')
+local function unread() return count_unread(KEYS[3], KEYS[6], p[4], ARGV[6], p[5]) end
 if not p[1] then
   if mode == 'text' then return {'unknown'} end
   return {'skip'}
@@ -149,6 +156,7 @@ elseif mode == 'back' then
 end
 local seq = redis.call('HINCRBY', KEYS[2], 'last_seq', 1)
 redis.call('ZADD', KEYS[3], seq, ARGV[2])
+redis.call('ZADD', KEYS[6], seq, seq)
 if ARGV[3] ~= '' then redis.call('HSET', KEYS[4], ARGV[3], seq) end
 redis.call('PUBLISH', ARGV[4], ARGV[5])
 if mode == 'text' then return {'ok', seq, unread()} end
@@ -196,11 +204,11 @@ return {'ok', cursor, more, room[2], unpack(taken)}
 _UNREAD = (
     _COUNT_UNREAD
     + """
--- KEYS: participant, log.  ARGV: participant id
-local p = redis.call('HMGET', KEYS[1], 'left', 'cursor')
+-- KEYS: participant, log, participant's sent.  ARGV: participant id
+local p = redis.call('HMGET', KEYS[1], 'left', 'cursor', 'indexed')
 if not p[1] then return {'unknown'} end
 if p[1] == '1' then return {'left'} end
-return {'ok', count_unread(KEYS[2], p[2], ARGV[1])}
+return {'ok', count_unread(KEYS[2], KEYS[3], p[2], ARGV[1], p[3])}
 """
 )
 
@@ -586,11 +594,13 @@ class RedisStore(Store):
         key, log_key, _, _ = self._room_keys(room_id)
         pipe.hset(key, "last_seq", seq)
         pipe.zadd(log_key, {_payload(draft): seq})
+        pipe.zadd(self._key("p", draft.sender_id, "sent"), {str(seq): seq})
         return Message.from_draft(room_id, seq, draft)
 
     def _add_participant(self, pipe: Pipeline, p: Participant, order: int) -> None:
         _, _, members, _ = self._room_keys(p.room_id)
-        pipe.hset(self._key("p", p.participant_id), mapping=_fields(p))
+        # `indexed`: its sent messages are kept in P:p:ID:sent, for counting what it has not read.
+        pipe.hset(self._key("p", p.participant_id), mapping={**_fields(p), "indexed": 1})
         pipe.hset(self._key("secrets"), p.secret_hash, p.participant_id)
         pipe.zadd(members, {p.participant_id: order})
         pipe.sadd(self._key("room", p.room_id, "everyone"), p.participant_id)
@@ -672,6 +682,7 @@ class RedisStore(Store):
                     log_key,
                     keys_key,
                     self._key("present"),
+                    self._key("p", participant_id, "sent"),
                 ],
                 args=[
                     mode,
@@ -704,7 +715,12 @@ class RedisStore(Store):
         _, log_key, _, _ = self._room_keys(room_id)
         with self._guard():
             status, *rest = await self._unread(
-                keys=[self._key("p", participant_id), log_key], args=[participant_id]
+                keys=[
+                    self._key("p", participant_id),
+                    log_key,
+                    self._key("p", participant_id, "sent"),
+                ],
+                args=[participant_id],
             )
         _raise_for(status, room_id)
         return int(rest[0])
@@ -847,6 +863,13 @@ class RedisStore(Store):
             ]
             if stale:
                 await self._redis.hdel(keys_key, *stale)
+            # So do their seqs among what each member sent.
+            everyone = _texts(await self._redis.smembers(self._key("room", room_id, "everyone")))
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for participant_id in everyone:
+                    sent = self._key("p", participant_id, "sent")
+                    pipe.zremrangebyscore(sent, "-inf", f"({keep_from}")
+                await pipe.execute()
         return removed
 
     async def _drop_rooms(self, room_ids: list[str]) -> int:
@@ -882,7 +905,7 @@ class RedisStore(Store):
                 for index in ("rooms", "open", "all"):
                     pipe.zrem(self._key(index), room_id)
             for key, fields in participants:
-                pipe.delete(key)
+                pipe.delete(key, f"{key}:sent")
                 pipe.hdel(self._key("secrets"), fields.get("secret_hash", ""))
                 pipe.zrem(self._key("present"), key.rsplit(":", 1)[-1])
             for key, fields in entries:

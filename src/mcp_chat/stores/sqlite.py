@@ -58,7 +58,7 @@ from mcp_chat.types import (
 T = TypeVar("T")
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS rooms (
     room_id    TEXT PRIMARY KEY,
@@ -78,7 +78,8 @@ CREATE TABLE IF NOT EXISTS participants (
     left_room      INTEGER NOT NULL DEFAULT 0,
     joined_order   INTEGER NOT NULL,
     last_seen      REAL NOT NULL DEFAULT 0,
-    gone           INTEGER NOT NULL DEFAULT 0
+    gone           INTEGER NOT NULL DEFAULT 0,
+    unread         INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS participants_by_room ON participants (room_id, left_room);
 CREATE TABLE IF NOT EXISTS messages (
@@ -107,12 +108,24 @@ CREATE TABLE IF NOT EXISTS queue (
 CREATE INDEX IF NOT EXISTS queue_waiting ON queue (room_id, entered_at);
 """
 
+# A participant's `unread` is kept as a count, changed with each message and each read (see
+# _insert_message and claim): counting the log past the read position on every send would cost
+# as much as the reader has left unread. This is that count, for migrating and re-counting.
+_COUNT_UNREAD = (
+    "SELECT count(*) FROM messages m WHERE m.room_id = participants.room_id"
+    " AND m.seq > participants.cursor AND m.sender_id != participants.participant_id"
+)
+
 # Steps from each older schema version to the next; the tables above are the newest shape.
 _MIGRATIONS = {
     1: """
 ALTER TABLE rooms ADD COLUMN invite_hash TEXT;
 ALTER TABLE participants ADD COLUMN last_seen REAL NOT NULL DEFAULT 0;
 ALTER TABLE participants ADD COLUMN gone INTEGER NOT NULL DEFAULT 0;
+""",
+    2: f"""
+ALTER TABLE participants ADD COLUMN unread INTEGER NOT NULL DEFAULT 0;
+UPDATE participants SET unread = ({_COUNT_UNREAD}) WHERE left_room = 0;
 """,
 }
 
@@ -436,7 +449,8 @@ class SQLiteStore(Store):
     def _insert_participant(self, participant: Participant, order: int) -> None:
         self.db.execute(
             "INSERT INTO participants (participant_id, room_id, display_name, secret_hash,"
-            " cursor, joined_at, joined_order, last_seen) VALUES (?, ?, ?, ?, 0, ?, ?, ?)",
+            " cursor, joined_at, joined_order, last_seen, unread) VALUES (?, ?, ?, ?, 0, ?, ?, ?,"
+            " (SELECT count(*) FROM messages WHERE room_id = ? AND sender_id != ?))",
             (
                 participant.participant_id,
                 participant.room_id,
@@ -445,6 +459,8 @@ class SQLiteStore(Store):
                 participant.joined_at,
                 order,
                 participant.last_seen,
+                participant.room_id,
+                participant.participant_id,
             ),
         )
 
@@ -469,6 +485,11 @@ class SQLiteStore(Store):
                 draft.timestamp,
                 draft.key,
             ),
+        )
+        self.db.execute(
+            "UPDATE participants SET unread = unread + 1"
+            " WHERE room_id = ? AND left_room = 0 AND participant_id != ?",
+            (room_id, draft.sender_id),
         )
 
     # -- the interface ----------------------------------------------------------------------------
@@ -558,10 +579,19 @@ class SQLiteStore(Store):
                 messages = [_message(r) for r in rows[:limit]]
                 cursor = messages[-1].seq if has_more else room.last_seq
                 if cursor != participant.cursor:
+                    # Read on from the read position: what was taken is read, and all of it if
+                    # nothing more remains. Read again from elsewhere: count again.
                     self.db.execute(
-                        "UPDATE participants SET cursor = ? WHERE participant_id = ?",
-                        (cursor, participant_id),
+                        "UPDATE participants SET cursor = ?,"
+                        " unread = CASE WHEN ? THEN unread - ? ELSE 0 END WHERE participant_id = ?",
+                        (cursor, has_more, limit, participant_id),
                     )
+                    if has_more and after is not None:
+                        self.db.execute(
+                            f"UPDATE participants SET unread = ({_COUNT_UNREAD})"
+                            " WHERE participant_id = ?",
+                            (participant_id,),
+                        )
                 return Claim(messages, cursor, has_more, room.ended)
 
         return await self._run(run)
@@ -577,10 +607,7 @@ class SQLiteStore(Store):
     def _unread(self, participant_id: str) -> int:
         """Messages from others past the participant's read position."""
         row = self.db.execute(
-            "SELECT count(*) FROM messages, participants p WHERE p.participant_id = ?"
-            " AND messages.room_id = p.room_id AND messages.seq > p.cursor"
-            " AND messages.sender_id != p.participant_id",
-            (participant_id,),
+            "SELECT unread FROM participants WHERE participant_id = ?", (participant_id,)
         ).fetchone()
         return int(row[0])
 
@@ -612,7 +639,8 @@ class SQLiteStore(Store):
                 assert room is not None
                 message = self._append(room, event)
                 self.db.execute(
-                    "UPDATE participants SET left_room = 1, cursor = ? WHERE participant_id = ?",
+                    "UPDATE participants SET left_room = 1, cursor = ?, unread = 0"
+                    " WHERE participant_id = ?",
                     (message.seq, participant_id),
                 )
                 remaining = len(self._active_members(room.room_id))
@@ -670,11 +698,19 @@ class SQLiteStore(Store):
                 )
             with _write(self.db):
                 if messages_before is not None:
-                    removed_messages += self.db.execute(
+                    removed = self.db.execute(
                         "DELETE FROM messages WHERE created_at < ? AND seq <"
-                        " (SELECT r.last_seq FROM rooms r WHERE r.room_id = messages.room_id)",
+                        " (SELECT r.last_seq FROM rooms r WHERE r.room_id = messages.room_id)"
+                        " RETURNING room_id",
                         (messages_before,),
-                    ).rowcount
+                    ).fetchall()
+                    removed_messages += len(removed)
+                    # What was removed unread is no longer there to read.
+                    self.db.executemany(
+                        f"UPDATE participants SET unread = ({_COUNT_UNREAD})"
+                        " WHERE room_id = ? AND left_room = 0",
+                        [(room_id,) for room_id in {row[0] for row in removed}],
+                    )
                 if idle_before is not None:
                     idle = [
                         (row[0],)
