@@ -40,23 +40,24 @@ def person(room_id: str, name: str) -> Participant:
     )
 
 
-async def enter(store: Store, room_id: str, name: str) -> Participant:
+async def enter(store: Store, room_id: str, name: str, capacity: int = 2) -> Participant:
     p = person(room_id, name)
-    joined = await store.join(room_id, 2, p, messages.event_draft(Kind.JOINED, p))
+    joined = await store.join(room_id, capacity, p, messages.event_draft(Kind.JOINED, p))
     return joined.participant
 
 
-async def appends(url: str, count: int, concurrency: int) -> float:
+async def appends(url: str, count: int, concurrency: int, members: int) -> float:
     """Appends per second with `concurrency` senders, each sending its share one after the
     other, as many assistants talking at once do: each append is a request of its own, so a
-    sender's next one comes in a later iteration of the event loop. The room has a second
-    member who never reads, so that every append is one more for them to read, and the sender
-    has ever more unread too (B's arrival is never read)."""
+    sender's next one comes in a later iteration of the event loop. The room's `members` - 1
+    other members never read, so that every append is one more for each of them to read, and
+    the sender has ever more unread too (their arrivals are never read)."""
     store = open_store(url)
     await store.start(lambda _: None)
     try:
-        sender = await enter(store, "bench", "A")
-        await enter(store, "bench", "B")
+        sender = await enter(store, "bench", "A", members)
+        for i in range(members - 1):
+            await enter(store, "bench", f"quiet {i}", members)
         drafts = [messages.text_draft(sender, f"m{i}", None) for i in range(count)]
 
         async def send(share: list[Draft]) -> None:
@@ -154,14 +155,20 @@ def main() -> None:
     event_loop: Choice = args.event_loop
     with tempfile.TemporaryDirectory(prefix="mcp-chat-store-") as tmp:
         print(f"mcp-chat store benchmark (event loop: {run_on_loop(loop_name(), event_loop)})")
-        for store, concurrency in (("SQLite", 1), ("SQLite", 50), ("memory", 50)):
+        for store, concurrency, members in (
+            ("SQLite", 1, 2),
+            ("SQLite", 50, 2),
+            ("SQLite", 50, 50),
+            ("memory", 50, 2),
+        ):
             rates = []
             for run in range(args.runs):
-                name = f"appends-{concurrency}-{run}.db"
+                name = f"appends-{concurrency}-{members}-{run}.db"
                 url = f"sqlite:///{Path(tmp) / name}" if store == "SQLite" else "memory://"
-                rates.append(run_on_loop(appends(url, args.appends, concurrency), event_loop))
+                rate = appends(url, args.appends, concurrency, members)
+                rates.append(run_on_loop(rate, event_loop))
             print(
-                f"  {store} appends, {concurrency:>2} senders   "
+                f"  {store} appends, {concurrency:>2} senders, room of {members:>2}   "
                 f"{statistics.median(rates):>10,.0f} /s  (median of {args.runs} runs; "
                 f"{min(rates):,.0f}-{max(rates):,.0f})"
             )

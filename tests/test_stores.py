@@ -455,7 +455,7 @@ async def test_sqlite_counts_unread_when_it_opens_a_database_of_the_previous_sch
     await first.claim(b.participant_id, None, 2)
     await first.close()
     with sqlite3.connect(tmp_path / "old.db") as db:
-        db.execute("ALTER TABLE participants DROP COLUMN unread")
+        db.execute("ALTER TABLE participants DROP COLUMN settled")
         db.execute("PRAGMA user_version = 2")
     db.close()
 

@@ -79,7 +79,7 @@ CREATE TABLE IF NOT EXISTS participants (
     joined_order   INTEGER NOT NULL,
     last_seen      REAL NOT NULL DEFAULT 0,
     gone           INTEGER NOT NULL DEFAULT 0,
-    unread         INTEGER NOT NULL DEFAULT 0
+    settled        INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS participants_by_room ON participants (room_id, left_room);
 CREATE TABLE IF NOT EXISTS messages (
@@ -108,12 +108,16 @@ CREATE TABLE IF NOT EXISTS queue (
 CREATE INDEX IF NOT EXISTS queue_waiting ON queue (room_id, entered_at);
 """
 
-# A participant's `unread` is kept as a count, changed with each message and each read (see
-# _insert_message and claim): counting the log past the read position on every send would cost
-# as much as the reader has left unread. This is that count, for migrating and re-counting.
-_COUNT_UNREAD = (
-    "SELECT count(*) FROM messages m WHERE m.room_id = participants.room_id"
-    " AND m.seq > participants.cursor AND m.sender_id != participants.participant_id"
+# What a participant has not read is kept, not counted: counting the log past its read
+# position on every send would cost as much as it has left unread. `settled` is how many of
+# the room's seqs it need not read (read, its own, or removed), so its unread is the room's
+# last_seq less that: a message from anyone else raises last_seq and leaves `settled`, one of
+# its own raises both (_insert_message), a read settles what it took (claim). Where that is not
+# known (a re-read from elsewhere, retention, an upgrade), it is set from a count:
+_SETTLED = (
+    "(SELECT last_seq FROM rooms r WHERE r.room_id = participants.room_id)"
+    " - (SELECT count(*) FROM messages m WHERE m.room_id = participants.room_id"
+    " AND m.seq > participants.cursor AND m.sender_id != participants.participant_id)"
 )
 
 # Steps from each older schema version to the next; the tables above are the newest shape.
@@ -124,8 +128,8 @@ ALTER TABLE participants ADD COLUMN last_seen REAL NOT NULL DEFAULT 0;
 ALTER TABLE participants ADD COLUMN gone INTEGER NOT NULL DEFAULT 0;
 """,
     2: f"""
-ALTER TABLE participants ADD COLUMN unread INTEGER NOT NULL DEFAULT 0;
-UPDATE participants SET unread = ({_COUNT_UNREAD}) WHERE left_room = 0;
+ALTER TABLE participants ADD COLUMN settled INTEGER NOT NULL DEFAULT 0;
+UPDATE participants SET settled = {_SETTLED} WHERE left_room = 0;
 """,
 }
 
@@ -449,8 +453,7 @@ class SQLiteStore(Store):
     def _insert_participant(self, participant: Participant, order: int) -> None:
         self.db.execute(
             "INSERT INTO participants (participant_id, room_id, display_name, secret_hash,"
-            " cursor, joined_at, joined_order, last_seen, unread) VALUES (?, ?, ?, ?, 0, ?, ?, ?,"
-            " (SELECT count(*) FROM messages WHERE room_id = ? AND sender_id != ?))",
+            " cursor, joined_at, joined_order, last_seen) VALUES (?, ?, ?, ?, 0, ?, ?, ?)",
             (
                 participant.participant_id,
                 participant.room_id,
@@ -459,9 +462,15 @@ class SQLiteStore(Store):
                 participant.joined_at,
                 order,
                 participant.last_seen,
-                participant.room_id,
-                participant.participant_id,
             ),
+        )
+        # A newcomer reads from the start: all that others said before it is unread.
+        self._count_settled(participant.participant_id)
+
+    def _count_settled(self, participant_id: str) -> None:
+        self.db.execute(
+            f"UPDATE participants SET settled = {_SETTLED} WHERE participant_id = ?",
+            (participant_id,),
         )
 
     def _append(self, room: Room, draft: Draft) -> Message:
@@ -470,7 +479,9 @@ class SQLiteStore(Store):
         self.db.execute("UPDATE rooms SET last_seq = ? WHERE room_id = ?", (seq, room.room_id))
         return Message.from_draft(room.room_id, seq, draft)
 
-    def _insert_message(self, room_id: str, seq: int, draft: Draft) -> None:
+    def _insert_message(self, room_id: str, seq: int, draft: Draft) -> int | None:
+        """Store the message; its sender need not read it. Returns the sender's `settled`
+        (None when the sender is not in the room yet: a 'joined' event comes first)."""
         self.db.execute(
             "INSERT INTO messages (room_id, seq, message_id, sender_id, sender_name, kind, body,"
             " created_at, msg_key) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -486,11 +497,12 @@ class SQLiteStore(Store):
                 draft.key,
             ),
         )
-        self.db.execute(
-            "UPDATE participants SET unread = unread + 1"
-            " WHERE room_id = ? AND left_room = 0 AND participant_id != ?",
-            (room_id, draft.sender_id),
-        )
+        row = self.db.execute(
+            "UPDATE participants SET settled = settled + 1 WHERE participant_id = ?"
+            " RETURNING settled",
+            (draft.sender_id,),
+        ).fetchone()
+        return None if row is None else int(row[0])
 
     # -- the interface ----------------------------------------------------------------------------
 
@@ -552,9 +564,9 @@ class SQLiteStore(Store):
                 if row is None:
                     raise errors.chat_ended(self._member_room(participant_id))
                 room_id, seq = row
-                self._insert_message(room_id, seq, draft)
-                unread = self._unread(participant_id)
-                return Appended(Message.from_draft(room_id, seq, draft), False, unread)
+                settled = self._insert_message(room_id, seq, draft)
+                assert settled is not None
+                return Appended(Message.from_draft(room_id, seq, draft), False, seq - settled)
 
         appended = await self._run(run)
         if not appended.duplicate:
@@ -583,15 +595,12 @@ class SQLiteStore(Store):
                     # nothing more remains. Read again from elsewhere: count again.
                     self.db.execute(
                         "UPDATE participants SET cursor = ?,"
-                        " unread = CASE WHEN ? THEN unread - ? ELSE 0 END WHERE participant_id = ?",
-                        (cursor, has_more, limit, participant_id),
+                        " settled = CASE WHEN ? THEN settled + ? ELSE ? END"
+                        " WHERE participant_id = ?",
+                        (cursor, has_more, limit, room.last_seq, participant_id),
                     )
                     if has_more and after is not None:
-                        self.db.execute(
-                            f"UPDATE participants SET unread = ({_COUNT_UNREAD})"
-                            " WHERE participant_id = ?",
-                            (participant_id,),
-                        )
+                        self._count_settled(participant_id)
                 return Claim(messages, cursor, has_more, room.ended)
 
         return await self._run(run)
@@ -607,7 +616,9 @@ class SQLiteStore(Store):
     def _unread(self, participant_id: str) -> int:
         """Messages from others past the participant's read position."""
         row = self.db.execute(
-            "SELECT unread FROM participants WHERE participant_id = ?", (participant_id,)
+            "SELECT r.last_seq - p.settled FROM participants p, rooms r"
+            " WHERE p.participant_id = ? AND r.room_id = p.room_id",
+            (participant_id,),
         ).fetchone()
         return int(row[0])
 
@@ -639,8 +650,7 @@ class SQLiteStore(Store):
                 assert room is not None
                 message = self._append(room, event)
                 self.db.execute(
-                    "UPDATE participants SET left_room = 1, cursor = ?, unread = 0"
-                    " WHERE participant_id = ?",
+                    "UPDATE participants SET left_room = 1, cursor = ? WHERE participant_id = ?",
                     (message.seq, participant_id),
                 )
                 remaining = len(self._active_members(room.room_id))
@@ -707,7 +717,7 @@ class SQLiteStore(Store):
                     removed_messages += len(removed)
                     # What was removed unread is no longer there to read.
                     self.db.executemany(
-                        f"UPDATE participants SET unread = ({_COUNT_UNREAD})"
+                        f"UPDATE participants SET settled = {_SETTLED}"
                         " WHERE room_id = ? AND left_room = 0",
                         [(room_id,) for room_id in {row[0] for row in removed}],
                     )
