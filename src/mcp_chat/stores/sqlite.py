@@ -591,16 +591,19 @@ class SQLiteStore(Store):
                 messages = [_message(r) for r in rows[:limit]]
                 cursor = messages[-1].seq if has_more else room.last_seq
                 if cursor != participant.cursor:
-                    # Read on from the read position: what was taken is read, and all of it if
-                    # nothing more remains. Read again from elsewhere: count again.
-                    self.db.execute(
-                        "UPDATE participants SET cursor = ?,"
-                        " settled = CASE WHEN ? THEN settled + ? ELSE ? END"
-                        " WHERE participant_id = ?",
-                        (cursor, has_more, limit, room.last_seq, participant_id),
-                    )
-                    if has_more and after is not None:
+                    if has_more and after is not None:  # a re-read that stops short: count
+                        self.db.execute(
+                            "UPDATE participants SET cursor = ? WHERE participant_id = ?",
+                            (cursor, participant_id),
+                        )
                         self._count_settled(participant_id)
+                    else:  # what was taken is settled; all of it if nothing more remains
+                        self.db.execute(
+                            "UPDATE participants SET cursor = ?,"
+                            " settled = CASE WHEN ? THEN settled + ? ELSE ? END"
+                            " WHERE participant_id = ?",
+                            (cursor, has_more, limit, room.last_seq, participant_id),
+                        )
                 return Claim(messages, cursor, has_more, room.ended)
 
         return await self._run(run)
