@@ -363,7 +363,9 @@ def _begin(pipe: Pipeline) -> None:
 
 
 async def _close(pubsub: PubSub) -> None:
-    await pubsub.aclose()  # type: ignore[no-untyped-call]
+    # Through a typed name: some redis-py releases annotate aclose, some do not.
+    close: Callable[[], Awaitable[None]] = pubsub.aclose
+    await close()
 
 
 def _created_score(created_at: str) -> float:
