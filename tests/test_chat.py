@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from mcp_chat import credentials, messages
 from mcp_chat.chat import ChatService, Limits
 from mcp_chat.errors import ChatError, Code
 from mcp_chat.stores import open_store
@@ -317,3 +318,113 @@ async def test_leaving_drops_what_this_process_kept_for_the_participant(store_ur
         assert kept == (0, 0, 0)
     finally:
         await chat.close()
+
+
+# -- hardening: what an attack got through ---------------------------------------------------
+
+
+async def test_an_invite_brought_to_a_public_room_is_refused(chat: ChatService) -> None:
+    """Someone who guessed the name made 'team-secret' public first: the team's join with its
+    invite must not land them in a room the other can read."""
+    spy = await chat.join("team-secret", "Spy", capacity=5)
+    with pytest.raises(ChatError) as err:
+        await chat.join("team-secret", "Ann", invite="our-invite")
+    assert err.value.code is Code.ROOM_NOT_PRIVATE
+    assert "team-secret" in err.value.message and "another room_id" in err.value.message
+    _, members = await chat.members("team-secret", spy.client_id)
+    assert [m.participant.display_name for m in members] == ["Spy"]
+
+
+async def test_a_private_room_takes_only_its_own_invite(chat: ChatService) -> None:
+    await chat.join("ours", "Ann", capacity=3, invite="our-invite")
+    for wrong in (None, "their-invite"):
+        with pytest.raises(ChatError) as err:
+            await chat.join("ours", "Spy", invite=wrong)
+        assert err.value.code is Code.INVITE_REQUIRED
+    await chat.join("ours", "Bob", invite="our-invite")
+
+
+LONE = "bad \ud800 text"
+
+
+async def test_text_with_a_lone_surrogate_is_refused_everywhere(chat: ChatService) -> None:
+    a, b = await pair(chat)
+    refusals = [
+        chat.send("r", a, LONE),
+        chat.send("r", a, "fine", key="k\udfff"),
+        chat.join("r2", "Bad\ud800Name"),
+        chat.join("r3", "Ann", invite="inv\ud800"),
+        chat.enter_queue("Ann", interests=["chess", "go\ud800"]),
+    ]
+    for refused in refusals:
+        with pytest.raises(ChatError) as err:
+            await refused
+        assert err.value.code is Code.INVALID_ARGUMENT, err.value
+        err.value.message.encode("utf-8")  # the sentence itself can be sent
+    got = await chat.wait("r", b, timeout=1)
+    assert texts(got) == []  # nothing was stored
+
+
+async def test_a_stored_bad_message_does_not_stop_the_ones_around_it(store_url: str) -> None:
+    """Text kept before the door was guarded (here put straight into the store) is shown with
+    U+FFFD, and the valid messages beside it are delivered and readable by everyone."""
+    if not store_url.startswith("memory"):
+        pytest.skip("only memory:// ever accepted such text")
+    chat = await service(store_url)
+    try:
+        a, b = await pair(chat)
+        await chat.send("r", a, "before")
+        sender = await chat.store.participant(credentials.hash_secret(a))
+        assert sender is not None
+        await chat.store.append(sender.participant_id, messages.text_draft(sender, LONE, None))
+        await chat.send("r", a, "after")
+        got = await chat.wait("r", b, timeout=1)
+        assert texts(got) == ["before", "bad \ufffd text", "after"]
+        page = await chat.history("r", a)
+        assert [m.text for m in page.messages if m.kind is Kind.MESSAGE] == texts(got)
+        assert [m.text for m in await chat.transcript("r")][-2:] == ["bad \ufffd text", "after"]
+    finally:
+        await chat.close()
+
+
+async def test_a_retry_while_rate_limited_is_answered_as_the_first_send(store_url: str) -> None:
+    chat = await service(store_url, rate_messages=1, rate_window=3600)
+    try:
+        a, _ = await pair(chat)
+        first = await chat.send("r", a, "one", key="k1")
+        again = await chat.send("r", a, "one", key="k1")  # the bucket is empty by now
+        assert again.duplicate and again.message.seq == first.message.seq
+        with pytest.raises(ChatError) as err:
+            await chat.send("r", a, "other", key="k1")  # the key names another text
+        assert err.value.code is Code.INVALID_ARGUMENT
+        with pytest.raises(ChatError) as err:
+            await chat.send("r", a, "two", key="k2")  # new: refused, and said so truly
+        assert err.value.code is Code.RATE_LIMITED and "nothing was stored" in err.value.message
+    finally:
+        await chat.close()
+
+
+async def test_positions_and_timeouts_out_of_range_are_clear_errors(chat: ChatService) -> None:
+    a, b = await pair(chat)
+    for huge in (2**63, 2**64, -1, -(2**70)):
+        for call in (
+            chat.wait("r", b, timeout=1, after=huge),
+            chat.history("r", a, after=huge),
+            chat.history("r", a, before=huge),
+        ):
+            with pytest.raises(ChatError) as err:
+                await call
+            assert err.value.code is Code.INVALID_ARGUMENT and "seq" in err.value.message
+    assert chat.clamp_timeout(2**1000) == chat.limits.max_wait
+    assert chat.clamp_timeout(-(2**1000)) == chat.limits.min_wait
+    await chat.send("r", a, "still here")
+    assert (await chat.history("r", a, after=2**63 - 1)).messages == []
+    assert texts(await chat.wait("r", b, timeout=1, after=0)) == ["still here"]
+
+
+async def test_a_read_key_with_any_characters_is_refused_not_a_crash(chat: ChatService) -> None:
+    await pair(chat)
+    for key in ("mcr_wrong", "mcr_\u00e9\u00e9", "\ud800", ""):
+        with pytest.raises(ChatError) as err:
+            await chat.check_reader("r", key)
+        assert err.value.code is Code.NOT_IN_ROOM

@@ -94,6 +94,8 @@ class WaitResult:
     chat_ended: bool
     cursor: int
     waited: float
+    unread: int = 0
+    """Messages from others still past the read position (0 unless `has_more`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -300,7 +302,16 @@ class ChatService:
         text = messages.check_text(text, self.limits.max_message_bytes)
         key = messages.check_key(key)
         identity = await self._identify(room_id, client_id)
-        self.send_rate.take(identity.participant_id)
+        try:
+            self.send_rate.take(identity.participant_id)
+        except ChatError:
+            # A retry of a message that was stored is answered as the first send was, however
+            # fast it comes: "nothing was stored" would be false, and it would be sent twice.
+            stored = None if key is None else await self.store.keyed(identity.participant_id, key)
+            if stored is None:
+                raise
+            unread = await self.store.unread(identity.participant_id)
+            return self._duplicate(stored, text, key, unread)
         draft = messages.text_draft(self._as_participant(identity), text, key)
         try:
             appended = await self.store.append(identity.participant_id, draft)
@@ -309,25 +320,34 @@ class ChatService:
             raise
         if appended.duplicate:
             self.send_rate.give_back(identity.participant_id)
-            if appended.message.text != text:
-                # A key names one message: a different text under it is a client mistake,
-                # and answering "sent" would silently lose the new message.
-                raise errors.invalid(
-                    f"message_key '{key}' was already used for a different message "
-                    f"(seq {appended.message.seq}). Use a new key for a new message."
-                )
-        else:
-            self.messages_sent += 1
-            # The deliveries go out first: the message reaching those waiting for it is what
-            # matters, the sender's receipt can follow.
-            await settle(self.signals.notify(room_id))
-        return SendResult(appended.message, appended.duplicate, appended.unread)
+            return self._duplicate(appended.message, text, key, appended.unread)
+        self.messages_sent += 1
+        # The deliveries go out first: the message reaching those waiting for it is what
+        # matters, the sender's receipt can follow.
+        await settle(self.signals.notify(room_id))
+        return SendResult(appended.message, False, appended.unread)
+
+    @staticmethod
+    def _duplicate(stored: Message, text: str, key: str | None, unread: int) -> SendResult:
+        """The answer to a send whose `key` names a stored message."""
+        if stored.text != text:
+            # A key names one message: a different text under it is a client mistake, and
+            # answering "sent" would silently lose the new message.
+            raise errors.invalid(
+                f"message_key '{key}' was already used for a different message "
+                f"(seq {stored.seq}). Use a new key for a new message."
+            )
+        return SendResult(stored, True, unread)
 
     def clamp_timeout(self, timeout: float | None) -> float:
         if timeout is None:
             return self.limits.default_wait
         if isinstance(timeout, bool) or not isinstance(timeout, int | float):
             raise errors.invalid("timeout must be a number of seconds.")
+        if isinstance(timeout, int):
+            # Any whole number past the longest wait is the longest wait (float() of a huge
+            # one would overflow).
+            timeout = min(timeout, math.ceil(self.limits.max_wait))
         if not math.isfinite(timeout):
             raise errors.invalid(
                 f"timeout must be a finite number of seconds between "
@@ -345,8 +365,7 @@ class ChatService:
         """Messages from others past the read position, at once if any, else the first to
         arrive within `timeout` seconds (clamped). `after` re-reads from a sequence number."""
         seconds = self.clamp_timeout(timeout)
-        if after is not None and (isinstance(after, bool) or not isinstance(after, int)):
-            raise errors.invalid("after must be a whole number (a message seq).")
+        after = messages.check_seq(after, "after")
         identity = await self._identify(room_id, client_id)
         with self.wait_slots.hold(identity.participant_id):
             return await self._wait(identity, seconds, after)
@@ -371,8 +390,16 @@ class ChatService:
                 if claim.messages:
                     answering(handoff)
                     handoff = None
+                    # The read position has moved: from here on nothing may fail the answer,
+                    # or what was claimed would be skipped by the next wait.
                     return WaitResult(
-                        claim.messages, claim.has_more, False, claim.ended, claim.cursor, waited
+                        [messages.shown(m) for m in claim.messages],
+                        claim.has_more,
+                        False,
+                        claim.ended,
+                        claim.cursor,
+                        waited,
+                        await self._still_unread(identity) if claim.has_more else 0,
                     )
                 delivered(handoff)  # nothing for this wait: its waker need not wait for it
                 handoff = None
@@ -385,6 +412,14 @@ class ChatService:
                     handoff = await self.signals.wait(room_id, changed, remaining)
         finally:
             delivered(handoff)
+
+    async def _still_unread(self, identity: _Identity) -> int:
+        """Unread count after a claim that left more behind. The claimed messages must reach
+        the caller even if the store fails now: then 1, the least `has_more` promises."""
+        try:
+            return await self.store.unread(identity.participant_id)
+        except ChatError:
+            return 1
 
     async def leave(self, room_id: str, client_id: str) -> bool:
         """Leave the room; True if that ended it."""
@@ -410,9 +445,10 @@ class ChatService:
         after: int | None = None,
         limit: int | None = None,
     ) -> HistoryPage:
-        for label, value in (("before", before), ("after", after), ("limit", limit)):
-            if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
-                raise errors.invalid(f"{label} must be a whole number.")
+        before = messages.check_seq(before, "before")
+        after = messages.check_seq(after, "after")
+        if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int)):
+            raise errors.invalid("limit must be a whole number.")
         if before is not None and after is not None:
             raise errors.invalid("Give either before or after, not both.")
         page = self.limits.history_page
@@ -424,7 +460,7 @@ class ChatService:
         room = await self.store.room(room_id)
         last_seq = room.last_seq if room else 0
         has_older = bool(found) and found[0].seq > 1
-        return HistoryPage(found, last_seq, has_older)
+        return HistoryPage([messages.shown(m) for m in found], last_seq, has_older)
 
     async def members(self, room_id: str, client_id: str) -> tuple[Room, list[Member]]:
         """The room and who is in it, each present, away or gone."""
@@ -459,12 +495,14 @@ class ChatService:
     async def check_reader(self, room_id: str, key: str) -> Room:
         """The room, if `key` is the read key of one of its current members."""
         names.check_room_id(room_id)
+        # Bytes: compare_digest refuses str with non-ASCII characters.
+        given = key.encode("utf-8", "surrogatepass") if isinstance(key, str) else b""
         room = await self.store.room(room_id)
         members = await self.store.members(room_id) if room is not None else []
         # Compare with every member, in constant time each, so timing tells nothing.
         found = False
         for p in members:
-            found |= hmac.compare_digest(credentials.read_key(p.secret_hash), key)
+            found |= hmac.compare_digest(credentials.read_key(p.secret_hash).encode(), given)
         if room is None or not found:
             raise errors.ChatError(
                 errors.Code.NOT_IN_ROOM,
@@ -474,7 +512,8 @@ class ChatService:
         return room
 
     async def transcript(self, room_id: str) -> list[Message]:
-        return await self.store.history(room_id, None, None, self.limits.history_page)
+        found = await self.store.history(room_id, None, None, self.limits.history_page)
+        return [messages.shown(m) for m in found]
 
     async def room_members(self, room_id: str) -> list[Member]:
         return self._presence_of(await self.store.members(room_id))

@@ -21,6 +21,7 @@ class Code(StrEnum):
     TOO_MANY_WAITS = "too_many_waits"
     SERVER_RESTARTING = "server_restarting"
     INVITE_REQUIRED = "invite_required"
+    ROOM_NOT_PRIVATE = "room_not_private"
     NOT_IN_QUEUE = "not_in_queue"
     STORE_UNAVAILABLE = "store_unavailable"
     INTERNAL_ERROR = "internal_error"
@@ -124,6 +125,15 @@ def invite_required(room_id: str) -> ChatError:
     return ChatError(
         Code.INVITE_REQUIRED,
         f"Room '{room_id}' is private. Pass its invite secret as `invite` to join it.",
+    )
+
+
+def room_not_private(room_id: str) -> ChatError:
+    return ChatError(
+        Code.ROOM_NOT_PRIVATE,
+        f"Room '{room_id}' already exists and is not private, so your invite cannot protect "
+        "it: anyone may be in it. Nothing was joined. Choose another room_id for a private "
+        "room.",
     )
 
 

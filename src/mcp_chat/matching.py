@@ -6,7 +6,7 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from mcp_chat import credentials, errors, messages
+from mcp_chat import credentials, errors, messages, text
 from mcp_chat.types import Draft, Kind, Participant, QueueEntry, Room
 
 MAX_INTERESTS = 5
@@ -32,6 +32,7 @@ def clean_interests(raw: Iterable[str] | None) -> tuple[str, ...]:
     for item in raw:
         if not isinstance(item, str):
             raise errors.invalid("interests must be a list of short words, e.g. ['chess', 'go'].")
+        text.check_unicode(item, "an interest")
         tag = " ".join(item.lower().split())
         if not tag:
             continue

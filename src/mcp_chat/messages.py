@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 import secrets
 from datetime import UTC, datetime
 
-from mcp_chat import errors
-from mcp_chat.types import Draft, Kind, Participant
+from mcp_chat import errors, text
+from mcp_chat.types import Draft, Kind, Message, Participant
 
 MAX_KEY_CHARS = 128
 
@@ -25,20 +26,21 @@ def new_message_id() -> str:
     return "m_" + secrets.token_hex(8)
 
 
-def check_text(text: str, max_bytes: int) -> str:
-    if not isinstance(text, str):
+def check_text(body: str, max_bytes: int) -> str:
+    if not isinstance(body, str):
         raise errors.invalid("message must be a string.")
-    if not text.strip():
+    if not body.strip():
         raise errors.invalid("message is empty. Write something to send.")
-    if "\x00" in text:
+    if "\x00" in body:
         raise errors.invalid("message contains a NUL character, which cannot be stored.")
-    size = len(text.encode("utf-8", "surrogatepass"))
+    text.check_unicode(body, "message")
+    size = len(body.encode("utf-8"))
     if size > max_bytes:
         raise errors.ChatError(
             errors.Code.MESSAGE_TOO_LARGE,
             f"message is {size} bytes; the limit is {max_bytes}. Split it into smaller messages.",
         )
-    return text
+    return body
 
 
 def check_key(key: str | None) -> str | None:
@@ -46,7 +48,30 @@ def check_key(key: str | None) -> str | None:
         return None
     if not isinstance(key, str) or not key or len(key) > MAX_KEY_CHARS:
         raise errors.invalid(f"message_key must be 1 to {MAX_KEY_CHARS} characters.")
-    return key
+    return text.check_unicode(key, "message_key")
+
+
+MAX_SEQ = 2**63 - 1
+"""The largest sequence number any store can hold (SQLite's and Lua's integers are 64-bit)."""
+
+
+def check_seq(value: int | None, what: str) -> int | None:
+    """A message seq given by a caller (`after`, `before`), or invalid_argument."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise errors.invalid(f"{what} must be a whole number (a message seq).")
+    if not 0 <= value <= MAX_SEQ:
+        raise errors.invalid(f"{what} must be a message seq between 0 and {MAX_SEQ}.")
+    return value
+
+
+def shown(message: Message) -> Message:
+    """`message` fit for an answer whatever was stored (see `text.displayable`)."""
+    body, name = text.displayable(message.text), text.displayable(message.sender_name)
+    if body is message.text and name is message.sender_name:
+        return message
+    return dataclasses.replace(message, text=body, sender_name=name)
 
 
 def text_draft(sender: Participant, text: str, key: str | None) -> Draft:

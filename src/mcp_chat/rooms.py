@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hmac
 
-from mcp_chat import errors
+from mcp_chat import errors, text
 from mcp_chat.types import Room
 
 DEFAULT_CAPACITY = 2
@@ -23,10 +23,13 @@ def check_capacity(capacity: int | None, max_capacity: int) -> int:
 
 def check_join(room: Room, active_members: int, invite_hash: str | None = None) -> None:
     """Raise unless one more participant may enter `room` now. A private room asks for its
-    invite first, so an outsider learns nothing else about it."""
-    if room.invite_hash is not None and not hmac.compare_digest(
-        room.invite_hash, invite_hash or ""
-    ):
+    invite first, so an outsider learns nothing else about it. A joiner who brings an invite
+    means a private room: a public one of that name (perhaps made first by someone who
+    guessed it) is refused, or what they say there would be open to whoever is in it."""
+    if room.invite_hash is None:
+        if invite_hash is not None:
+            raise errors.room_not_private(room.room_id)
+    elif not hmac.compare_digest(room.invite_hash, invite_hash or ""):
         raise errors.invite_required(room.room_id)
     if room.ended:
         raise errors.chat_ended(room.room_id)
@@ -52,4 +55,4 @@ MAX_INVITE_CHARS = 128
 def check_invite(invite: str) -> str:
     if not isinstance(invite, str) or not invite or len(invite) > MAX_INVITE_CHARS:
         raise errors.invalid(f"invite must be 1 to {MAX_INVITE_CHARS} characters.")
-    return invite
+    return text.check_unicode(invite, "invite")

@@ -70,7 +70,7 @@ async def receive(
             timed_out=w.timed_out,
             chat_ended=w.chat_ended,
             position=w.cursor,
-            unread=await chat.unread(room_id, client_id) if w.has_more else 0,
+            unread=w.unread,
         )
 
     return await answer(WaitOut, run)

@@ -100,6 +100,10 @@ class Store(ABC):
         not_in_room."""
 
     @abstractmethod
+    async def keyed(self, participant_id: str, key: str) -> Message | None:
+        """The message this participant sent with `key`, if one is stored."""
+
+    @abstractmethod
     async def claim(self, participant_id: str, after: int | None, limit: int) -> Claim:
         """Take up to `limit` messages from others past the read position (or past `after`,
         when given) and move the read position past them, atomically: two concurrent

@@ -118,6 +118,10 @@ class MemoryStore(Store):
             state.keys[(participant_id, draft.key)] = message
         return Appended(message, False, state.unread(participant))
 
+    async def keyed(self, participant_id: str, key: str) -> Message | None:
+        _, state = self._member(participant_id)
+        return state.keys.get((participant_id, key))
+
     async def claim(self, participant_id: str, after: int | None, limit: int) -> Claim:
         participant, state = self._member(participant_id)
         start = min(participant.cursor if after is None else max(after, 0), state.room.last_seq)

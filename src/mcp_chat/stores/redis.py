@@ -666,6 +666,17 @@ class RedisStore(Store):
         _raise_for(status, room_id)
         return Appended(Message.from_draft(room_id, int(rest[0]), draft), False, int(rest[1]))
 
+    async def keyed(self, participant_id: str, key: str) -> Message | None:
+        room_id = await self._participant_room(participant_id)
+        _, log_key, _, keys_key = self._room_keys(room_id)
+        with self._guard():
+            seq = await self._field(keys_key, f"{participant_id} {key}")
+            if seq is None:
+                return None
+            found = _texts(await self._redis.zrange(log_key, seq, seq, byscore=True))
+        # Retention may have removed the message since; its key then names nothing.
+        return _message(room_id, seq, found[0]) if found else None
+
     async def _run_append(
         self,
         room_id: str,

@@ -541,6 +541,16 @@ class SQLiteStore(Store):
 
         return await self._run(run)
 
+    async def keyed(self, participant_id: str, key: str) -> Message | None:
+        def run() -> Message | None:
+            row = self.db.execute(
+                f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE sender_id = ? AND msg_key = ?",
+                (participant_id, key),
+            ).fetchone()
+            return None if row is None else _message(row)
+
+        return await self._run(run)
+
     async def append(self, participant_id: str, draft: Draft) -> Appended:
         def run() -> Appended:
             with _write(self.db):

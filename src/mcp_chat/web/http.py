@@ -27,6 +27,7 @@ _STATUS = {
     Code.NOT_IN_ROOM: 403,
     Code.ROOM_NOT_FOUND: 404,
     Code.ROOM_FULL: 409,
+    Code.ROOM_NOT_PRIVATE: 409,
     Code.CHAT_ENDED: 410,
     Code.NOT_IN_QUEUE: 404,
     Code.TOO_MANY_ROOMS: 429,
