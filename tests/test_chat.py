@@ -117,9 +117,8 @@ async def test_leave_tells_the_partner_and_ends_a_pair(chat: ChatService) -> Non
     with pytest.raises(ChatError) as left:
         await chat.send("r", a, "I am back")
     assert left.value.code is Code.NOT_IN_ROOM
-    with pytest.raises(ChatError) as rejoin:
-        await chat.join("r", "Carol")
-    assert rejoin.value.code is Code.CHAT_ENDED
+    rejoin = await chat.join("r", "Carol")  # a new conversation under the same name
+    assert rejoin.created and [m.participant.display_name for m in rejoin.members] == ["Carol"]
 
 
 async def test_a_waiting_partner_wakes_when_the_other_leaves(chat: ChatService) -> None:
@@ -428,3 +427,52 @@ async def test_a_read_key_with_any_characters_is_refused_not_a_crash(chat: ChatS
         with pytest.raises(ChatError) as err:
             await chat.check_reader("r", key)
         assert err.value.code is Code.NOT_IN_ROOM
+
+
+async def test_a_join_to_an_ended_room_starts_a_new_conversation(chat: ChatService) -> None:
+    """One join and leave must not take 'lobby' from everyone for good."""
+    spoiler = await chat.join("lobby", "Spoiler")
+    assert await chat.leave("lobby", spoiler.client_id)  # a room of two ends when one leaves
+    ann = await chat.join("lobby", "Ann")
+    assert ann.created and [m.participant.display_name for m in ann.members] == ["Ann"]
+    bob = await chat.join("lobby", "Bob")
+    await chat.send("lobby", bob.client_id, "hello Ann")
+    got = await chat.wait("lobby", ann.client_id, timeout=1)
+    assert [(m.kind, m.text) for m in got.messages] == [
+        (Kind.JOINED, "Bob joined the room."),
+        (Kind.MESSAGE, "hello Ann"),
+    ]
+    page = await chat.history("lobby", ann.client_id)
+    assert "Spoiler" not in {m.sender_name for m in page.messages}
+    assert [m.seq for m in page.messages] == [1, 2, 3]
+
+
+async def test_old_members_keep_their_conversation_and_hear_none_of_the_new(
+    chat: ChatService,
+) -> None:
+    a, b = await pair(chat, "lobby")
+    await chat.send("lobby", a, "just between us")
+    await chat.leave("lobby", b)  # the pair has ended; Alice is still in it
+    carol = await chat.join("lobby", "Carol", capacity=3)
+    dan = await chat.join("lobby", "Dan")
+    await chat.send("lobby", carol.client_id, "new chat")
+
+    old = await chat.history("lobby", a)
+    assert [m.text for m in old.messages if m.kind is Kind.MESSAGE] == ["just between us"]
+    room, members = await chat.members("lobby", a)
+    assert room.room_id == "lobby" and room.ended
+    assert {m.participant.display_name for m in members} == {"Alice"}
+    with pytest.raises(ChatError) as err:
+        await chat.send("lobby", a, "can anyone hear me?")
+    assert err.value.code is Code.CHAT_ENDED
+    got = await chat.wait("lobby", a, timeout=1)  # what was left to read, then the end
+    assert got.chat_ended and "new chat" not in texts(got)
+
+    new = await chat.history("lobby", dan.client_id)
+    assert [m.text for m in new.messages if m.kind is Kind.MESSAGE] == ["new chat"]
+    assert "just between us" not in texts(await chat.wait("lobby", dan.client_id, timeout=1))
+    await chat.leave("lobby", a)
+    assert [m.participant.display_name for m in await chat.room_members("lobby")] == [
+        "Carol",
+        "Dan",
+    ]

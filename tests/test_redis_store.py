@@ -316,3 +316,35 @@ async def test_retention_leaves_no_keys_behind_for_the_rooms_it_removes(
     assert await store.prune(messages_before=None, idle_before="9999") == Pruned(4, 1)
     # Redis drops emptied sets and hashes itself, so nothing at all is left.
     assert list(client.scan_iter(match=f"{prefix}:*")) == []
+
+
+async def test_an_instance_that_cached_an_old_members_room_never_posts_into_the_new_one(
+    redis_url: str,
+) -> None:
+    """Instance 1 knows Alice's room as 'lobby'; instance 2 sets the ended conversation aside
+    and starts a new one there. Alice's calls through instance 1 stay in her conversation."""
+    one, two = ChatService(open_store(redis_url)), ChatService(open_store(redis_url))
+    await one.start()
+    await two.start()
+    try:
+        alice = await one.join("lobby", "Alice")
+        bob = await one.join("lobby", "Bob")
+        await one.send("lobby", alice.client_id, "old news")  # instance 1 caches her room
+        await one.leave("lobby", bob.client_id)
+        carol = await two.join("lobby", "Carol", capacity=3)
+        assert carol.created
+
+        with pytest.raises(ChatError) as err:
+            await one.send("lobby", alice.client_id, "into the new room?")
+        assert err.value.code is Code.CHAT_ENDED
+        got = await one.wait("lobby", alice.client_id, timeout=1)
+        assert "Carol" not in {m.sender_name for m in got.messages}
+        assert await one.unread("lobby", alice.client_id) == 0
+        await one.leave("lobby", alice.client_id)
+
+        new = await two.history("lobby", carol.client_id)
+        assert [(m.seq, m.sender_name) for m in new.messages] == [(1, "Carol")]
+        assert [m.participant.display_name for m in await two.room_members("lobby")] == ["Carol"]
+    finally:
+        await one.close()
+        await two.close()

@@ -99,3 +99,29 @@ def test_client_secrets_are_long_random_and_redacted() -> None:
 )
 def test_store_urls_are_logged_without_their_password(url: str, shown: str) -> None:
     assert credentials.redact_url(url) == shown
+
+
+def test_an_ended_room_is_set_aside_under_an_id_no_caller_can_choose() -> None:
+    assert rooms.starts_anew(Room("lobby", 2, "", 3, ended=True))
+    assert not rooms.starts_anew(Room("lobby", 2, "", 3, ended=False))
+    first, second = rooms.archive_id("lobby"), rooms.archive_id("lobby")
+    assert first != second and first.startswith("lobby")
+    for archived in (first, rooms.archive_id(first)):
+        assert rooms.public_id(archived) == "lobby"
+        with pytest.raises(ChatError):
+            names.check_room_id(archived)
+    assert rooms.public_id("lobby") == "lobby"
+
+
+def test_an_invite_needs_a_private_room_and_its_own_secret() -> None:
+    public = Room("team", 5, "", 0, False)
+    private = Room("team", 5, "", 0, False, invite_hash="h1")
+    rooms.check_join(public, 1)
+    rooms.check_join(private, 1, "h1")
+    with pytest.raises(ChatError) as taken:
+        rooms.check_join(public, 1, "h1")
+    assert taken.value.code is Code.ROOM_NOT_PRIVATE
+    for wrong in (None, "h2"):
+        with pytest.raises(ChatError) as refused:
+            rooms.check_join(private, 1, wrong)
+        assert refused.value.code is Code.INVITE_REQUIRED

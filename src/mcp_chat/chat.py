@@ -226,7 +226,7 @@ class ChatService:
             if len(self._identities) >= _IDENTITY_CACHE_SIZE:
                 self._identities.clear()
             self._identities[secret_hash] = identity
-        if identity.room_id != room_id:
+        if identity.room_id != room_id and rooms.public_id(identity.room_id) != room_id:
             raise errors.not_in_room(room_id)
         self.tracker.seen(identity.participant_id)
         return identity
@@ -455,7 +455,7 @@ class ChatService:
         if limit is not None and not 1 <= limit <= page:
             raise errors.invalid(f"limit must be between 1 and {page}.")
         identity = await self._identify(room_id, client_id)
-        await self._check_present(identity)
+        room_id = await self._room_of(identity)
         found = await self.store.history(room_id, after, before, limit or page)
         room = await self.store.room(room_id)
         last_seq = room.last_seq if room else 0
@@ -465,11 +465,12 @@ class ChatService:
     async def members(self, room_id: str, client_id: str) -> tuple[Room, list[Member]]:
         """The room and who is in it, each present, away or gone."""
         identity = await self._identify(room_id, client_id)
-        await self._check_present(identity)
+        room_id = await self._room_of(identity)
         room = await self.store.room(room_id)
         if room is None:
             raise errors.room_not_found(room_id)
-        return room, self._presence_of(await self.store.members(room_id))
+        members = self._presence_of(await self.store.members(room_id))
+        return dataclasses.replace(room, room_id=rooms.public_id(room_id)), members
 
     def _presence_of(self, participants: list[Participant]) -> list[Member]:
         """Each participant with its status, counting what this process heard since the last
@@ -518,9 +519,15 @@ class ChatService:
     async def room_members(self, room_id: str) -> list[Member]:
         return self._presence_of(await self.store.members(room_id))
 
-    async def _check_present(self, identity: _Identity) -> None:
-        # unread() raises for a participant who has left; it is the cheapest such check.
-        await self.store.unread(identity.participant_id)
+    async def _room_of(self, identity: _Identity) -> str:
+        """The id the participant's room is stored under now (the name it joined may since
+        have been taken by a new conversation, see `rooms.starts_anew`); raises if it left."""
+        participant = await self.store.participant(identity.secret_hash)
+        if participant is None:
+            raise errors.unknown_client()
+        if participant.left:
+            raise errors.left_room(rooms.public_id(participant.room_id))
+        return participant.room_id
 
     # -- random pairing ---------------------------------------------------------------------------
 

@@ -84,8 +84,8 @@ def room_full(room_id: str, capacity: int) -> ChatError:
 def chat_ended(room_id: str) -> ChatError:
     return ChatError(
         Code.CHAT_ENDED,
-        f"The chat in room '{room_id}' has ended. Call join_room with a new room_id "
-        "to start another.",
+        f"The chat in room '{room_id}' has ended. Call join_room to start another (with the "
+        "same room_id, a new conversation begins there).",
     )
 
 

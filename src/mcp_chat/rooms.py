@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hmac
+import secrets
 
 from mcp_chat import errors, text
 from mcp_chat.types import Room
@@ -31,10 +32,31 @@ def check_join(room: Room, active_members: int, invite_hash: str | None = None) 
             raise errors.room_not_private(room.room_id)
     elif not hmac.compare_digest(room.invite_hash, invite_hash or ""):
         raise errors.invite_required(room.room_id)
-    if room.ended:
+    if room.ended:  # a store sets an ended room aside first (`starts_anew`); this is a guard
         raise errors.chat_ended(room.room_id)
     if active_members >= room.capacity:
         raise errors.room_full(room.room_id, room.capacity)
+
+
+def starts_anew(room: Room) -> bool:
+    """A join to an ended room's id starts a new conversation there: the store first sets the
+    old one aside under `archive_id`, where its members keep their history. Otherwise one
+    join and leave would take a name such as 'lobby' from everyone, for good."""
+    return room.ended
+
+
+_ARCHIVED = "~"
+"""Never in a room id a caller may choose (see `names.check_room_id`)."""
+
+
+def archive_id(room_id: str) -> str:
+    """The id an ended conversation is kept under once its name is taken again."""
+    return f"{public_id(room_id)}{_ARCHIVED}{secrets.token_hex(6)}"
+
+
+def public_id(room_id: str) -> str:
+    """The id callers know a room by, whether it is current or set aside."""
+    return room_id.partition(_ARCHIVED)[0]
 
 
 def ends_after_leave(room: Room, remaining_members: int) -> bool:

@@ -85,8 +85,10 @@ class Store(ABC):
         invite_hash: str | None = None,
     ) -> Joined:
         """Create the room with `capacity` (private when `invite_hash` is given) if it does not
-        exist, add `participant`, and log `event` (its 'joined' message). Raises
-        invite_required, room_full or chat_ended (via `rooms.check_join`)."""
+        exist, add `participant`, and log `event` (its 'joined' message). A room that has
+        ended is first set aside under `rooms.archive_id` with its participants and messages
+        (`rooms.starts_anew`), and a new one made. Raises invite_required, room_not_private or
+        room_full (via `rooms.check_join`)."""
 
     @abstractmethod
     async def participant(self, secret_hash: str) -> Participant | None:

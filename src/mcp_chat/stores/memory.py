@@ -85,6 +85,9 @@ class MemoryStore(Store):
         invite_hash: str | None = None,
     ) -> Joined:
         state = self._rooms.get(room_id)
+        if state is not None and rooms.starts_anew(state.room):
+            self._set_aside(state)
+            state = None
         created = state is None
         if state is None:
             room = Room(room_id, capacity, event.timestamp, 0, False, invite_hash)
@@ -100,6 +103,21 @@ class MemoryStore(Store):
         state.members.append(stored.participant_id)
         members = [self._participants[pid] for pid in state.members]
         return Joined(stored, state.room, created, members)
+
+    def _set_aside(self, state: _RoomState) -> None:
+        """Keep an ended conversation, with everyone who was in it, under `rooms.archive_id`."""
+        old = state.room.room_id
+        archive = rooms.archive_id(old)
+        del self._rooms[old]
+        state.room = dataclasses.replace(state.room, room_id=archive)
+        state.log = [dataclasses.replace(m, room_id=archive) for m in state.log]
+        state.keys = {k: dataclasses.replace(m, room_id=archive) for k, m in state.keys.items()}
+        # Every participant still filed under the name was in this conversation: those of
+        # earlier ones were set aside with theirs.
+        for pid, p in list(self._participants.items()):
+            if p.room_id == old:
+                self._participants[pid] = dataclasses.replace(p, room_id=archive)
+        self._rooms[archive] = state
 
     async def participant(self, secret_hash: str) -> Participant | None:
         participant_id = self._by_secret.get(secret_hash)

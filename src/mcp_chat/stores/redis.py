@@ -118,18 +118,20 @@ _APPEND = (
     + """
 -- KEYS: participant, room, log, keys, present, participant's sent
 -- ARGV: mode, payload, dedup field ('' for none), channel, notice, participant id,
---       silent-since cutoff ('' for none)
+--       silent-since cutoff ('' for none), the participant's room id as the caller knows it
 -- mode 'text': a participant's message; the answer ends with the sender's unread count.
 -- 'gone' / 'back': a presence event that also sets the participant's
 -- gone flag, and is skipped if it no longer applies (the same conditions as
 -- MemoryStore._in_open_room and the gone checks in its touch/disconnect/sweep).
 local mode = ARGV[1]
-local p = redis.call('HMGET', KEYS[1], 'left', 'gone', 'last_seen', 'cursor', 'indexed')
+local p = redis.call('HMGET', KEYS[1], 'left', 'gone', 'last_seen', 'cursor', 'indexed',
+                     'room_id')
 local function unread() return count_unread(KEYS[3], KEYS[6], p[4], ARGV[6], p[5]) end
 if not p[1] then
   if mode == 'text' then return {'unknown'} end
   return {'skip'}
 end
+if p[6] ~= ARGV[8] then return {'moved'} end
 if p[1] == '1' then
   if mode == 'text' then return {'left'} end
   return {'skip'}
@@ -165,11 +167,13 @@ return {'ok', seq}
 )
 
 _CLAIM = """
--- KEYS: participant, room, log.  ARGV: after ('' for the read position), limit, participant id
+-- KEYS: participant, room, log.
+-- ARGV: after ('' for the read position), limit, participant id, its room id as known
 -- The same reading as SQLiteStore.claim: the first `limit` messages from others past the
 -- start; the read position moves past them, or to the end when nothing more remains.
-local p = redis.call('HMGET', KEYS[1], 'left', 'cursor')
+local p = redis.call('HMGET', KEYS[1], 'left', 'cursor', 'room_id')
 if not p[1] then return {'unknown'} end
+if p[3] ~= ARGV[4] then return {'moved'} end
 if p[1] == '1' then return {'left'} end
 local room = redis.call('HMGET', KEYS[2], 'last_seq', 'ended')
 local last = tonumber(room[1])
@@ -204,9 +208,10 @@ return {'ok', cursor, more, room[2], unpack(taken)}
 _UNREAD = (
     _COUNT_UNREAD
     + """
--- KEYS: participant, log, participant's sent.  ARGV: participant id
-local p = redis.call('HMGET', KEYS[1], 'left', 'cursor', 'indexed')
+-- KEYS: participant, log, participant's sent.  ARGV: participant id, its room id as known
+local p = redis.call('HMGET', KEYS[1], 'left', 'cursor', 'indexed', 'room_id')
 if not p[1] then return {'unknown'} end
+if p[4] ~= ARGV[2] then return {'moved'} end
 if p[1] == '1' then return {'left'} end
 return {'ok', count_unread(KEYS[2], KEYS[3], p[2], ARGV[1], p[3])}
 """
@@ -406,7 +411,8 @@ class RedisStore(Store):
         self._unread = self._redis.register_script(_UNREAD)
         self._touch = self._redis.register_script(_TOUCH)
         self._dequeue = self._redis.register_script(_DEQUEUE)
-        self._room_of: dict[str, str] = {}  # participant id -> room id; never changes
+        # participant id -> room id; changes only when an ended room is set aside (`_in_room`)
+        self._room_of: dict[str, str] = {}
         self._listener: asyncio.Task[None] | None = None
         self._outage = Outage("Redis", log)
         self.channel = self._key("changes")
@@ -622,7 +628,11 @@ class RedisStore(Store):
 
         async def body(pipe: Pipeline) -> Joined:
             fields = await self._hash(room_key)
-            member_ids = await self._ids(members_key)
+            set_aside: _SetAside | None = None
+            if fields and rooms.starts_anew(_room(fields)):
+                set_aside = await self._watch_to_set_aside(pipe, room_id)
+                fields = {}
+            member_ids = [] if set_aside else await self._ids(members_key)
             members = [
                 _participant(f)
                 for f in await self._hashes([self._key("p", pid) for pid in member_ids])
@@ -638,6 +648,8 @@ class RedisStore(Store):
             # arrived is delivered too.
             stored = dataclasses.replace(participant, cursor=0)
             _begin(pipe)
+            if set_aside:
+                self._set_aside(pipe, room_id, set_aside)
             if created:
                 self._add_room(pipe, room)
             message = self._log(pipe, room_id, room.last_seq + 1, event)
@@ -649,6 +661,34 @@ class RedisStore(Store):
 
         return await self._transact([room_key, members_key], body)
 
+    def _room_key_set(self, room_id: str) -> list[str]:
+        return [*self._room_keys(room_id), self._key("room", room_id, "everyone")]
+
+    async def _watch_to_set_aside(self, pipe: Pipeline, room_id: str) -> _SetAside:
+        """Before `_set_aside`: watch what it moves, and read what it needs."""
+        keys = self._room_key_set(room_id)
+        await pipe.watch(*keys)
+        return _SetAside(
+            keys=[k for k in keys if await self._redis.exists(k)],  # RENAME needs them there
+            everyone=_texts(await self._redis.smembers(keys[-1])),
+            score=await self._redis.zscore(self._key("all"), room_id),
+        )
+
+    def _set_aside(self, pipe: Pipeline, room_id: str, found: _SetAside) -> None:
+        """Keep an ended conversation, with everyone who was in it, under `rooms.archive_id`
+        (queued in `pipe`'s transaction). Other processes that cached a participant's room
+        learn of the move from the scripts' 'moved' answer (see `_in_room`)."""
+        archive = rooms.archive_id(room_id)
+        renamed = dict(zip(self._room_key_set(room_id), self._room_key_set(archive), strict=True))
+        for key in found.keys:
+            pipe.rename(key, renamed[key])
+        for participant_id in found.everyone:
+            pipe.hset(self._key("p", participant_id), "room_id", archive)
+            self._room_of.pop(participant_id, None)
+        pipe.zrem(self._key("all"), room_id)
+        if found.score is not None:
+            pipe.zadd(self._key("all"), {archive: found.score})
+
     async def participant(self, secret_hash: str) -> Participant | None:
         with self._guard():
             participant_id = await self._field(self._key("secrets"), secret_hash)
@@ -657,19 +697,41 @@ class RedisStore(Store):
             fields = await self._hash(self._key("p", participant_id))
         return _participant(fields) if fields else None
 
+    async def _in_room(
+        self, participant_id: str, run: Callable[[str], Awaitable[T]]
+    ) -> tuple[str, T]:
+        """`run(room id)` with the participant's room as cached; once more with the stored one
+        if it raises `_Moved` (another process set its ended room aside, see
+        `rooms.starts_anew`, and the name it had now holds a new conversation)."""
+        for _ in range(2):
+            room_id = await self._participant_room(participant_id)
+            try:
+                return room_id, await run(room_id)
+            except _Moved:
+                self._room_of.pop(participant_id, None)
+        raise errors.ChatError(
+            errors.Code.STORE_UNAVAILABLE, "The room moved while you called; call again."
+        )
+
     async def append(self, participant_id: str, draft: Draft) -> Appended:
-        room_id = await self._participant_room(participant_id)
         dedup = "" if draft.key is None else f"{participant_id} {draft.key}"
-        status, *rest = await self._run_append(room_id, participant_id, "text", draft, dedup)
+
+        async def run(room_id: str) -> list[Any]:
+            return _unmoved(await self._run_append(room_id, participant_id, "text", draft, dedup))
+
+        room_id, (status, *rest) = await self._in_room(participant_id, run)
         if status == "duplicate":
             return Appended(_message(room_id, rest[0], rest[1]), True, int(rest[2]))
         _raise_for(status, room_id)
         return Appended(Message.from_draft(room_id, int(rest[0]), draft), False, int(rest[1]))
 
     async def keyed(self, participant_id: str, key: str) -> Message | None:
-        room_id = await self._participant_room(participant_id)
-        _, log_key, _, keys_key = self._room_keys(room_id)
         with self._guard():
+            # Not the cached room: a rare call, and its room may have been set aside.
+            room_id = await self._field(self._key("p", participant_id), "room_id")
+            if room_id is None:
+                raise errors.unknown_client()
+            _, log_key, _, keys_key = self._room_keys(room_id)
             seq = await self._field(keys_key, f"{participant_id} {key}")
             if seq is None:
                 return None
@@ -705,36 +767,44 @@ class RedisStore(Store):
                     self._notice(room_id),
                     participant_id,
                     cutoff,
+                    room_id,
                 ],
             )
         return list(result)
 
     async def claim(self, participant_id: str, after: int | None, limit: int) -> Claim:
-        room_id = await self._participant_room(participant_id)
-        room_key, log_key, _, _ = self._room_keys(room_id)
-        with self._guard():
-            result = await self._claim(
-                keys=[self._key("p", participant_id), room_key, log_key],
-                args=["" if after is None else after, limit, participant_id],
-            )
-        status, *rest = result
+        async def run(room_id: str) -> list[Any]:
+            room_key, log_key, _, _ = self._room_keys(room_id)
+            with self._guard():
+                return _unmoved(
+                    await self._claim(
+                        keys=[self._key("p", participant_id), room_key, log_key],
+                        args=["" if after is None else after, limit, participant_id, room_id],
+                    )
+                )
+
+        room_id, (status, *rest) = await self._in_room(participant_id, run)
         _raise_for(status, room_id)
         cursor, more, ended, *taken = rest
         found = [_message(room_id, taken[i + 1], taken[i]) for i in range(0, len(taken), 2)]
         return Claim(found, int(cursor), more == 1, ended == "1")
 
     async def unread(self, participant_id: str) -> int:
-        room_id = await self._participant_room(participant_id)
-        _, log_key, _, _ = self._room_keys(room_id)
-        with self._guard():
-            status, *rest = await self._unread(
-                keys=[
-                    self._key("p", participant_id),
-                    log_key,
-                    self._key("p", participant_id, "sent"),
-                ],
-                args=[participant_id],
-            )
+        async def run(room_id: str) -> list[Any]:
+            _, log_key, _, _ = self._room_keys(room_id)
+            with self._guard():
+                return _unmoved(
+                    await self._unread(
+                        keys=[
+                            self._key("p", participant_id),
+                            log_key,
+                            self._key("p", participant_id, "sent"),
+                        ],
+                        args=[participant_id, room_id],
+                    )
+                )
+
+        room_id, (status, *rest) = await self._in_room(participant_id, run)
         _raise_for(status, room_id)
         return int(rest[0])
 
@@ -754,7 +824,12 @@ class RedisStore(Store):
         return page[::-1] if desc else page
 
     async def leave(self, participant_id: str, event: Draft) -> Left:
-        room_id = await self._participant_room(participant_id)
+        async def run(room_id: str) -> Left:
+            return await self._leave(participant_id, room_id, event)
+
+        return (await self._in_room(participant_id, run))[1]
+
+    async def _leave(self, participant_id: str, room_id: str, event: Draft) -> Left:
         room_key, _, members_key, _ = self._room_keys(room_id)
         p_key = self._key("p", participant_id)
 
@@ -762,6 +837,8 @@ class RedisStore(Store):
             fields = await self._hash(p_key)
             if not fields:
                 raise errors.unknown_client()
+            if fields["room_id"] != room_id:
+                raise _Moved
             if fields["left"] == "1":
                 raise errors.left_room(room_id)
             room = _room(await self._hash(room_key))
@@ -1075,6 +1152,28 @@ class RedisStore(Store):
             if event := await self._mark(participant_id, Kind.DISCONNECTED, repr(cutoff)):
                 events.append(event)
         return events
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _SetAside:
+    """What setting an ended room aside moves: its keys that exist, its participants, and
+    its score in the retention index."""
+
+    keys: list[str]
+    everyone: list[str]
+    score: float | None
+
+
+class _Moved(Exception):
+    """The participant's room is no longer filed under the id this process had cached."""
+
+
+def _unmoved(answer: Any) -> list[Any]:
+    """A script's answer, unless it says the participant's room was set aside."""
+    found = list(answer)
+    if found[0] == "moved":
+        raise _Moved
+    return found
 
 
 def _raise_for(status: str, room_id: str) -> None:

@@ -436,6 +436,16 @@ class SQLiteStore(Store):
         ).fetchone()
         return None if row is None else _room(row)
 
+    def _set_aside(self, room_id: str) -> None:
+        """Keep an ended conversation, with everyone who was in it, under `rooms.archive_id`
+        (each table's room_id; a queue entry keeps pointing at the room it was matched into)."""
+        archive = rooms.archive_id(room_id)
+        for table in ("rooms", "messages", "participants", "queue"):
+            self.db.execute(
+                f"UPDATE {table} SET room_id = ? WHERE room_id = ?",  # the names are the four above
+                (archive, room_id),
+            )
+
     def _active_members(self, room_id: str) -> list[Participant]:
         rows = self.db.execute(
             f"SELECT {_PARTICIPANT_COLUMNS} FROM participants "
@@ -517,6 +527,9 @@ class SQLiteStore(Store):
         def run() -> Joined:
             with _write(self.db):
                 room = self._room_row(room_id)
+                if room is not None and rooms.starts_anew(room):
+                    self._set_aside(room_id)
+                    room = None
                 created = room is None
                 if room is None:
                     room = Room(room_id, capacity, event.timestamp, 0, False, invite_hash)
