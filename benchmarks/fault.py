@@ -72,6 +72,8 @@ class Server:
                 "error",
                 "--rate-messages",
                 "0",
+                "--rate-joins",
+                "0",
             ],
             stdout=subprocess.DEVNULL,
         )

@@ -30,7 +30,12 @@ def main() -> None:
 
     # No sending-rate limit: the benchmark measures how fast messages can go.
     settings = Settings(
-        host="127.0.0.1", port=args.port, store=args.store, log_level="warning", rate_messages=0
+        host="127.0.0.1",
+        port=args.port,
+        store=args.store,
+        log_level="warning",
+        rate_messages=0,
+        rate_joins=0,
     )
     setup_logging(settings.log_level)
     parts = build(settings)

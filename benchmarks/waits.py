@@ -537,6 +537,7 @@ def main() -> None:
     limit = raise_open_files()
     # Everyone joins beforehand: more rooms than the default limit of 10,000 may be made.
     os.environ["MCP_CHAT_MAX_ROOMS"] = "0"
+    os.environ["MCP_CHAT_RATE_JOINS"] = "0"  # all load comes from one address
     with tempfile.TemporaryDirectory(prefix="mcp-chat-bench-") as tmp:
         if args.only != "H":
             server = Server(f"sqlite:///{tmp}/g.db", allocator_env(args.malloc))

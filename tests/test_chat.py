@@ -476,3 +476,22 @@ async def test_old_members_keep_their_conversation_and_hear_none_of_the_new(
         "Carol",
         "Dan",
     ]
+
+
+async def test_joins_and_queue_entries_of_one_caller_share_a_limit(store_url: str) -> None:
+    chat = await service(store_url, rate_joins=2, rate_window=3600)
+    try:
+        await chat.join("a", "A", caller="10.0.0.1")
+        await chat.enter_queue("B", caller="10.0.0.1")
+        for refused in (
+            chat.join("c", "C", caller="10.0.0.1"),
+            chat.enter_queue("D", caller="10.0.0.1"),
+        ):
+            with pytest.raises(ChatError) as err:
+                await refused
+            assert err.value.code is Code.RATE_LIMITED and "nothing was joined" in err.value.message
+        await chat.join("c", "C", caller="10.0.0.2")  # another caller has its own
+        await chat.join("d", "D")  # the core's own callers (tests, tools) are not counted
+        assert await chat.store.room("c") is not None
+    finally:
+        await chat.close()

@@ -6,7 +6,7 @@ import pytest
 
 from mcp_chat import rooms
 from mcp_chat.errors import ChatError, Code
-from mcp_chat.limits import SendRate, WaitSlots
+from mcp_chat.limits import Rate, WaitSlots
 
 
 class Clock:
@@ -19,7 +19,7 @@ class Clock:
 
 def test_a_burst_is_allowed_then_refused_with_the_wait_in_words() -> None:
     clock = Clock()
-    rate = SendRate(messages=3, window=30.0, clock=clock)  # one token per 10 s
+    rate = Rate(messages=3, window=30.0, clock=clock)  # one token per 10 s
     for _ in range(3):
         rate.take("alice")
     with pytest.raises(ChatError) as err:
@@ -34,7 +34,7 @@ def test_a_burst_is_allowed_then_refused_with_the_wait_in_words() -> None:
 
 def test_tokens_come_back_with_time_up_to_the_burst() -> None:
     clock = Clock()
-    rate = SendRate(messages=2, window=2.0, clock=clock)
+    rate = Rate(messages=2, window=2.0, clock=clock)
     rate.take("a")
     rate.take("a")
     clock.now += 1
@@ -47,7 +47,7 @@ def test_tokens_come_back_with_time_up_to_the_burst() -> None:
 
 
 def test_each_participant_has_its_own_bucket() -> None:
-    rate = SendRate(messages=1, window=60.0, clock=Clock())
+    rate = Rate(messages=1, window=60.0, clock=Clock())
     rate.take("a")
     rate.take("b")
     with pytest.raises(ChatError):
@@ -55,21 +55,21 @@ def test_each_participant_has_its_own_bucket() -> None:
 
 
 def test_a_given_back_token_can_be_spent_again() -> None:
-    rate = SendRate(messages=1, window=60.0, clock=Clock())
+    rate = Rate(messages=1, window=60.0, clock=Clock())
     rate.take("a")
     rate.give_back("a")
     rate.take("a")
 
 
 def test_zero_messages_turns_the_rate_limit_off() -> None:
-    rate = SendRate(messages=0, window=1.0, clock=Clock())
+    rate = Rate(messages=0, window=1.0, clock=Clock())
     for _ in range(1000):
         rate.take("a")
 
 
 def test_full_buckets_are_forgotten() -> None:
     clock = Clock()
-    rate = SendRate(messages=1, window=1.0, clock=clock)
+    rate = Rate(messages=1, window=1.0, clock=clock)
     for i in range(10_000):
         rate.take(f"p{i}")
     clock.now += 2

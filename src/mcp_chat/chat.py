@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from mcp_chat import credentials, errors, matching, messages, names, rooms
 from mcp_chat.errors import ChatError
-from mcp_chat.limits import SendRate, WaitSlots
+from mcp_chat.limits import Rate, WaitSlots
 from mcp_chat.matching import MatchPolicy
 from mcp_chat.presence import PresencePolicy, Session, Status, Tracker, status
 from mcp_chat.retention import Retention
@@ -37,6 +37,8 @@ class Limits:
     rate_messages: int = 120
     """Messages a participant may send at once, refilled over `rate_window` seconds."""
     rate_window: float = 60.0
+    rate_joins: int = 60
+    """Rooms joined or queues entered per `rate_window` by one caller (see `ChatService.join`)."""
     max_waits: int = 4
     """Blocked wait_for_message calls one participant may have open at once."""
     batch_size: int = 50
@@ -134,7 +136,10 @@ class ChatService:
         self.clock = clock
         self.signals = RoomSignals()
         self.tracker = Tracker(clock)
-        self.send_rate = SendRate(self.limits.rate_messages, self.limits.rate_window)
+        self.send_rate = Rate(self.limits.rate_messages, self.limits.rate_window)
+        self.join_rate = Rate(
+            self.limits.rate_joins, self.limits.rate_window, refusal=errors.joining_too_fast
+        )
         self.wait_slots = WaitSlots(self.limits.max_waits)
         self._identities: dict[str, _Identity] = {}
         self._users = 0
@@ -251,7 +256,11 @@ class ChatService:
         display_name: str,
         capacity: int | None = None,
         invite: str | None = None,
+        caller: str | None = None,
     ) -> JoinResult:
+        """Enter (or create) a room. `caller` names who asks, as the adapter knows it (a
+        client's address, a stdio process): its joins are limited to `limits.rate_joins` per
+        window, so that nobody fills the store with rooms; None is not limited."""
         limits = self.limits
         name = names.clean_display_name(display_name, limits.max_name_chars)
         if room_id:
@@ -262,6 +271,8 @@ class ChatService:
         invite_hash = (
             None if invite is None else credentials.hash_secret(rooms.check_invite(invite))
         )
+        if caller is not None:
+            self.join_rate.take(caller)
         if limits.max_rooms and await self.store.room(room_id) is None:
             # Checked before the store creates the room, so concurrent creations may overshoot
             # the limit by a few; it bounds growth, it is not an exact quota.
@@ -532,11 +543,14 @@ class ChatService:
     # -- random pairing ---------------------------------------------------------------------------
 
     async def enter_queue(
-        self, display_name: str, interests: list[str] | None = None
+        self, display_name: str, interests: list[str] | None = None, caller: str | None = None
     ) -> QueueResult:
-        """Join the random queue: matched at once with someone waiting, or waiting."""
+        """Join the random queue: matched at once with someone waiting, or waiting. `caller`
+        counts toward the same limit as `join`'s."""
         name = names.clean_display_name(display_name, self.limits.max_name_chars)
         tags = matching.clean_interests(interests)
+        if caller is not None:
+            self.join_rate.take(caller)
         client_id = credentials.new_client_secret()
         now = self.clock()
         entry = QueueEntry(

@@ -39,6 +39,7 @@ class Settings(BaseSettings):
     max_rooms: int = Field(default=10_000, ge=0)
     rate_messages: int = Field(default=120, ge=0)
     rate_window: float = Field(default=60.0, gt=0)
+    rate_joins: int = Field(default=60, ge=0)
     max_waits: int = Field(default=4, ge=0)
     default_wait: float = Field(default=30.0, ge=1, le=300)
     message_max_age: float = Field(default=0.0, ge=0)
@@ -84,6 +85,7 @@ class Settings(BaseSettings):
             max_rooms=self.max_rooms,
             rate_messages=self.rate_messages,
             rate_window=self.rate_window,
+            rate_joins=self.rate_joins,
             max_waits=self.max_waits,
             default_wait=self.default_wait,
             retention=Retention(self.message_max_age, self.idle_max_age),

@@ -106,6 +106,15 @@ def rate_limited(retry_after: float) -> ChatError:
     )
 
 
+def joining_too_fast(retry_after: float) -> ChatError:
+    seconds = max(1, math.ceil(retry_after))
+    return ChatError(
+        Code.RATE_LIMITED,
+        f"Too many rooms joined or queues entered from here lately. Wait {seconds} "
+        f"second{'s' if seconds != 1 else ''}, then try again; nothing was joined.",
+    )
+
+
 def too_many_waits(limit: int) -> ChatError:
     return ChatError(
         Code.TOO_MANY_WAITS,

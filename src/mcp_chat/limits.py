@@ -1,4 +1,5 @@
-"""Per-participant limits kept in this process: a token bucket for sends, a count of open waits."""
+"""Limits kept in this process: token buckets for sends (per participant) and joins (per
+caller), and a count of open waits per participant."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ from dataclasses import dataclass
 from mcp_chat import errors
 
 Clock = Callable[[], float]
+Refusal = Callable[[float], errors.ChatError]
+"""The error for a refused token, given the seconds until the next one."""
 
 _PRUNE_AT = 10_000
 """Buckets kept before full ones are forgotten (a full bucket is the same as no bucket)."""
@@ -21,14 +24,21 @@ class _Bucket:
     stamp: float
 
 
-class SendRate:
-    """A token bucket per participant: up to `messages` at once, refilled at
-    `messages / window` per second. `messages == 0` turns the limit off."""
+class Rate:
+    """A token bucket per key (a participant, a caller): up to `messages` at once, refilled
+    at `messages / window` per second. `messages == 0` turns the limit off."""
 
-    def __init__(self, messages: int, window: float, clock: Clock = time.monotonic) -> None:
+    def __init__(
+        self,
+        messages: int,
+        window: float,
+        clock: Clock = time.monotonic,
+        refusal: Refusal = errors.rate_limited,
+    ) -> None:
         self.messages = messages
         self.window = window
         self._clock = clock
+        self._refusal = refusal
         self._buckets: dict[str, _Bucket] = {}
 
     @property
@@ -39,14 +49,14 @@ class SendRate:
         return min(float(self.messages), bucket.tokens + (now - bucket.stamp) * self._per_second)
 
     def take(self, key: str) -> None:
-        """Spend one token for `key`, or raise rate_limited saying how long to wait."""
+        """Spend one token for `key`, or raise the refusal saying how long to wait."""
         if self.messages <= 0:
             return
         now = self._clock()
         bucket = self._buckets.get(key)
         tokens = float(self.messages) if bucket is None else self._refilled(bucket, now)
         if tokens < 1:
-            raise errors.rate_limited((1 - tokens) / self._per_second)
+            raise self._refusal((1 - tokens) / self._per_second)
         if bucket is None and len(self._buckets) >= _PRUNE_AT:
             self._forget_full(now)
         self._buckets[key] = _Bucket(tokens - 1, now)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
+import httpx2
 from mcp import Client
 
 
@@ -35,3 +37,86 @@ async def hear(client: Client, room_id: str, client_id: str, wanted: str) -> dic
         assert got["success"], got
         if wanted in texts(got):
             return got
+
+
+class RawSession:
+    """JSON-RPC by hand over streamable HTTP, for what a real client would refuse to send
+    (arguments of the wrong shape, text that is not valid Unicode): on the handshake family
+    (`legacy`: initialize, then the session's id on every call) or on 2026-07-28."""
+
+    LEGACY, MODERN = "2025-11-25", "2026-07-28"
+
+    def __init__(self, http: httpx2.AsyncClient, url: str, mode: str) -> None:
+        self.http, self.url, self.mode = http, url, mode
+        self.version = self.LEGACY if mode == "legacy" else self.MODERN
+        self.session_id: str | None = None
+        self._ids = 0
+
+    async def __aenter__(self) -> RawSession:
+        if self.mode == "legacy":
+            answer = await self.send(
+                "initialize",
+                {
+                    "protocolVersion": self.LEGACY,
+                    "capabilities": {},
+                    "clientInfo": {"name": "raw", "version": "0"},
+                },
+            )
+            assert "result" in answer, answer
+            await self.http.post(
+                self.url,
+                content=json.dumps({"jsonrpc": "2.0", "method": "notifications/initialized"}),
+                headers=self._headers("notifications/initialized", None),
+            )
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        if self.session_id is not None:
+            await self.http.delete(self.url, headers=self._headers("", None))
+
+    def _headers(self, method: str, name: str | None) -> dict[str, str]:
+        headers = {
+            "Accept": "application/json, text/event-stream",
+            "Content-Type": "application/json",
+            "Mcp-Protocol-Version": self.version,
+        }
+        if self.session_id is not None:
+            headers["Mcp-Session-Id"] = self.session_id
+        if self.mode != "legacy":
+            headers["Mcp-Method"] = method
+            if name is not None:
+                headers["Mcp-Name"] = name
+        return headers
+
+    async def send(self, method: str, params: Any, name: str | None = None) -> dict[str, Any]:
+        """One request whose params are any JSON value (the body escapes non-ASCII text, so
+        a lone surrogate travels as a `\\ud800` escape); the JSON-RPC answer."""
+        self._ids += 1
+        if self.mode != "legacy" and isinstance(params, dict):
+            params = {
+                **params,
+                "_meta": {
+                    "io.modelcontextprotocol/protocolVersion": self.MODERN,
+                    "io.modelcontextprotocol/clientInfo": {"name": "raw", "version": "0"},
+                    "io.modelcontextprotocol/clientCapabilities": {},
+                },
+            }
+        body = json.dumps({"jsonrpc": "2.0", "id": self._ids, "method": method, "params": params})
+        response = await self.http.post(
+            self.url, content=body, headers=self._headers(method, name), timeout=60
+        )
+        if method == "initialize":
+            self.session_id = response.headers.get("mcp-session-id")
+        text = response.text
+        if response.headers.get("content-type", "").startswith("text/event-stream"):
+            text = [ln for ln in text.splitlines() if ln.startswith("data: ")][-1][6:]
+        answer: dict[str, Any] = json.loads(text)
+        return answer
+
+    async def call_tool(self, tool: str, arguments: Any) -> dict[str, Any]:
+        """tools/call; the structured result, or the JSON-RPC error as {'rpc_error': ...}."""
+        answer = await self.send("tools/call", {"name": tool, "arguments": arguments}, tool)
+        if "error" in answer:
+            return {"rpc_error": answer["error"]}
+        structured: dict[str, Any] = answer["result"]["structuredContent"]
+        return structured

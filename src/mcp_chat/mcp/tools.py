@@ -10,6 +10,7 @@ from contextlib import asynccontextmanager
 from typing import Annotated, TypeVar
 
 from fastmcp import Context, FastMCP
+from fastmcp.server.dependencies import get_http_request
 from pydantic import Field
 
 from mcp_chat.chat import ChatService, QueueResult
@@ -54,6 +55,16 @@ async def answer(model: type[R], action: Callable[[], Awaitable[R]]) -> R:
             error="The server hit an internal error; nothing was lost. Try the call again.",
             code=Code.INTERNAL_ERROR.value,
         )
+
+
+def caller() -> str:
+    """Whom a join counts against (`ChatService.join`): the client's address over HTTP, and
+    over stdio the process's one client."""
+    try:
+        request = get_http_request()
+    except RuntimeError:
+        return "stdio"
+    return request.client.host if request.client else "unknown"
 
 
 async def receive(
@@ -145,7 +156,7 @@ def register_tools(mcp: FastMCP, chat: ChatService, keepalive_every: float = 10.
         send_message to talk; leave_chat when done."""
 
         async def run() -> JoinOut:
-            j = await chat.join(room_id, display_name, capacity, invite)
+            j = await chat.join(room_id, display_name, capacity, invite, caller())
             alone = len(j.members) < 2
             transcript_uri, members_uri = room_uris(j.room.room_id, j.participant.secret_hash)
             return JoinOut(
@@ -273,7 +284,8 @@ def register_tools(mcp: FastMCP, chat: ChatService, keepalive_every: float = 10.
         wait_for_match until matched. In the room, use the same client_id."""
 
         async def run() -> QueueOut:
-            return await queue_out(chat, await chat.enter_queue(display_name, interests))
+            entered = await chat.enter_queue(display_name, interests, caller())
+            return await queue_out(chat, entered)
 
         return await answer(QueueOut, run)
 

@@ -91,6 +91,11 @@ def secret_of(request: Request) -> str:
     return request.headers.get(CLIENT_HEADER, "")
 
 
+def caller_of(request: Request) -> str:
+    """Whom a join counts against (`ChatService.join`): the client's address."""
+    return request.client.host if request.client else "unknown"
+
+
 def event(name: str, data: dict[str, Any]) -> str:
     return f"event: {name}\ndata: {json.dumps(data)}\n\n"
 

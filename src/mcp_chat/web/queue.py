@@ -17,6 +17,7 @@ from mcp_chat.web.http import (
     Route,
     Streams,
     body_of,
+    caller_of,
     end_event,
     event,
     secret_of,
@@ -47,7 +48,9 @@ def add_queue(route: Route, chat: ChatService, streams: Streams) -> None:
         interests = body.get("interests")
         if interests is not None and not isinstance(interests, list):
             raise invalid("interests must be a list of short words, e.g. ['chess', 'go'].")
-        entered = await chat.enter_queue(body.get("display_name", ""), interests)
+        entered = await chat.enter_queue(
+            body.get("display_name", ""), interests, caller_of(request)
+        )
         return JSONResponse({"client_id": entered.client_id, **queue_out(entered)})
 
     @route("/api/queue/events", "GET")

@@ -20,6 +20,7 @@ from mcp_chat.web.http import (
     Streams,
     answers,
     body_of,
+    caller_of,
     end_event,
     event,
     number_of,
@@ -88,6 +89,7 @@ def add_web(server: FastMCP, chat: ChatService, streams: Streams | None = None) 
             body.get("display_name", ""),
             body.get("capacity"),
             body.get("invite"),
+            caller_of(request),
         )
         return JSONResponse(
             {
