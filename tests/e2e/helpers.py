@@ -39,6 +39,13 @@ async def hear(client: Client, room_id: str, client_id: str, wanted: str) -> dic
             return got
 
 
+_MODERN_META = {
+    "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+    "io.modelcontextprotocol/clientInfo": {"name": "raw", "version": "0"},
+    "io.modelcontextprotocol/clientCapabilities": {},
+}
+
+
 class RawSession:
     """JSON-RPC by hand over streamable HTTP, for what a real client would refuse to send
     (arguments of the wrong shape, text that is not valid Unicode): on the handshake family
@@ -91,17 +98,17 @@ class RawSession:
     async def send(self, method: str, params: Any, name: str | None = None) -> dict[str, Any]:
         """One request whose params are any JSON value (the body escapes non-ASCII text, so
         a lone surrogate travels as a `\\ud800` escape); the JSON-RPC answer."""
+        return await self.send_raw(method, json.dumps(params), name)
+
+    async def send_raw(self, method: str, params: str, name: str | None = None) -> dict[str, Any]:
+        """One request whose params are given as JSON text; on 2026-07-28, params that are
+        an object get the protocol's `_meta` first."""
         self._ids += 1
-        if self.mode != "legacy" and isinstance(params, dict):
-            params = {
-                **params,
-                "_meta": {
-                    "io.modelcontextprotocol/protocolVersion": self.MODERN,
-                    "io.modelcontextprotocol/clientInfo": {"name": "raw", "version": "0"},
-                    "io.modelcontextprotocol/clientCapabilities": {},
-                },
-            }
-        body = json.dumps({"jsonrpc": "2.0", "id": self._ids, "method": method, "params": params})
+        if self.mode != "legacy" and params.startswith("{"):
+            rest = params[1:]
+            params = "{" + f'"_meta": {json.dumps(_MODERN_META)}' + ("" if rest == "}" else ", ")
+            params += rest
+        body = f'{{"jsonrpc": "2.0", "id": {self._ids}, "method": "{method}", "params": {params}}}'
         response = await self.http.post(
             self.url, content=body, headers=self._headers(method, name), timeout=60
         )
