@@ -366,13 +366,14 @@ class SQLiteStore(Store):
         return db
 
     async def start(self, on_change: ChangeListener) -> None:
+        # First, so that an unsafe wake-up directory is refused before the file is touched.
+        self._waker.start(on_change)
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(self._executor, self._connect)
         inline = await loop.run_in_executor(self._executor, self._open, 0)
         inline.execute("PRAGMA wal_autocheckpoint = 0")  # the worker checkpoints, off the loop
         self._inline = self._local.db = inline
         self._checkpoints = asyncio.create_task(self._checkpoint_now_and_then())
-        self._waker.start(on_change)
 
     async def _checkpoint_now_and_then(self) -> None:
         loop = asyncio.get_running_loop()
