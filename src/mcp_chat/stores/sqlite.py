@@ -106,6 +106,10 @@ CREATE TABLE IF NOT EXISTS queue (
     room_id      TEXT
 );
 CREATE INDEX IF NOT EXISTS queue_waiting ON queue (room_id, entered_at);
+CREATE TABLE IF NOT EXISTS readiness (
+    id         INTEGER PRIMARY KEY CHECK (id = 1),
+    written_at REAL NOT NULL
+);
 """
 
 # What a participant has not read is kept, not counted: counting the log past its read
@@ -221,20 +225,26 @@ class SQLiteStore(Store):
 
     # -- plumbing ---------------------------------------------------------------------------
 
-    async def _run(self, fn: Callable[..., T], *args: Any) -> T:
+    async def _query(self, fn: Callable[..., T], *args: Any) -> T:
+        """`_run` for an operation that only reads. Reads go on when writes fail (a full disk,
+        a read-only file), so one that succeeds does not end an outage: the log would say
+        "back" and "failing" again at every read between two failed writes."""
+        return await self._run(fn, *args, reads_only=True)
+
+    async def _run(self, fn: Callable[..., T], *args: Any, reads_only: bool = False) -> T:
         call = functools.partial(fn, *args) if args else fn
         try:
             if self._inline is not None and not self._pending:
                 try:
                     if self._batch is None and self._turn_taker in (None, current_task()):
                         result: T = self._run_alone(call)
-                        return self._outage.passed(result)
+                        return self._passed(result, reads_only)
                     future = self._run_batched(call)
                 except _Busy:
                     pass  # someone holds the write lock: the worker will wait for it
                 else:
                     result = await future
-                    return self._outage.passed(result)
+                    return self._passed(result, reads_only)
             loop = asyncio.get_running_loop()
             future = loop.create_future()
             with self._lock:
@@ -243,10 +253,13 @@ class SQLiteStore(Store):
             if schedule:
                 self._executor.submit(self._flush)
             result = await future
-            return self._outage.passed(result)
+            return self._passed(result, reads_only)
         except sqlite3.OperationalError as exc:
             self._outage.failed(exc)
             raise _unavailable() from exc
+
+    def _passed(self, result: T, reads_only: bool) -> T:
+        return result if reads_only and self._outage.failing else self._outage.passed(result)
 
     def _begin(self) -> sqlite3.Connection:
         db = self._inline
@@ -540,7 +553,7 @@ class SQLiteStore(Store):
             ).fetchone()
             return None if row is None else _participant(row)
 
-        return await self._run(run)
+        return await self._query(run)
 
     async def append(self, participant_id: str, draft: Draft) -> Appended:
         def run() -> Appended:
@@ -615,7 +628,7 @@ class SQLiteStore(Store):
                 self._member(participant_id)
                 return self._unread(participant_id)
 
-        return await self._run(run)
+        return await self._query(run)
 
     def _unread(self, participant_id: str) -> int:
         """Messages from others past the participant's read position."""
@@ -644,7 +657,7 @@ class SQLiteStore(Store):
             ).fetchall()
             return [_message(r) for r in reversed(rows)]
 
-        return await self._run(run)
+        return await self._query(run)
 
     async def leave(self, participant_id: str, event: Draft) -> Left:
         def run() -> Left:
@@ -668,10 +681,24 @@ class SQLiteStore(Store):
         return left
 
     async def room(self, room_id: str) -> Room | None:
-        return await self._run(self._room_row, room_id)
+        return await self._query(self._room_row, room_id)
+
+    async def check_writable(self) -> None:
+        # Reads go on when the disk is full, the file read-only or deleted: only a write tells.
+        # The smallest one that goes the way a send does (the write lock, the write-ahead log,
+        # the commit): one row, written over each time.
+        def run() -> None:
+            with _write(self.db):
+                self.db.execute(
+                    "INSERT INTO readiness (id, written_at) VALUES (1, ?)"
+                    " ON CONFLICT (id) DO UPDATE SET written_at = excluded.written_at",
+                    (time.time(),),
+                )
+
+        await self._run(run)
 
     async def members(self, room_id: str) -> list[Participant]:
-        return await self._run(self._active_members, room_id)
+        return await self._query(self._active_members, room_id)
 
     async def rooms(self, limit: int) -> list[RoomSummary]:
         def run() -> list[RoomSummary]:
@@ -688,7 +715,7 @@ class SQLiteStore(Store):
                 for r in rows
             ]
 
-        return await self._run(run)
+        return await self._query(run)
 
     async def counts(self) -> Counts:
         def run() -> Counts:
@@ -700,7 +727,7 @@ class SQLiteStore(Store):
                 ).fetchone()
                 return Counts(int(rooms), int(participants))
 
-        return await self._run(run)
+        return await self._query(run)
 
     async def prune(self, messages_before: str | None, idle_before: str | None) -> Pruned:
         def run() -> Pruned:
@@ -821,14 +848,14 @@ class SQLiteStore(Store):
             ).fetchone()
             return None if row is None else _entry(row)
 
-        return await self._run(run)
+        return await self._query(run)
 
     async def queue_position(self, entry_id: str) -> int:
         def run() -> int:
             ids = [e.entry_id for e in self._waiting()]
             return ids.index(entry_id) + 1 if entry_id in ids else 0
 
-        return await self._run(run)
+        return await self._query(run)
 
     async def leave_queue(self, entry_id: str) -> bool:
         def run() -> bool:

@@ -1,0 +1,56 @@
+"""What a real server says when its SQLite store can no longer keep what it is given: calls
+answer store_unavailable, /readyz says 503, and the log says why once."""
+
+from __future__ import annotations
+
+import resource
+from pathlib import Path
+
+import httpx2
+import pytest
+from mcp import Client
+
+from tests.e2e.conftest import ServerProcess
+from tests.e2e.helpers import call, join
+
+pytestmark = pytest.mark.anyio
+
+
+def warnings(log: str) -> list[str]:
+    return [line for line in log.splitlines() if " WARNING " in line]
+
+
+async def test_readiness_says_503_while_writes_fail(tmp_path: Path) -> None:
+    """The server's file-size limit is set to 0 from outside (prlimit): the kernel refuses
+    every write to the database's files (EFBIG), as on a full disk or an exceeded quota, while
+    reads go on. /readyz says 503 until writes go through again."""
+    server = ServerProcess(f"sqlite:///{tmp_path / 'chat.db'}")
+    pid = server.proc.pid
+    try:
+        async with Client(server.url) as a, httpx2.AsyncClient(base_url=server.base) as http:
+            alice = await join(a, "r", "Alice")
+            assert (await http.get("/readyz")).status_code == 200
+
+            soft, hard = resource.prlimit(pid, resource.RLIMIT_FSIZE)
+            resource.prlimit(pid, resource.RLIMIT_FSIZE, (0, hard))
+            try:
+                refused = await call(
+                    a, "send_message", room_id="r", message="no room", client_id=alice
+                )
+                assert refused["code"] == "store_unavailable", refused
+                rooms = await call(a, "list_rooms")
+                assert rooms["success"], rooms  # reads still work: a read says nothing
+                for _ in range(3):
+                    assert (await http.get("/readyz")).status_code == 503
+            finally:
+                resource.prlimit(pid, resource.RLIMIT_FSIZE, (soft, hard))
+
+            assert (await http.get("/readyz")).status_code == 200
+            sent = await call(a, "send_message", room_id="r", message="room", client_id=alice)
+            assert sent["success"], sent
+    finally:
+        server.stop()
+    said = warnings(server.log)
+    assert len(said) == 1 and "SQLite calls failing" in said[0], server.log
+    assert server.log.count("SQLite calls succeed again") == 1
+    assert "Traceback" not in server.log
