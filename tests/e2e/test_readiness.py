@@ -20,6 +20,31 @@ def warnings(log: str) -> list[str]:
     return [line for line in log.splitlines() if " WARNING " in line]
 
 
+async def test_deleting_the_database_file_fails_sends_and_readiness(tmp_path: Path) -> None:
+    """A send acknowledged after the file was deleted would be gone at the next start: it is
+    refused instead, and the server says it is not ready."""
+    db = tmp_path / "chat.db"
+    server = ServerProcess(f"sqlite:///{db}")
+    try:
+        async with Client(server.url) as a, httpx2.AsyncClient(base_url=server.base) as http:
+            alice = await join(a, "r", "Alice")
+            kept = await call(a, "send_message", room_id="r", message="kept", client_id=alice)
+            assert kept["success"], kept
+            assert (await http.get("/readyz")).status_code == 200
+
+            db.unlink()
+            lost = await call(a, "send_message", room_id="r", message="lost?", client_id=alice)
+            assert lost["success"] is False and lost["code"] == "store_unavailable", lost
+            for _ in range(3):
+                ready = await http.get("/readyz")
+                assert ready.status_code == 503 and ready.json() == {"status": "unavailable"}
+    finally:
+        server.stop()
+    said = warnings(server.log)
+    assert len(said) == 1 and "deleted" in said[0] and str(db) in said[0], server.log
+    assert "Traceback" not in server.log
+
+
 async def test_readiness_says_503_while_writes_fail(tmp_path: Path) -> None:
     """The server's file-size limit is set to 0 from outside (prlimit): the kernel refuses
     every write to the database's files (EFBIG), as on a full disk or an exceeded quota, while

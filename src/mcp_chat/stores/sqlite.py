@@ -14,6 +14,13 @@ goes to a worker thread with its own connection, which waits for locks, so the e
 never blocks on one. Operations that queue up while the worker is busy are run together in
 the same way, in one transaction with a savepoint each. The worker also checkpoints the
 write-ahead log every few seconds.
+
+A database file deleted (or replaced) under a running server would take everything written
+since with it at the next start, while the open connections go on writing happily into the
+unlinked file. So after each commit of an operation that wrote, and of each batch, the store
+looks at the path (a stat: about 2 µs, against 60 or more for a lone append and its commit),
+and from the moment the file there is not the one opened, every operation fails: the caller is
+told store_unavailable instead of being told that its message is kept.
 """
 
 from __future__ import annotations
@@ -24,6 +31,7 @@ import dataclasses
 import functools
 import json
 import logging
+import os
 import sqlite3
 import threading
 import time
@@ -222,6 +230,8 @@ class SQLiteStore(Store):
         self._batch: _Batch | None = None  # open on the loop's connection, not yet committed
         self._turn_taker: asyncio.Task[Any] | None = None  # committed alone this iteration
         self._outage = Outage("SQLite", log)
+        self._file_id: tuple[int, int] | None = None  # (st_dev, st_ino) of the file opened
+        self._lost = False  # the file at the path is not the one opened (any more)
 
     # -- plumbing ---------------------------------------------------------------------------
 
@@ -234,6 +244,8 @@ class SQLiteStore(Store):
     async def _run(self, fn: Callable[..., T], *args: Any, reads_only: bool = False) -> T:
         call = functools.partial(fn, *args) if args else fn
         try:
+            if self._lost:
+                raise self._gone()
             if self._inline is not None and not self._pending:
                 try:
                     if self._batch is None and self._turn_taker in (None, current_task()):
@@ -261,6 +273,34 @@ class SQLiteStore(Store):
     def _passed(self, result: T, reads_only: bool) -> T:
         return result if reads_only and self._outage.failing else self._outage.passed(result)
 
+    def _check_file(self) -> None:
+        """After a commit that changed something: raise DatabaseFileGone if the file at the
+        path is no longer the one the connections write to (deleted, or replaced). The inode
+        cannot be handed to a new file meanwhile: the open connections keep it allocated."""
+        if not self._lost:
+            try:
+                found = os.stat(self.path)
+                self._lost = (found.st_dev, found.st_ino) != self._file_id
+            except FileNotFoundError:
+                self._lost = True
+        if self._lost:
+            raise self._gone()
+
+    def _gone(self) -> DatabaseFileGone:
+        return DatabaseFileGone(
+            f"the database file {self.path} was deleted or replaced while this server had it "
+            "open: what it stored from then on would be lost at the next start, so it stores "
+            "nothing more. Restart the server"
+        )
+
+    def _checked(self, outcomes: list[_Outcome]) -> list[_Outcome]:
+        """A batch's outcomes once committed: all failures if the file turns out gone."""
+        try:
+            self._check_file()
+        except DatabaseFileGone as exc:
+            return [(future, None, exc) for future, _, _ in outcomes]
+        return outcomes
+
     def _begin(self) -> sqlite3.Connection:
         db = self._inline
         assert db is not None
@@ -277,6 +317,7 @@ class SQLiteStore(Store):
         transaction, committed at once, so that a lone caller (the usual case) answers without
         waiting, even for several operations in a row."""
         db = self._begin()
+        changes = db.total_changes
         try:
             result = fn()
             db.execute("COMMIT")
@@ -284,6 +325,8 @@ class SQLiteStore(Store):
             if db.in_transaction:
                 db.execute("ROLLBACK")
             raise
+        if db.total_changes != changes:  # a read needs no look at the file
+            self._check_file()
         if self._turn_taker is None:
             asyncio.get_running_loop().call_soon(self._next_turn)
         self._turn_taker = current_task()
@@ -310,7 +353,7 @@ class SQLiteStore(Store):
             return  # close() committed it already
         self._batch = None
         assert self._inline is not None
-        _settle(batch.commit(self._inline))
+        _settle(self._checked(batch.commit(self._inline)))
 
     def _open(self, busy_ms: int) -> sqlite3.Connection:
         """A connection in WAL mode that waits `busy_ms` for locks. Runs on the worker."""
@@ -366,7 +409,7 @@ class SQLiteStore(Store):
             together.error = exc  # each operation fails with it, unrun
         for fn, future, _ in batch:
             together.outcomes.append(together.run(self.db, fn, future))
-        outcomes = together.commit(self.db)
+        outcomes = self._checked(together.commit(self.db))
         for loop in {loop for _, _, loop in batch}:
             mine = [o for o in outcomes if o[0].get_loop() is loop]
             loop.call_soon_threadsafe(_settle, mine)
@@ -386,6 +429,8 @@ class SQLiteStore(Store):
         inline = await loop.run_in_executor(self._executor, self._open, 0)
         inline.execute("PRAGMA wal_autocheckpoint = 0")  # the worker checkpoints, off the loop
         self._inline = self._local.db = inline
+        found = os.stat(self.path)
+        self._file_id = (found.st_dev, found.st_ino)
         self._checkpoints = asyncio.create_task(self._checkpoint_now_and_then())
 
     async def _checkpoint_now_and_then(self) -> None:
@@ -686,7 +731,7 @@ class SQLiteStore(Store):
     async def check_writable(self) -> None:
         # Reads go on when the disk is full, the file read-only or deleted: only a write tells.
         # The smallest one that goes the way a send does (the write lock, the write-ahead log,
-        # the commit): one row, written over each time.
+        # the commit and its look at the file): one row, written over each time.
         def run() -> None:
             with _write(self.db):
                 self.db.execute(
@@ -962,6 +1007,12 @@ _OPEN_PATIENCE = 10.0
 
 class _Busy(Exception):
     """The database's write lock is held elsewhere right now."""
+
+
+class DatabaseFileGone(sqlite3.OperationalError):
+    """The database file was deleted or replaced under the open connections. An
+    OperationalError, as SQLite's own failures to store are: the caller gets
+    store_unavailable, and the log says why once."""
 
 
 def _unavailable() -> errors.ChatError:
