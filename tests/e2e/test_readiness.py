@@ -10,6 +10,7 @@ import httpx2
 import pytest
 from mcp import Client
 
+from tests.conftest import PrivateRedis, free_port
 from tests.e2e.conftest import ServerProcess
 from tests.e2e.helpers import call, join
 
@@ -79,3 +80,46 @@ async def test_readiness_says_503_while_writes_fail(tmp_path: Path) -> None:
     assert len(said) == 1 and "SQLite calls failing" in said[0], server.log
     assert server.log.count("SQLite calls succeed again") == 1
     assert "Traceback" not in server.log
+
+
+async def test_readiness_through_a_redis_outage_logs_no_traceback(
+    private_redis: PrivateRedis,
+) -> None:
+    """A load balancer asks every few seconds through a whole outage: each answer is 503, and
+    the log holds the store's one line for the outage, not a traceback per check."""
+    server = ServerProcess(f"{private_redis.url}?prefix=ready")
+    try:
+        async with httpx2.AsyncClient(base_url=server.base) as http:
+            assert (await http.get("/readyz")).status_code == 200
+            private_redis.stop()
+            for _ in range(5):
+                assert (await http.get("/readyz")).status_code == 503
+            private_redis.start()
+            assert (await http.get("/readyz")).status_code == 200
+    finally:
+        server.stop()
+    assert "Traceback" not in server.log
+    said = warnings(server.log)
+    calls = [w for w in said if "Redis calls failing" in w]
+    notices = [w for w in said if "Redis change notices lost" in w]
+    # The calls' warning, and the change subscription's if it noticed before the end.
+    assert len(calls) == 1 and len(notices) <= 1 and len(said) == len(calls + notices), said
+    assert server.log.count("Redis calls succeed again") == 1
+
+
+async def test_readiness_says_503_on_a_redis_that_refuses_writes() -> None:
+    """A replica (say, a URL left on the old primary after a failover) answers reads and
+    refuses every write: the server is not ready."""
+    replica = PrivateRedis("--replicaof", "127.0.0.1", str(free_port()))
+    try:
+        server = ServerProcess(f"{replica.url}?prefix=ready")
+        try:
+            async with Client(server.url) as a, httpx2.AsyncClient(base_url=server.base) as http:
+                assert (await call(a, "list_rooms"))["success"]  # reads are answered
+                joined = await call(a, "join_room", room_id="r", display_name="Ann")
+                assert joined["code"] == "store_unavailable", joined
+                assert (await http.get("/readyz")).status_code == 503
+        finally:
+            server.stop()
+    finally:
+        replica.close()

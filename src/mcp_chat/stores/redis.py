@@ -23,6 +23,7 @@ Keys, under the prefix P:
   P:q:ID              hash: a queue entry (kept once matched, with its room_id)
   P:queue             sorted set: waiting entry ids, by entered_at
   P:qsecrets          hash: secret hash -> queue entry id
+  P:readiness         string: written by each readiness check (/readyz), expires in a minute
 """
 
 from __future__ import annotations
@@ -90,6 +91,8 @@ _PING_AFTER = 15.0
 _RETRY_FIRST = 0.1
 _RETRY_MAX = 5.0
 """Seconds between attempts at subscribing again: the first pause, and where doubling stops."""
+_READINESS_TTL_MS = 60_000
+"""How long the key a readiness check writes stays."""
 POOL_SIZE = 100
 """Connections to Redis per process, unless the URL says otherwise (`?max_connections=N`)."""
 _SOCKET_TIMEOUT = 5.0
@@ -798,6 +801,12 @@ class RedisStore(Store):
         with self._guard():
             fields = await self._hash(self._room_keys(room_id)[0])
         return _room(fields) if fields else None
+
+    async def check_writable(self) -> None:
+        # A read says nothing of writes: a replica (a URL left on the old primary after a
+        # failover) answers reads and refuses every write. One key of its own, which expires.
+        with self._guard():
+            await self._redis.set(self._key("readiness"), self._origin, px=_READINESS_TTL_MS)
 
     async def members(self, room_id: str) -> list[Participant]:
         with self._guard():
