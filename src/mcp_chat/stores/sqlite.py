@@ -274,9 +274,10 @@ class SQLiteStore(Store):
         return result if reads_only and self._outage.failing else self._outage.passed(result)
 
     def _check_file(self) -> None:
-        """After a commit that changed something: raise DatabaseFileGone if the file at the
-        path is no longer the one the connections write to (deleted, or replaced). The inode
-        cannot be handed to a new file meanwhile: the open connections keep it allocated."""
+        """After a commit (of an operation that wrote, or of a batch): raise DatabaseFileGone
+        if the file at the path is no longer the one the connections write to (deleted, or
+        replaced). Its inode number cannot go to a new file meanwhile: the open connections
+        keep the inode allocated."""
         if not self._lost:
             try:
                 found = os.stat(self.path)
