@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+import socket
+import subprocess
+import tempfile
+import threading
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -36,6 +40,74 @@ def prefixed_redis_url() -> Iterator[str]:
 @pytest.fixture
 def redis_url() -> Iterator[str]:
     yield from prefixed_redis_url()
+
+
+def free_port() -> int:
+    """A loopback port nobody listens on now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+class PrivateRedis:
+    """A redis-server of the test's own on 127.0.0.1 (Debian's `redis-server`, which `.ci/run`
+    installs), for what must not happen to the shared one: stopping it, or making it a
+    replica. `start` after `stop` brings it back on the same port, empty."""
+
+    def __init__(self, *options: str) -> None:
+        self.port = free_port()
+        self.options = options
+        self._dir = tempfile.TemporaryDirectory(prefix="redis-")
+        self._proc: subprocess.Popen[str] | None = None
+        self.start()
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        # No persistence: nothing of it outlives the test.
+        command = ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1"]
+        command += ["--save", "", "--appendonly", "no", "--dir", self._dir.name, *self.options]
+        proc = subprocess.Popen(
+            command,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        ready, lines = threading.Event(), []
+
+        def read() -> None:  # to the end: a full pipe would stop the server
+            assert proc.stdout is not None
+            for line in proc.stdout:
+                lines.append(line)
+                if "Ready to accept connections" in line:
+                    ready.set()
+            ready.set()
+
+        threading.Thread(target=read, daemon=True).start()
+        if not ready.wait(timeout=30) or proc.poll() is not None:
+            proc.kill()
+            raise RuntimeError("redis-server did not start:\n" + "".join(lines))
+        self._proc = proc
+
+    def stop(self) -> None:
+        if self._proc is not None:
+            self._proc.terminate()
+            self._proc.wait(timeout=30)
+            self._proc = None
+
+    def close(self) -> None:
+        self.stop()
+        self._dir.cleanup()
+
+
+@pytest.fixture
+def private_redis() -> Iterator[PrivateRedis]:
+    server = PrivateRedis()
+    yield server
+    server.close()
 
 
 @pytest.fixture(params=["memory", "sqlite", "redis"])

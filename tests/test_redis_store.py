@@ -244,6 +244,73 @@ async def test_a_subscription_that_goes_silent_is_replaced(redis_url: str, proxy
         await store.close()
 
 
+class Pauses:
+    """Stands in for the change listener's sleep and clock: a pause is recorded and moves the
+    clock on at once, so that a long outage is gone through in no time; the `count`th pause
+    holds until `resume` is set."""
+
+    def __init__(self, count: int) -> None:
+        self.now = 0.0
+        self.taken: list[float] = []
+        self.count = count
+        self.enough = asyncio.Event()
+        self.resume = asyncio.Event()
+
+    async def sleep(self, seconds: float) -> None:
+        self.taken.append(seconds)
+        self.now += seconds
+        if len(self.taken) == self.count:
+            self.enough.set()
+            await self.resume.wait()
+
+    def clock(self) -> float:
+        return self.now
+
+    async def outage(self, proxy: Proxy) -> list[float]:
+        """Cut Redis off; the pauses taken until the `count`th."""
+        self.taken.clear()
+        self.enough.clear()
+        self.resume.clear()
+        await proxy.cut()
+        async with asyncio.timeout(30):
+            await self.enough.wait()
+        return list(self.taken)
+
+
+async def test_the_change_feed_retries_with_growing_pauses_and_warns_once_per_outage(
+    redis_url: str, proxy: Proxy, caplog: pytest.LogCaptureFixture
+) -> None:
+    """However long Redis stays away, the pause between two attempts at subscribing again
+    doubles up to 5 s and stays there, and the log says once that notices are lost. Once a
+    subscription has held a while, the next outage starts over from the shortest pause."""
+    caplog.set_level(logging.INFO, logger="mcp_chat.stores.redis")
+    store = RedisStore(redis_url.replace("6379", str(proxy.port)))
+    pauses = Pauses(count=16)
+    store.sleep, store.clock = pauses.sleep, pauses.clock
+    changed: asyncio.Queue[str] = asyncio.Queue()
+
+    def lost() -> list[logging.LogRecord]:
+        return [r for r in caplog.records if "notices lost" in r.getMessage()]
+
+    await store.start(changed.put_nowait)
+    try:
+        # 16 attempts: 56 s of outage on the store's clock, beyond every interval it keeps.
+        assert await pauses.outage(proxy) == [0.1, 0.2, 0.4, 0.8, 1.6, 3.2] + [5.0] * 10
+        assert len(lost()) == 1 and lost()[0].levelno == logging.WARNING
+
+        await proxy.open()
+        pauses.resume.set()
+        async with asyncio.timeout(30):  # back: every local wait is told to read again
+            while await changed.get() != EVERYTHING:
+                pass
+
+        pauses.now += 60  # the subscription holds a minute
+        assert (await pauses.outage(proxy))[:3] == [0.1, 0.2, 0.4]
+        assert len(lost()) == 2
+    finally:
+        await store.close()
+
+
 async def test_a_wait_blocked_through_an_outage_gets_what_it_missed(
     redis_url: str, proxy: Proxy
 ) -> None:

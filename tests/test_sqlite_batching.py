@@ -212,3 +212,47 @@ async def test_close_commits_an_open_batch(tmp_path: Path) -> None:
     assert [o.message.seq for o in outcomes] == [2, 3, 4, 5, 6]
     async with opened(path) as again:
         assert await texts(again, "r") == [(1, JOINED)] + [(i + 2, f"m{i}") for i in range(5)]
+
+
+async def test_operations_committed_after_the_file_was_deleted_answer_store_unavailable(
+    tmp_path: Path,
+) -> None:
+    """Whichever way an operation is committed (alone, in a batch on the loop's connection,
+    or on the worker's while another process holds the write lock), if the file was deleted
+    meanwhile, its caller is not told that anything was kept."""
+    path = tmp_path / "chat.db"
+    async with opened(path) as store:
+        a = await enter(store, "r", "A")
+        # A batch: the first append commits alone; the others wait for the batch's commit.
+        sends = [
+            asyncio.create_task(store.append(a.participant_id, text(a, f"m{i}"))) for i in range(4)
+        ]
+        await asyncio.sleep(0)  # one turn: each has run its operation
+        assert inline(store).in_transaction
+        path.unlink()
+        first, *batch = await asyncio.gather(*sends, return_exceptions=True)
+        assert isinstance(first, Appended)  # committed before the file went
+        for outcome in batch:
+            assert isinstance(outcome, ChatError) and outcome.code is Code.STORE_UNAVAILABLE
+        # From then on, every operation, reads too.
+        with pytest.raises(ChatError) as read:
+            await store.history("r", after=0, before=None, limit=10)
+        assert read.value.code is Code.STORE_UNAVAILABLE
+
+
+async def test_an_operation_on_the_worker_after_the_file_was_deleted_fails(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "chat.db"
+    async with opened(path) as store:
+        a = await enter(store, "r", "A")
+        other = sqlite3.connect(path, isolation_level=None)  # another process, as it were
+        other.execute("BEGIN IMMEDIATE")
+        send = asyncio.create_task(store.append(a.participant_id, text(a, "m")))
+        await asyncio.sleep(0)  # it found the lock taken and went to the worker, which waits
+        path.unlink()
+        other.execute("COMMIT")
+        other.close()
+        with pytest.raises(ChatError) as refused:
+            await send
+        assert refused.value.code is Code.STORE_UNAVAILABLE

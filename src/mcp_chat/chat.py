@@ -148,6 +148,7 @@ class ChatService:
         self._queue_waiters: set[str] = set()
         self._stopping = False
         self._retention: asyncio.Task[None] | None = None
+        self._unready = False  # the last readiness check failed for a reason it logged
         self.messages_sent = 0
         """Messages this process stored (for metrics)."""
 
@@ -200,14 +201,24 @@ class ChatService:
                 log.info("store closed")
 
     async def ready(self) -> bool:
-        """True if the store answers and the server is not stopping."""
+        """True if the store takes a write now and the server is not stopping.
+
+        A load balancer asks every few seconds, through a whole outage: the store logs the
+        cause of store_unavailable once per outage (`stores.base.Outage`), so that answer is
+        not logged here again; anything else is a bug, logged once (with its traceback) until
+        a check passes."""
         if self._stopping:
             return False
         try:
-            await self.store.room("")
-        except Exception:
-            log.warning("readiness check: the store did not answer", exc_info=True)
+            await self.store.check_writable()
+        except ChatError:
             return False
+        except Exception:
+            if not self._unready:
+                self._unready = True
+                log.exception("readiness check failed unexpectedly")
+            return False
+        self._unready = False
         return True
 
     # -- identity -------------------------------------------------------------------------------

@@ -129,6 +129,11 @@ class Store(ABC):
     @abstractmethod
     async def room(self, room_id: str) -> Room | None: ...
 
+    async def check_writable(self) -> None:
+        """Return if a write would go through now, else raise (what `/readyz` reports). This
+        default reads instead: a store in this process's memory takes what it can read."""
+        await self.room("")
+
     @abstractmethod
     async def members(self, room_id: str) -> list[Participant]:
         """The participants currently in the room, in order of joining."""

@@ -23,6 +23,7 @@ Keys, under the prefix P:
   P:q:ID              hash: a queue entry (kept once matched, with its room_id)
   P:queue             sorted set: waiting entry ids, by entered_at
   P:qsecrets          hash: secret hash -> queue entry id
+  P:readiness         string: written by each readiness check (/readyz), expires in a minute
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ import logging
 import random
 import re
 import secrets
+import time
 from collections.abc import (
     Awaitable,
     Callable,
@@ -86,6 +88,11 @@ losses in a row means something is wrong, and the caller gets a retryable error.
 _ROOM_CACHE_SIZE = 100_000
 _PING_AFTER = 15.0
 """Seconds of quiet after which the change subscription checks that Redis still answers."""
+_RETRY_FIRST = 0.1
+_RETRY_MAX = 5.0
+"""Seconds between attempts at subscribing again: the first pause, and where doubling stops."""
+_READINESS_TTL_MS = 60_000
+"""How long the key a readiness check writes stays."""
 POOL_SIZE = 100
 """Connections to Redis per process, unless the URL says otherwise (`?max_connections=N`)."""
 _SOCKET_TIMEOUT = 5.0
@@ -417,6 +424,10 @@ class RedisStore(Store):
         self._outage = Outage("Redis", log)
         self.channel = self._key("changes")
         self.ping_after = _PING_AFTER
+        # The change listener's pauses and clock, which a test replaces to go through a long
+        # outage at once and see every pause.
+        self.sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
+        self.clock: Callable[[], float] = time.monotonic
 
     # -- keys and plumbing -------------------------------------------------------------------
 
@@ -530,30 +541,42 @@ class RedisStore(Store):
         self, subscriber: aioredis.Redis, pubsub: PubSub | None, on_change: ChangeListener
     ) -> None:
         """One subscription for the whole process. After an outage it wakes every local wait:
-        a notice published while it was away is lost, so they all re-read the store."""
-        loop = asyncio.get_running_loop()
-        delay = first_delay = 0.05
-        since = loop.time()
+        a notice published while it was away is lost, so they all re-read the store.
+
+        While Redis is away, the pause between two attempts doubles from 0.1 s up to 5 s, and
+        the log says once that notices are lost (start() said it, if Redis was away from the
+        start), not once per attempt."""
+        delay = _RETRY_FIRST
+        # When the subscription in use was made; None while there is none.
+        subscribed_at = None if pubsub is None else self.clock()
         try:
             while True:
                 try:
                     if pubsub is None:
                         pubsub = await self._subscribe(subscriber)
+                        subscribed_at = self.clock()
                         log.info("Redis change notices: subscribed again")
                         on_change(EVERYTHING)
-                    since = loop.time()
                     await self._relay(pubsub, on_change)
                 except Exception as exc:
-                    if loop.time() - since > self.ping_after:
-                        delay = first_delay  # it had been up a while: a new outage
-                    if delay == first_delay:  # once per outage, not once per attempt
-                        log.warning("Redis change notices lost (%s); reconnecting", exc)
+                    if subscribed_at is not None:  # it was up: an outage begins
+                        # Pauses start over only after a subscription that held a while:
+                        # one that drops as soon as it is made does not end the outage.
+                        if self.clock() - subscribed_at >= self.ping_after:
+                            delay = _RETRY_FIRST
+                        subscribed_at = None
+                        log.warning(
+                            "Redis change notices lost (%s); subscribing again, with pauses "
+                            "growing to %g s",
+                            exc,
+                            _RETRY_MAX,
+                        )
                     if pubsub is not None:
                         with contextlib.suppress(Exception):
                             await _close(pubsub)
                         pubsub = None
-                    await asyncio.sleep(delay)
-                    delay = min(delay * 2, 2.0)
+                    await self.sleep(delay)
+                    delay = min(delay * 2, _RETRY_MAX)
         finally:
             if pubsub is not None:
                 with contextlib.suppress(Exception):
@@ -866,6 +889,12 @@ class RedisStore(Store):
         with self._guard():
             fields = await self._hash(self._room_keys(room_id)[0])
         return _room(fields) if fields else None
+
+    async def check_writable(self) -> None:
+        # A read says nothing of writes: a replica (a URL left on the old primary after a
+        # failover) answers reads and refuses every write. One key of its own, which expires.
+        with self._guard():
+            await self._redis.set(self._key("readiness"), self._origin, px=_READINESS_TTL_MS)
 
     async def members(self, room_id: str) -> list[Participant]:
         with self._guard():

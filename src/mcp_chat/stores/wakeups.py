@@ -4,6 +4,10 @@ Each process binds a Unix datagram socket in a directory named after the databas
 after a change, a process sends the room id to every other socket there, and the receiver
 wakes its waiters for that room at once. A datagram is only a hint: waiters re-read the
 store, so a duplicate costs a query and nothing else.
+
+Whoever can enter that directory hears which rooms change (private ones too) and can remove
+the sockets, so it lives in a per-user directory only the user can enter, made 0700; one that
+someone else owns, or that is open to others, is refused rather than used.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import logging
 import os
 import secrets
 import socket
+import stat
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -24,22 +29,67 @@ log = logging.getLogger(__name__)
 _MAX_DATAGRAM = 512
 
 
-def rendezvous_dir(db_path: Path) -> Path:
+def user_dir() -> Path:
+    """The user's directory for wake-up sockets: `/tmp/mcp-chat-wake-<uid>`.
+
+    Every process on one database must find the same one, so it depends on the user alone,
+    not on the environment: MCP clients start stdio servers with only a few variables (the
+    SDKs pass HOME, PATH, USER and little more), so $XDG_RUNTIME_DIR or $TMPDIR would put a
+    server started from a shell and one started by an assistant in different places, where
+    they never hear each other. (Versions before this one used `mcp-chat-<uid>`, made open to
+    others: a new name rather than refusing every directory they left behind.)"""
+    base = Path("/tmp") if Path("/tmp").is_dir() else Path(tempfile.gettempdir())  # noqa: S108
+    return base / f"mcp-chat-wake-{os.geteuid()}"
+
+
+def rendezvous_dir(db_path: Path, base: Path | None = None) -> Path:
     """A short per-database directory (socket paths are limited to ~104 bytes)."""
     digest = hashlib.sha256(str(db_path.resolve()).encode()).hexdigest()[:16]
-    base = Path("/tmp") if Path("/tmp").is_dir() else Path(tempfile.gettempdir())  # noqa: S108
-    return base / f"mcp-chat-{os.getuid()}" / digest
+    return (base or user_dir()) / digest
 
 
 _TRIES = 10
 """Attempts at joining the rendezvous directory while other processes leave it."""
 
 
+class UnsafeDirectory(RuntimeError):
+    """The wake-up directory is not private to this user; the message says what to do."""
+
+
+def _private_dir(path: Path) -> None:
+    """Make `path` a directory only this user can enter, or check that it is one. Raises
+    UnsafeDirectory if it is not, FileNotFoundError if it went away meanwhile."""
+    with contextlib.suppress(FileExistsError):
+        path.mkdir(mode=0o700)
+    found = path.lstat()  # not stat: a symlink could lead anywhere
+    if not stat.S_ISDIR(found.st_mode):
+        raise UnsafeDirectory(
+            f"{path} is not a directory (a symlink or a file is in its place). mcp-chat keeps "
+            "the sockets that wake processes sharing the database there; remove it (or ask "
+            "its owner or an administrator to), and start again: mcp-chat makes it itself."
+        )
+    if found.st_uid != os.geteuid():
+        raise UnsafeDirectory(
+            f"{path} belongs to another user (uid {found.st_uid}), who could hear which rooms "
+            "change and remove the sockets that wake processes sharing the database. Ask its "
+            "owner or an administrator to remove it, and start again: mcp-chat makes it "
+            "itself, private to you."
+        )
+    if found.st_mode & 0o077:
+        raise UnsafeDirectory(
+            f"{path} is open to other users (mode {oct(stat.S_IMODE(found.st_mode))}): they "
+            "could hear which rooms change and remove the sockets that wake processes sharing "
+            f"the database. When no mcp-chat process uses it, remove it (rm -r {path}) and "
+            "start again: mcp-chat makes it itself, private to you."
+        )
+
+
 class Waker:
     """Sends and receives room-changed hints between processes."""
 
-    def __init__(self, db_path: Path) -> None:
-        self._dir = rendezvous_dir(db_path)
+    def __init__(self, db_path: Path, base: Path | None = None) -> None:
+        self._dir = rendezvous_dir(db_path, base)
+        self._base = self._dir.parent
         self._sock: socket.socket | None = None
         self._path: Path | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -54,12 +104,19 @@ class Waker:
             # The last process out removes the directory: between our mkdir and bind, or
             # between mkdir finding it there and checking that it is a directory.
             try:
-                self._dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+                # The per-user directory is checked too: whoever could write it could have
+                # made the database's directory, or could swap it.
+                _private_dir(self._base)
+                _private_dir(self._dir)
                 sock.bind(str(path))
                 break
-            except (FileNotFoundError, FileExistsError):
+            except FileNotFoundError:
                 if attempt == _TRIES - 1:
+                    sock.close()
                     raise
+            except BaseException:
+                sock.close()
+                raise
         self._sock, self._path = sock, path
         self._loop = asyncio.get_running_loop()
 
