@@ -16,7 +16,7 @@ from mcp.client.stdio import stdio_client
 from mcp.shared.exceptions import MCPError
 from mcp.types import INVALID_PARAMS
 
-from tests.e2e.conftest import ServerProcess, stdio_params
+from tests.e2e.conftest import MODES, ServerProcess, stdio_params
 from tests.e2e.helpers import call, join
 
 pytestmark = pytest.mark.anyio
@@ -182,3 +182,33 @@ async def test_a_list_of_arguments_is_invalid_params_and_logs_no_values(
     assert text.count("tools/call refused: invalid params at params.arguments") == 3
     assert "Traceback" not in text
     assert not {"WARNING", "ERROR", "CRITICAL"} & set(levels(text, log_format))
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_a_wrong_key_read_is_invalid_params_in_one_debug_line(db_url: str, mode: str) -> None:
+    server = ServerProcess(db_url, "--log-level", "debug")
+    try:
+        async with Client(server.url, mode=mode) as client:
+            joined = await call(client, "join_room", room_id="keyed", display_name="Alice")
+            other = await call(client, "join_room", room_id="other", display_name="Eve")
+            own_key = other["transcript_uri"].split("/")[4]
+            refusals = [
+                f"chat://rooms/keyed/{own_key}/messages",
+                "chat://rooms/keyed/mcr_guess/members",
+                f"chat://rooms/nowhere/{own_key}/messages",
+            ]
+            for uri in refusals:
+                with pytest.raises(MCPError) as refused:
+                    await client.read_resource(uri)
+                assert refused.value.error.code == INVALID_PARAMS
+                assert "does not open room" in refused.value.error.message
+            # The key's holder still reads its room.
+            await client.read_resource(joined["transcript_uri"])
+    finally:
+        server.stop()
+    # One line of ours a refusal, at debug; nothing from anyone at warning or above. (The
+    # others' debug lines are their trace of every request, refused or not.)
+    ours = [line for line in server.lines if "resources/read refused" in line]
+    assert len(ours) == len(refusals) and all(" DEBUG mcp_chat." in line for line in ours)
+    assert not {"WARNING", "ERROR", "CRITICAL"} & set(levels(server.log, "plain"))
+    assert "Traceback" not in server.log

@@ -17,10 +17,14 @@ import json
 import logging
 import re
 from collections import Counter
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from contextvars import ContextVar
 from typing import Any
+from urllib.parse import unquote
 
 from fastmcp import FastMCP
-from fastmcp.exceptions import ResourceError
+from fastmcp.exceptions import ValidationError as FastMCPValidationError
 from mcp.server.context import ServerRequestContext
 from mcp.server.session import ServerSession
 from mcp.server.subscriptions import InMemorySubscriptionBus, ListenHandler, ResourceUpdated
@@ -39,6 +43,7 @@ from mcp_chat.chat import ChatService
 from mcp_chat.errors import ChatError
 from mcp_chat.mcp.results import MemberOut, MessageOut
 from mcp_chat.signals import EVERY_ROOM
+from mcp_chat.types import Room
 
 log = logging.getLogger(__name__)
 
@@ -96,11 +101,51 @@ def register_resources(mcp: FastMCP, chat: ChatService) -> None:
     chat.signals.add_listener(feeds.changed)
 
 
-async def _open(chat: ChatService, room_id: str, key: str) -> Any:
+_admitted: ContextVar[tuple[str, str, Room] | None] = ContextVar("mcp_chat_read", default=None)
+"""The room `admit_read` opened for this request: (room id, key, room)."""
+
+
+def _parse(uri: str) -> tuple[str, str] | None:
+    """The room id and key a room resource URI names (unquoted, as FastMCP's template match
+    hands them to the resource functions), or None for any other URI."""
+    match = _URI.fullmatch(uri)
+    return None if match is None else (unquote(match.group(1)), unquote(match.group(2)))
+
+
+@asynccontextmanager
+async def admit_read(chat: ChatService, uri: str) -> AsyncIterator[None]:
+    """Around a resources/read (in the server's middleware): a room URI whose key does not
+    open the room is refused here, as invalid params (-32602, what the SDK and FastMCP answer
+    for a resource that is not there) in one debug line. Refused inside the resource
+    function, it went through FastMCP's read path, which logs every failure with its
+    traceback at ERROR and answers -32603: a wrong key is the caller's error, not the
+    server's. The room found is handed on so the read does not check the key twice."""
+    parsed = _parse(uri)
+    if parsed is None:
+        yield
+        return
+    try:
+        room = await chat.check_reader(*parsed)
+    except ChatError as exc:
+        log.debug("resources/read refused (%s)", exc.code.value)
+        raise MCPError(INVALID_PARAMS, exc.message) from None
+    token = _admitted.set((*parsed, room))
+    try:
+        yield
+    finally:
+        _admitted.reset(token)
+
+
+async def _open(chat: ChatService, room_id: str, key: str) -> Room:
+    admitted = _admitted.get()
+    if admitted is not None and admitted[:2] == (room_id, key):
+        return admitted[2]
+    # Not through `admit_read` (or the URI read differently): check here. FastMCP maps its
+    # ValidationError to invalid params, and logs it at the level given.
     try:
         return await chat.check_reader(room_id, key)
     except ChatError as exc:
-        raise ResourceError(exc.message) from exc
+        raise FastMCPValidationError(exc.message, log_level=logging.DEBUG) from exc
 
 
 class Feeds:

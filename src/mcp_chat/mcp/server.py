@@ -27,7 +27,7 @@ from mcp_chat import __version__
 from mcp_chat.chat import ChatService
 from mcp_chat.errors import Code
 from mcp_chat.mcp.prompts import register_prompts
-from mcp_chat.mcp.resources import register_resources
+from mcp_chat.mcp.resources import admit_read, register_resources
 from mcp_chat.mcp.schemas import compact
 from mcp_chat.mcp.tools import register_tools
 from mcp_chat.metrics import Metrics
@@ -51,6 +51,8 @@ class ChatMiddleware(Middleware):
       failure shape, with a sentence that names the arguments and never echoes their values
       (they may be secrets); times the call and counts failures by code (`metrics`).
     - tools/list: compacts the input schemas.
+    - resources/read: a room URI whose key does not open the room is refused before FastMCP
+      reads it (see `resources.admit_read`).
     - a request FastMCP passes here with its raw params (`context.message` a mapping: its
       "outer" pass, run when the request failed before reaching its handler, e.g. a
       tools/call whose `arguments` is a list): a failed validation is the caller's error,
@@ -73,6 +75,9 @@ class ChatMiddleware(Middleware):
             return await self._unparsed(context, call_next)
         if context.method == "tools/call":
             return await self._call_tool(context, call_next)
+        if context.method == "resources/read":
+            async with admit_read(self._chat, str(context.message.uri)):
+                return await call_next(context)
         if context.method == "tools/list":
             tools: Sequence[Tool] = await call_next(context)
             return [
