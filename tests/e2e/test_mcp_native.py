@@ -10,6 +10,7 @@ import pytest
 from mcp import Client, types
 from mcp.shared.exceptions import MCPError
 
+from mcp_chat.mcp.resources import TOO_MANY_STREAMS
 from tests.e2e.conftest import MODES, ServerProcess, stdio_params
 from tests.e2e.helpers import call
 
@@ -110,6 +111,35 @@ async def test_listen_streams_of_the_2026_protocol(http_server: ServerProcess) -
         with pytest.raises(MCPError):
             async with a.listen(resource_subscriptions=["chat://rooms/listen/mcr_x/messages"]):
                 pass
+
+
+async def test_listen_streams_on_one_key_are_as_many_as_max_waits(db_url: str) -> None:
+    server = ServerProcess(db_url, "--max-waits", "2")
+    try:
+        async with Client(server.url) as a, Client(server.url) as b:
+            alice = await call(a, "join_room", room_id="capped", display_name="Alice")
+            bob = await call(b, "join_room", room_id="capped", display_name="Bob")
+            messages, members = alice["transcript_uri"], alice["members_uri"]
+            async with (
+                a.listen(resource_subscriptions=[messages]),
+                a.listen(resource_subscriptions=[members]),  # the same key: the same holder
+            ):
+                with pytest.raises(MCPError) as refused:
+                    async with a.listen(resource_subscriptions=[messages, bob["members_uri"]]):
+                        pass
+                error = refused.value.error
+                assert error.code == TOO_MANY_STREAMS
+                assert error.message.startswith("You already have 2 subscriptions/listen streams")
+                assert error.data == {"code": "too_many_streams", "limit": 2}
+                # Another holder's key counts apart; and so do the holder's waits.
+                async with b.listen(resource_subscriptions=[bob["transcript_uri"]]):
+                    pass
+                waited = await call(
+                    a, "wait_for_message", room_id="capped", client_id=alice["client_id"]
+                )
+                assert waited["success"], waited
+    finally:
+        server.stop()
 
 
 async def test_progress_keeps_a_long_wait_alive(db_url: str) -> None:

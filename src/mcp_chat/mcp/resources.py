@@ -18,9 +18,9 @@ import logging
 import re
 from collections import Counter
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import ExitStack, asynccontextmanager
 from contextvars import ContextVar
-from typing import Any
+from typing import Any, Final
 from urllib.parse import unquote
 
 from fastmcp import FastMCP
@@ -38,9 +38,10 @@ from mcp.types import (
     UnsubscribeRequestParams,
 )
 
-from mcp_chat import credentials
+from mcp_chat import credentials, errors
 from mcp_chat.chat import ChatService
 from mcp_chat.errors import ChatError
+from mcp_chat.limits import WaitSlots
 from mcp_chat.mcp.results import MemberOut, MessageOut
 from mcp_chat.signals import EVERY_ROOM
 from mcp_chat.types import Room
@@ -148,6 +149,14 @@ async def _open(chat: ChatService, room_id: str, key: str) -> Room:
         raise FastMCPValidationError(exc.message, log_level=logging.DEBUG) from exc
 
 
+TOO_MANY_STREAMS: Final = -32010
+"""The JSON-RPC error code of a listen refused for a limit. No standard code means "limit
+reached" (the SDK's own listen limit answers internal error, which reads as a bug), and
+JSON-RPC leaves -32000..-32099 to servers, of which the 2026-07-28 spec keeps -32000..-32019
+for implementations (the SDK uses -32000 and -32001). The error's `data.code` says
+`too_many_streams`, like a tool's failure code."""
+
+
 class Feeds:
     """Who is subscribed to which room's resources, and telling them when it changes."""
 
@@ -159,18 +168,33 @@ class Feeds:
         self._streams: dict[str, Counter[str]] = {}
         self._bus = InMemorySubscriptionBus()
         self._listen = ListenHandler(self._bus)
+        # A stream lives as long as a blocked wait, or longer, and holds about as much memory
+        # (~67 KiB), so a holder may have as many open as waits: --max-waits. Counted apart
+        # from the waits, though: an assistant that follows its room on a stream must still
+        # have all its waits.
+        self._stream_slots = WaitSlots(chat.limits.max_waits, errors.too_many_streams)
         self._pushes: set[asyncio.Task[None]] = set()
 
     async def _room_of(self, uri: str) -> str:
         """The room a subscription URI names, if its key opens it; else an error."""
-        match = _URI.fullmatch(uri)
-        if match is None:
+        return (await self._reader_of(uri))[0]
+
+    async def _reader_of(self, uri: str) -> tuple[str, str]:
+        """The room a subscription URI names and its key's holder (a participant id), if the
+        key opens the room; else an error."""
+        parsed = _parse(uri)
+        if parsed is None:
             raise MCPError(INVALID_PARAMS, f"'{uri}' is not a room resource of this server.")
+        room_id, key = parsed
         try:
-            room = await self._chat.check_reader(match.group(1), match.group(2))
+            room = await self._chat.check_reader(room_id, key)
         except ChatError as exc:
             raise MCPError(INVALID_PARAMS, exc.message) from exc
-        return str(room.room_id)
+        # The key is known good: which member holds it is no secret to the caller.
+        for member in await self._chat.room_members(room.room_id):
+            if credentials.read_key(member.participant.secret_hash) == key:
+                return str(room.room_id), member.participant.participant_id
+        raise MCPError(INVALID_PARAMS, _HOLDER_LEFT)
 
     async def subscribe(
         self, ctx: ServerRequestContext[Any, Any], params: SubscribeRequestParams
@@ -200,17 +224,30 @@ class Feeds:
     async def listen(
         self, ctx: ServerRequestContext[Any, Any], params: SubscriptionsListenRequestParams
     ) -> SubscriptionsListenResult:
+        """One stream, until the client closes it. At most `--max-waits` streams per key."""
         uris = list(params.notifications.resource_subscriptions or ())
-        rooms = [await self._room_of(uri) for uri in uris]
-        for room_id, uri in zip(rooms, uris, strict=True):
-            self._streams.setdefault(room_id, Counter())[uri] += 1
-        try:
-            return await self._listen(ctx, params)
-        finally:
-            for room_id, uri in zip(rooms, uris, strict=True):
-                self._streams[room_id][uri] -= 1
-                if not self._streams[room_id][uri]:
-                    del self._streams[room_id][uri]
+        readers = [await self._reader_of(uri) for uri in uris]
+        holders = {holder for _, holder in readers}
+        with ExitStack() as held:
+            try:
+                for holder in holders:
+                    held.enter_context(self._stream_slots.hold(holder))
+            except ChatError as exc:
+                log.debug("subscriptions/listen refused (%s)", exc.code.value)
+                data = {"code": exc.code.value, "limit": self._stream_slots.limit}
+                raise MCPError(TOO_MANY_STREAMS, exc.message, data=data) from None
+            for room_id, uri in zip((room for room, _ in readers), uris, strict=True):
+                self._streams.setdefault(room_id, Counter())[uri] += 1
+            try:
+                return await self._listen(ctx, params)
+            finally:
+                for room_id, uri in zip((room for room, _ in readers), uris, strict=True):
+                    followed = self._streams[room_id]
+                    followed[uri] -= 1
+                    if not followed[uri]:
+                        del followed[uri]
+                    if not followed:
+                        del self._streams[room_id]
 
     def changed(self, room_id: str) -> None:
         rooms = {*self._sessions, *self._streams} if room_id == EVERY_ROOM else {room_id}
@@ -231,3 +268,7 @@ class Feeds:
 
 
 _CLEANUP_KEY = "mcp_chat.subscriptions"
+_HOLDER_LEFT = (
+    "The holder of a key in these URIs has just left its room, or been marked gone. Listen "
+    "with the URIs of a room you are in (join_room gives them)."
+)
