@@ -149,6 +149,10 @@ async def _open(chat: ChatService, room_id: str, key: str) -> Room:
         raise FastMCPValidationError(exc.message, log_level=logging.DEBUG) from exc
 
 
+MAX_STREAMS: Final = 1024
+"""Listen streams open in this process at most, whoever holds them: the SDK's default cap for
+one ListenHandler (`max_subscriptions`), kept now that each stream has a handler of its own."""
+
 TOO_MANY_STREAMS: Final = -32010
 """The JSON-RPC error code of a listen refused for a limit. No standard code means "limit
 reached" (the SDK's own listen limit answers internal error, which reads as a bug), and
@@ -167,13 +171,21 @@ class Feeds:
         # 2026-07-28 listen streams: room -> how many streams follow each uri.
         self._streams: dict[str, Counter[str]] = {}
         self._bus = InMemorySubscriptionBus()
-        self._listen = ListenHandler(self._bus)
+        # Each listen stream is served by a ListenHandler of its own, so that it can be ended
+        # alone: `ListenHandler.close` ends all of its handler's streams, gracefully (the
+        # client gets the stream's result as its last frame, and stops listening).
+        self._holders: dict[str, set[ListenHandler]] = {}
+        """A key's holder (participant id) -> the streams that name its key."""
+        self._listening = 0
+        self._checking: list[set[str]] = []
+        """For each listen whose keys are being checked: who departed meanwhile."""
         # A stream lives as long as a blocked wait, or longer, and holds about as much memory
         # (~67 KiB), so a holder may have as many open as waits: --max-waits. Counted apart
         # from the waits, though: an assistant that follows its room on a stream must still
         # have all its waits.
         self._stream_slots = WaitSlots(chat.limits.max_waits, errors.too_many_streams)
         self._pushes: set[asyncio.Task[None]] = set()
+        chat.add_departure_listener(self.departed)
 
     async def _room_of(self, uri: str) -> str:
         """The room a subscription URI names, if its key opens it; else an error."""
@@ -224,10 +236,27 @@ class Feeds:
     async def listen(
         self, ctx: ServerRequestContext[Any, Any], params: SubscriptionsListenRequestParams
     ) -> SubscriptionsListenResult:
-        """One stream, until the client closes it. At most `--max-waits` streams per key."""
+        """One stream, until the client closes it or a holder of a key it names leaves its
+        room or is marked gone (`departed`). At most `--max-waits` streams per key."""
         uris = list(params.notifications.resource_subscriptions or ())
-        readers = [await self._reader_of(uri) for uri in uris]
+        departed: set[str] = set()
+        self._checking.append(departed)
+        try:
+            readers = [await self._reader_of(uri) for uri in uris]
+        finally:
+            self._checking.remove(departed)
         holders = {holder for _, holder in readers}
+        if holders & departed:
+            raise MCPError(INVALID_PARAMS, _HOLDER_LEFT)
+        if self._listening >= MAX_STREAMS:
+            log.debug("subscriptions/listen refused: %d streams open", self._listening)
+            raise MCPError(
+                TOO_MANY_STREAMS,
+                f"This server has its limit of {MAX_STREAMS} listen streams open. Call "
+                "wait_for_message instead, or listen again later.",
+                data={"code": errors.Code.TOO_MANY_STREAMS.value},
+            )
+        stream = ListenHandler(self._bus)
         with ExitStack() as held:
             try:
                 for holder in holders:
@@ -236,11 +265,21 @@ class Feeds:
                 log.debug("subscriptions/listen refused (%s)", exc.code.value)
                 data = {"code": exc.code.value, "limit": self._stream_slots.limit}
                 raise MCPError(TOO_MANY_STREAMS, exc.message, data=data) from None
+            self._listening += 1
+            for holder in holders:
+                self._holders.setdefault(holder, set()).add(stream)
             for room_id, uri in zip((room for room, _ in readers), uris, strict=True):
                 self._streams.setdefault(room_id, Counter())[uri] += 1
             try:
-                return await self._listen(ctx, params)
+                return await stream(ctx, params)
             finally:
+                self._listening -= 1
+                for holder in holders:
+                    streams = self._holders.get(holder)
+                    if streams is not None:
+                        streams.discard(stream)
+                        if not streams:
+                            del self._holders[holder]
                 for room_id, uri in zip((room for room, _ in readers), uris, strict=True):
                     followed = self._streams[room_id]
                     followed[uri] -= 1
@@ -248,6 +287,17 @@ class Feeds:
                         del followed[uri]
                     if not followed:
                         del self._streams[room_id]
+
+    def departed(self, participant_ids: set[str]) -> None:
+        """These participants left their rooms, or were marked gone: end the streams that
+        name their keys. A key's power ends with its holder's membership, and a stream that
+        went on would tell the room's activity to one who left (or to whoever took the key).
+        One marked gone may come back, and listen again."""
+        for departed in self._checking:
+            departed |= participant_ids
+        for participant_id in participant_ids:
+            for stream in self._holders.pop(participant_id, ()):
+                stream.close()
 
     def changed(self, room_id: str) -> None:
         rooms = {*self._sessions, *self._streams} if room_id == EVERY_ROOM else {room_id}
