@@ -149,6 +149,7 @@ class ChatService:
         self._stopping = False
         self._retention: asyncio.Task[None] | None = None
         self._unready = False  # the last readiness check failed for a reason it logged
+        self._departure_listeners: list[Callable[[set[str]], None]] = []
         self.messages_sent = 0
         """Messages this process stored (for metrics)."""
 
@@ -455,6 +456,7 @@ class ChatService:
         self._identities.pop(identity.secret_hash, None)
         self.tracker.forget({identity.participant_id})
         self.send_rate.forget(identity.participant_id)
+        self._departed({identity.participant_id})
         self.signals.notify(room_id)
         log.info("left room=%s participant=%s", room_id, identity.participant_id)
         return left.room_ended
@@ -707,8 +709,21 @@ class ChatService:
         self._announce(await self.store.disconnect(ids))
 
     def _announce(self, events: list[Message]) -> None:
+        gone = {m.sender_id for m in events if m.kind is Kind.DISCONNECTED}
+        if gone:
+            self._departed(gone)
         for room_id in {m.room_id for m in events}:
             self.signals.notify(room_id)
+
+    def add_departure_listener(self, listener: Callable[[set[str]], None]) -> None:
+        """Also tell `listener` the ids of participants who left their room, or were marked
+        gone (their connection closed, or they were silent too long), in this process. It
+        must not block or raise. A participant gone may come back; one who left may not."""
+        self._departure_listeners.append(listener)
+
+    def _departed(self, participant_ids: set[str]) -> None:
+        for listener in self._departure_listeners:
+            listener(participant_ids)
 
     async def _heartbeats(self) -> None:
         while True:

@@ -19,6 +19,7 @@ class Code(StrEnum):
     TOO_MANY_ROOMS = "too_many_rooms"
     RATE_LIMITED = "rate_limited"
     TOO_MANY_WAITS = "too_many_waits"
+    TOO_MANY_STREAMS = "too_many_streams"
     SERVER_RESTARTING = "server_restarting"
     INVITE_REQUIRED = "invite_required"
     ROOM_NOT_PRIVATE = "room_not_private"
@@ -120,6 +121,14 @@ def too_many_waits(limit: int) -> ChatError:
         Code.TOO_MANY_WAITS,
         f"You already have {limit} wait_for_message calls open in this room. Let one return "
         "before starting another.",
+    )
+
+
+def too_many_streams(limit: int) -> ChatError:
+    return ChatError(
+        Code.TOO_MANY_STREAMS,
+        f"You already have {limit} subscriptions/listen streams open with this read key. "
+        "Close one before opening another: one stream can follow several resources.",
     )
 
 

@@ -78,17 +78,22 @@ class Rate:
 
 
 class WaitSlots:
-    """How many waits each participant has open; `limit == 0` turns the limit off."""
+    """How many waits (or other long-lived requests, see `refuse`) each participant has open;
+    `limit == 0` turns the limit off."""
 
-    def __init__(self, limit: int) -> None:
+    def __init__(
+        self, limit: int, refuse: Callable[[int], errors.ChatError] = errors.too_many_waits
+    ) -> None:
+        """`refuse(limit)` is the error a request over the limit gets."""
         self.limit = limit
+        self._refuse = refuse
         self._open: dict[str, int] = {}
 
     @contextmanager
     def hold(self, key: str) -> Iterator[None]:
         count = self._open.get(key, 0)
         if self.limit and count >= self.limit:
-            raise errors.too_many_waits(self.limit)
+            raise self._refuse(self.limit)
         self._open[key] = count + 1
         try:
             yield

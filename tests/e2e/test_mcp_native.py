@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack
 from typing import Any
 
 import pytest
 from mcp import Client, types
 from mcp.shared.exceptions import MCPError
 
+from mcp_chat.mcp.resources import TOO_MANY_STREAMS
 from tests.e2e.conftest import MODES, ServerProcess, stdio_params
 from tests.e2e.helpers import call
 
@@ -110,6 +113,77 @@ async def test_listen_streams_of_the_2026_protocol(http_server: ServerProcess) -
         with pytest.raises(MCPError):
             async with a.listen(resource_subscriptions=["chat://rooms/listen/mcr_x/messages"]):
                 pass
+
+
+async def test_listen_streams_on_one_key_are_as_many_as_max_waits(db_url: str) -> None:
+    server = ServerProcess(db_url, "--max-waits", "2")
+    try:
+        async with Client(server.url) as a, Client(server.url) as b:
+            alice = await call(a, "join_room", room_id="capped", display_name="Alice")
+            bob = await call(b, "join_room", room_id="capped", display_name="Bob")
+            messages, members = alice["transcript_uri"], alice["members_uri"]
+            async with (
+                a.listen(resource_subscriptions=[messages]),
+                a.listen(resource_subscriptions=[members]),  # the same key: the same holder
+            ):
+                with pytest.raises(MCPError) as refused:
+                    async with a.listen(resource_subscriptions=[messages, bob["members_uri"]]):
+                        pass
+                error = refused.value.error
+                assert error.code == TOO_MANY_STREAMS
+                assert error.message.startswith("You already have 2 subscriptions/listen streams")
+                assert error.data == {"code": "too_many_streams", "limit": 2}
+                # Another holder's key counts apart; and so do the holder's waits.
+                async with b.listen(resource_subscriptions=[bob["transcript_uri"]]):
+                    pass
+                waited = await call(
+                    a, "wait_for_message", room_id="capped", client_id=alice["client_id"]
+                )
+                assert waited["success"], waited
+    finally:
+        server.stop()
+
+
+async def events_until_the_end(stream: AsyncIterator[Any]) -> list[Any]:
+    """The events a listen stream still gives, once it has ended (a hang fails the test)."""
+    async with asyncio.timeout(30):
+        return [event async for event in stream]
+
+
+async def test_a_listen_stream_ends_when_its_holder_leaves(http_server: ServerProcess) -> None:
+    async with Client(http_server.url) as a, Client(http_server.url) as b:
+        alice = await call(a, "join_room", room_id="left", display_name="Alice", capacity=3)
+        bob = await call(b, "join_room", room_id="left", display_name="Bob")
+        uri = alice["transcript_uri"]
+
+        async def say(text: str) -> None:
+            sent = await call(
+                b, "send_message", room_id="left", message=text, client_id=bob["client_id"]
+            )
+            assert sent["success"], sent
+
+        async with a.listen(resource_subscriptions=[uri]) as stream:
+            await say("before")
+            assert getattr(await anext(stream), "uri", None) == uri
+            left = await call(a, "leave_chat", room_id="left", client_id=alice["client_id"])
+            assert left["success"] and not left["room_ended"]
+            await say("after")  # the room goes on: had the stream stayed, it would hear this
+            assert await events_until_the_end(stream) == []
+
+
+async def test_a_listen_stream_ends_when_its_holder_is_marked_gone(
+    http_server: ServerProcess,
+) -> None:
+    """A participant of a handshake-era session is gone once the session closes; a stream
+    on its key (here a 2026-07-28 client's) ends then."""
+    async with AsyncExitStack() as stack, AsyncExitStack() as session:
+        modern = await stack.enter_async_context(Client(http_server.url))
+        legacy = await session.enter_async_context(Client(http_server.url, mode="legacy"))
+        joined = await call(legacy, "join_room", room_id="gone", display_name="Alice")
+        listening = modern.listen(resource_subscriptions=[joined["transcript_uri"]])
+        stream = await stack.enter_async_context(listening)
+        await session.aclose()  # the client ends its session
+        assert await events_until_the_end(stream) == []
 
 
 async def test_progress_keeps_a_long_wait_alive(db_url: str) -> None:

@@ -17,10 +17,14 @@ import json
 import logging
 import re
 from collections import Counter
-from typing import Any
+from collections.abc import AsyncIterator
+from contextlib import ExitStack, asynccontextmanager
+from contextvars import ContextVar
+from typing import Any, Final
+from urllib.parse import unquote
 
 from fastmcp import FastMCP
-from fastmcp.exceptions import ResourceError
+from fastmcp.exceptions import ValidationError as FastMCPValidationError
 from mcp.server.context import ServerRequestContext
 from mcp.server.session import ServerSession
 from mcp.server.subscriptions import InMemorySubscriptionBus, ListenHandler, ResourceUpdated
@@ -34,11 +38,13 @@ from mcp.types import (
     UnsubscribeRequestParams,
 )
 
-from mcp_chat import credentials
+from mcp_chat import credentials, errors
 from mcp_chat.chat import ChatService
 from mcp_chat.errors import ChatError
+from mcp_chat.limits import WaitSlots
 from mcp_chat.mcp.results import MemberOut, MessageOut
 from mcp_chat.signals import EVERY_ROOM
+from mcp_chat.types import Room
 
 log = logging.getLogger(__name__)
 
@@ -96,11 +102,63 @@ def register_resources(mcp: FastMCP, chat: ChatService) -> None:
     chat.signals.add_listener(feeds.changed)
 
 
-async def _open(chat: ChatService, room_id: str, key: str) -> Any:
+_admitted: ContextVar[tuple[str, str, Room] | None] = ContextVar("mcp_chat_read", default=None)
+"""The room `admit_read` opened for this request: (room id, key, room)."""
+
+
+def _parse(uri: str) -> tuple[str, str] | None:
+    """The room id and key a room resource URI names (unquoted, as FastMCP's template match
+    hands them to the resource functions), or None for any other URI."""
+    match = _URI.fullmatch(uri)
+    return None if match is None else (unquote(match.group(1)), unquote(match.group(2)))
+
+
+@asynccontextmanager
+async def admit_read(chat: ChatService, uri: str) -> AsyncIterator[None]:
+    """Around a resources/read (in the server's middleware): a room URI whose key does not
+    open the room is refused here, as invalid params (-32602, what the SDK and FastMCP answer
+    for a resource that is not there) in one debug line. Refused inside the resource
+    function, it went through FastMCP's read path, which logs every failure with its
+    traceback at ERROR and answers -32603: a wrong key is the caller's error, not the
+    server's. The room found is handed on so the read does not check the key twice."""
+    parsed = _parse(uri)
+    if parsed is None:
+        yield
+        return
+    try:
+        room = await chat.check_reader(*parsed)
+    except ChatError as exc:
+        log.debug("resources/read refused (%s)", exc.code.value)
+        raise MCPError(INVALID_PARAMS, exc.message) from None
+    token = _admitted.set((*parsed, room))
+    try:
+        yield
+    finally:
+        _admitted.reset(token)
+
+
+async def _open(chat: ChatService, room_id: str, key: str) -> Room:
+    admitted = _admitted.get()
+    if admitted is not None and admitted[:2] == (room_id, key):
+        return admitted[2]
+    # Not through `admit_read` (or the URI read differently): check here. FastMCP maps its
+    # ValidationError to invalid params, and logs it at the level given.
     try:
         return await chat.check_reader(room_id, key)
     except ChatError as exc:
-        raise ResourceError(exc.message) from exc
+        raise FastMCPValidationError(exc.message, log_level=logging.DEBUG) from exc
+
+
+MAX_STREAMS: Final = 1024
+"""Listen streams open in this process at most, whoever holds them: the SDK's default cap for
+one ListenHandler (`max_subscriptions`), kept now that each stream has a handler of its own."""
+
+TOO_MANY_STREAMS: Final = -32010
+"""The JSON-RPC error code of a listen refused for a limit. No standard code means "limit
+reached" (the SDK's own listen limit answers internal error, which reads as a bug), and
+JSON-RPC leaves -32000..-32099 to servers, of which the 2026-07-28 spec keeps -32000..-32019
+for implementations (the SDK uses -32000 and -32001). The error's `data.code` says
+`too_many_streams`, like a tool's failure code."""
 
 
 class Feeds:
@@ -113,19 +171,42 @@ class Feeds:
         # 2026-07-28 listen streams: room -> how many streams follow each uri.
         self._streams: dict[str, Counter[str]] = {}
         self._bus = InMemorySubscriptionBus()
-        self._listen = ListenHandler(self._bus)
+        # Each listen stream is served by a ListenHandler of its own, so that it can be ended
+        # alone: `ListenHandler.close` ends all of its handler's streams, gracefully (the
+        # client gets the stream's result as its last frame, and stops listening).
+        self._holders: dict[str, set[ListenHandler]] = {}
+        """A key's holder (participant id) -> the streams that name its key."""
+        self._listening = 0
+        self._checking: list[set[str]] = []
+        """For each listen whose keys are being checked: who departed meanwhile."""
+        # A stream lives as long as a blocked wait, or longer, and holds about as much memory
+        # (~67 KiB), so a holder may have as many open as waits: --max-waits. Counted apart
+        # from the waits, though: an assistant that follows its room on a stream must still
+        # have all its waits.
+        self._stream_slots = WaitSlots(chat.limits.max_waits, errors.too_many_streams)
         self._pushes: set[asyncio.Task[None]] = set()
+        chat.add_departure_listener(self.departed)
 
     async def _room_of(self, uri: str) -> str:
         """The room a subscription URI names, if its key opens it; else an error."""
-        match = _URI.fullmatch(uri)
-        if match is None:
+        return (await self._reader_of(uri))[0]
+
+    async def _reader_of(self, uri: str) -> tuple[str, str]:
+        """The room a subscription URI names and its key's holder (a participant id), if the
+        key opens the room; else an error."""
+        parsed = _parse(uri)
+        if parsed is None:
             raise MCPError(INVALID_PARAMS, f"'{uri}' is not a room resource of this server.")
+        room_id, key = parsed
         try:
-            room = await self._chat.check_reader(match.group(1), match.group(2))
+            room = await self._chat.check_reader(room_id, key)
         except ChatError as exc:
             raise MCPError(INVALID_PARAMS, exc.message) from exc
-        return str(room.room_id)
+        # The key is known good: which member holds it is no secret to the caller.
+        for member in await self._chat.room_members(room.room_id):
+            if credentials.read_key(member.participant.secret_hash) == key:
+                return str(room.room_id), member.participant.participant_id
+        raise MCPError(INVALID_PARAMS, _HOLDER_LEFT)
 
     async def subscribe(
         self, ctx: ServerRequestContext[Any, Any], params: SubscribeRequestParams
@@ -155,17 +236,68 @@ class Feeds:
     async def listen(
         self, ctx: ServerRequestContext[Any, Any], params: SubscriptionsListenRequestParams
     ) -> SubscriptionsListenResult:
+        """One stream, until the client closes it or a holder of a key it names leaves its
+        room or is marked gone (`departed`). At most `--max-waits` streams per key."""
         uris = list(params.notifications.resource_subscriptions or ())
-        rooms = [await self._room_of(uri) for uri in uris]
-        for room_id, uri in zip(rooms, uris, strict=True):
-            self._streams.setdefault(room_id, Counter())[uri] += 1
+        departed: set[str] = set()
+        self._checking.append(departed)
         try:
-            return await self._listen(ctx, params)
+            readers = [await self._reader_of(uri) for uri in uris]
         finally:
-            for room_id, uri in zip(rooms, uris, strict=True):
-                self._streams[room_id][uri] -= 1
-                if not self._streams[room_id][uri]:
-                    del self._streams[room_id][uri]
+            self._checking.remove(departed)
+        holders = {holder for _, holder in readers}
+        if holders & departed:
+            raise MCPError(INVALID_PARAMS, _HOLDER_LEFT)
+        if self._listening >= MAX_STREAMS:
+            log.debug("subscriptions/listen refused: %d streams open", self._listening)
+            raise MCPError(
+                TOO_MANY_STREAMS,
+                f"This server has its limit of {MAX_STREAMS} listen streams open. Call "
+                "wait_for_message instead, or listen again later.",
+                data={"code": errors.Code.TOO_MANY_STREAMS.value},
+            )
+        stream = ListenHandler(self._bus)
+        with ExitStack() as held:
+            try:
+                for holder in holders:
+                    held.enter_context(self._stream_slots.hold(holder))
+            except ChatError as exc:
+                log.debug("subscriptions/listen refused (%s)", exc.code.value)
+                data = {"code": exc.code.value, "limit": self._stream_slots.limit}
+                raise MCPError(TOO_MANY_STREAMS, exc.message, data=data) from None
+            self._listening += 1
+            for holder in holders:
+                self._holders.setdefault(holder, set()).add(stream)
+            for room_id, uri in zip((room for room, _ in readers), uris, strict=True):
+                self._streams.setdefault(room_id, Counter())[uri] += 1
+            try:
+                return await stream(ctx, params)
+            finally:
+                self._listening -= 1
+                for holder in holders:
+                    streams = self._holders.get(holder)
+                    if streams is not None:
+                        streams.discard(stream)
+                        if not streams:
+                            del self._holders[holder]
+                for room_id, uri in zip((room for room, _ in readers), uris, strict=True):
+                    followed = self._streams[room_id]
+                    followed[uri] -= 1
+                    if not followed[uri]:
+                        del followed[uri]
+                    if not followed:
+                        del self._streams[room_id]
+
+    def departed(self, participant_ids: set[str]) -> None:
+        """These participants left their rooms, or were marked gone: end the streams that
+        name their keys. A key's power ends with its holder's membership, and a stream that
+        went on would tell the room's activity to one who left (or to whoever took the key).
+        One marked gone may come back, and listen again."""
+        for departed in self._checking:
+            departed |= participant_ids
+        for participant_id in participant_ids:
+            for stream in self._holders.pop(participant_id, ()):
+                stream.close()
 
     def changed(self, room_id: str) -> None:
         rooms = {*self._sessions, *self._streams} if room_id == EVERY_ROOM else {room_id}
@@ -186,3 +318,7 @@ class Feeds:
 
 
 _CLEANUP_KEY = "mcp_chat.subscriptions"
+_HOLDER_LEFT = (
+    "The holder of a key in these URIs has just left its room, or been marked gone. Listen "
+    "with the URIs of a room you are in (join_room gives them)."
+)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
@@ -16,18 +17,23 @@ from fastmcp.server.auth import AuthProvider
 from fastmcp.server.middleware import CallNext, Middleware, MiddlewareContext
 from fastmcp.tools import Tool, ToolResult
 from mcp.server.runner import ServerRunner
+from mcp.shared.exceptions import MCPError
+from mcp.types import INVALID_PARAMS
 from mcp.types.version import HANDSHAKE_PROTOCOL_VERSIONS
 from pydantic import ValidationError as PydanticValidationError
+from pydantic_core import ErrorDetails
 
 from mcp_chat import __version__
 from mcp_chat.chat import ChatService
 from mcp_chat.errors import Code
 from mcp_chat.mcp.prompts import register_prompts
-from mcp_chat.mcp.resources import register_resources
+from mcp_chat.mcp.resources import admit_read, register_resources
 from mcp_chat.mcp.schemas import compact
 from mcp_chat.mcp.tools import register_tools
 from mcp_chat.metrics import Metrics
 from mcp_chat.presence import Session, current_session
+
+log = logging.getLogger(__name__)
 
 INSTRUCTIONS = """\
 mcp-chat: chat rooms shared with other assistants and people. join_room gives you a secret
@@ -45,6 +51,13 @@ class ChatMiddleware(Middleware):
       failure shape, with a sentence that names the arguments and never echoes their values
       (they may be secrets); times the call and counts failures by code (`metrics`).
     - tools/list: compacts the input schemas.
+    - resources/read: a room URI whose key does not open the room is refused before FastMCP
+      reads it (see `resources.admit_read`).
+    - a request FastMCP passes here with its raw params (`context.message` a mapping: its
+      "outer" pass, run when the request failed before reaching its handler, e.g. a
+      tools/call whose `arguments` is a list): a failed validation is the caller's error,
+      answered invalid params (-32602) with a sentence that names where, never what (the
+      values may be secrets or message text), and logged in one debug line.
     """
 
     def __init__(
@@ -58,8 +71,13 @@ class ChatMiddleware(Middleware):
         self._process_session = process_session
 
     async def __call__(self, context: MiddlewareContext[Any], call_next: CallNext[Any, Any]) -> Any:
+        if isinstance(context.message, Mapping):
+            return await self._unparsed(context, call_next)
         if context.method == "tools/call":
             return await self._call_tool(context, call_next)
+        if context.method == "resources/read":
+            async with admit_read(self._chat, str(context.message.uri)):
+                return await call_next(context)
         if context.method == "tools/list":
             tools: Sequence[Tool] = await call_next(context)
             return [
@@ -94,6 +112,32 @@ class ChatMiddleware(Middleware):
                 elapsed = time.perf_counter() - started
                 self._metrics.observe_call(context.message.name, elapsed, structured)
 
+    async def _unparsed(
+        self, context: MiddlewareContext[Any], call_next: CallNext[Any, Any]
+    ) -> Any:
+        """A request as FastMCP's outer pass hands it over: a copy of its raw params, since
+        they did not parse (FastMCP 4.1, `server/low_level.py`, `_raw_message`: a documented
+        behaviour of its root dispatch, relied on here to tell this pass apart). Before, the
+        tools/call branch read `.name` off that mapping and crashed: the SDK answered -32603
+        (code 0 on the handshake family) and logged the crash at ERROR, chained to the
+        pydantic error whose `input_value` held the arguments (a client_id, a message's
+        text). The SDK alone maps a pydantic error to a bare "Invalid request parameters";
+        this says which param, and how it is wrong."""
+        started = time.perf_counter()
+        try:
+            try:
+                return await call_next(context)
+            except PydanticValidationError as exc:
+                method = context.method or "request"
+                where = sorted({_where(err) for err in exc.errors()})
+                log.debug("%s refused: invalid params at %s", method, ", ".join(where))
+                raise MCPError(INVALID_PARAMS, _describe_request(exc, method)) from None
+        except Exception:
+            # A tools/call comes this way only when it failed before reaching its tool.
+            if self._metrics is not None and context.method == "tools/call":
+                self._metrics.observe_call(context.method, time.perf_counter() - started, None)
+            raise
+
     def _connection_session(self, context: MiddlewareContext[Any]) -> Session | None:
         """Only handshake-era connections (2025-11-25 and older) have a lifetime beyond one
         request: when one closes (a stdio client's process ends, an HTTP session is closed),
@@ -116,6 +160,36 @@ class ChatMiddleware(Middleware):
 
 
 _SESSION_KEY = "mcp_chat.session"
+
+
+def _where(err: ErrorDetails) -> str:
+    return ".".join(str(p) for p in err.get("loc", ())) or "params"
+
+
+_SHAPES = {
+    "dict_type": "must be a JSON object",
+    "model_type": "must be a JSON object",
+    "model_attributes_type": "must be a JSON object",
+    "list_type": "must be a JSON array",
+    "string_type": "must be a string",
+    "missing": "is required",
+    "extra_forbidden": "is not expected here",
+}
+
+
+def _describe_request(cause: PydanticValidationError, method: str) -> str:
+    """What is wrong with a request's params, by place and kind only. Pydantic's own
+    messages are not used: some quote the input (a union's tag, a custom validator's text)."""
+    problems = [
+        f"'{_where(err)}' {_SHAPES.get(err.get('type', ''), 'has a value of the wrong type')}"
+        for err in cause.errors()
+    ]
+    hint = (
+        " Pass the tool's arguments as an object by name, as its input schema declares."
+        if any(_where(err) == "params.arguments" for err in cause.errors())
+        else ""
+    )
+    return f"Invalid {method} request: " + "; ".join(problems) + "." + hint
 
 
 def _describe(cause: BaseException | None, tool: str) -> str:
