@@ -363,7 +363,7 @@ def _begin(pipe: Pipeline) -> None:
 
 
 async def _close(pubsub: PubSub) -> None:
-    await pubsub.aclose()  # type: ignore[no-untyped-call]
+    await pubsub.aclose()  # type: ignore[no-untyped-call, unused-ignore]  # typed from redis-py 8.2
 
 
 def _created_score(created_at: str) -> float:
