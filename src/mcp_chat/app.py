@@ -18,6 +18,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from mcp_chat.auth import GUARDED_PATHS, BearerTokens, RequireToken, load_tokens
+from mcp_chat.bounds import MAX_HEAD_BYTES, RequestBounds, bounded_http
 from mcp_chat.chat import ChatService
 from mcp_chat.config import Settings
 from mcp_chat.credentials import redact_url
@@ -82,9 +83,18 @@ def http_app(settings: Settings, parts: Parts) -> Starlette:
     """The ASGI app. Bound to a loopback address, it refuses requests whose Host or Origin
     header names another site (DNS rebinding); `allowed_hosts` adds names to accept."""
     server = parts.server
+    # Every body is read within its bounds before any route sees it (see bounds.py).
+    middleware = [
+        Middleware(
+            RequestBounds,
+            max_body=settings.max_body_bytes(),
+            read_timeout=settings.read_timeout,
+            mcp_path="/mcp",
+        )
+    ]
     # FastMCP's auth guards /mcp only; its middleware checks the token of every request, and
     # RequireToken refuses the other guarded paths a request whose token did not pass.
-    middleware = [Middleware(TrackReplies, path="/mcp")]
+    middleware.append(Middleware(TrackReplies, path="/mcp"))
     if server.auth:
         middleware.append(Middleware(RequireToken, paths=GUARDED_PATHS))
     if settings.fast_calls:
@@ -157,6 +167,8 @@ def serve_http(settings: Settings) -> None:
         log_config=None,  # uvicorn logs through our handler (and its redaction)
         lifespan="on",
         timeout_graceful_shutdown=5,
+        # httptools, with a bound on each request's head and the time to send it.
+        http=bounded_http(MAX_HEAD_BYTES, settings.read_timeout),
     )
 
     async def serve() -> None:

@@ -104,6 +104,12 @@ def _parser() -> argparse.ArgumentParser:
         metavar="HOST",
         help="also accept this Host header (repeatable; env MCP_CHAT_ALLOWED_HOSTS as a JSON list)",
     )
+    serve.add_argument(
+        "--read-timeout",
+        type=float,
+        help="seconds a client has to send a request's headers, and again its body; slower "
+        "gets 408 (env MCP_CHAT_READ_TIMEOUT, default 30)",
+    )
     stdio = commands.add_parser(
         "stdio",
         help="speak MCP on stdin/stdout",
@@ -154,6 +160,7 @@ _SETTINGS = (
     "auth_token",
     "auth_token_file",
     "allowed_hosts",
+    "read_timeout",
     *(flag[2:].replace("-", "_") for flag, _, _ in _LIMIT_FLAGS),
 )
 
