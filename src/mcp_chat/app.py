@@ -26,6 +26,8 @@ from mcp_chat.loop import run_on_loop, running_loop_name
 from mcp_chat.mcp.fastcalls import FastCalls
 from mcp_chat.mcp.replies import TrackReplies
 from mcp_chat.mcp.server import create_server
+from mcp_chat.mcp.sessions import Sessions
+from mcp_chat.mcp.sessions import install as install_sessions
 from mcp_chat.metrics import CONTENT_TYPE, Metrics
 from mcp_chat.stores import open_store
 from mcp_chat.web.routes import Streams, add_web
@@ -37,6 +39,7 @@ class Parts(NamedTuple):
     chat: ChatService
     server: FastMCP
     metrics: Metrics
+    sessions: Sessions
 
 
 def build(settings: Settings, stdio: bool = False, streams: Streams | None = None) -> Parts:
@@ -50,7 +53,8 @@ def build(settings: Settings, stdio: bool = False, streams: Streams | None = Non
         settings.matching_policy(),
         settings.presence_policy(),
     )
-    metrics = Metrics(chat)
+    sessions = Sessions(settings.max_sessions)
+    metrics = Metrics(chat, lambda: sessions.open)
     secret = settings.auth_token.get_secret_value() if settings.auth_token else None
     tokens = [] if stdio else load_tokens(secret, settings.auth_token_file)
     server = create_server(
@@ -76,12 +80,14 @@ def build(settings: Settings, stdio: bool = False, streams: Streams | None = Non
         return Response(await metrics.render(), media_type=CONTENT_TYPE)
 
     add_web(server, chat, streams)
-    return Parts(chat, server, metrics)
+    return Parts(chat, server, metrics, sessions)
 
 
 def http_app(settings: Settings, parts: Parts) -> Starlette:
     """The ASGI app. Bound to a loopback address, it refuses requests whose Host or Origin
-    header names another site (DNS rebinding); `allowed_hosts` adds names to accept."""
+    header names another site (DNS rebinding); `allowed_hosts` adds names to accept. Request
+    bodies are bounded (bounds.py), and handshake-era sessions capped and closed when idle
+    (mcp/sessions.py)."""
     server = parts.server
     # Every body is read within its bounds before any route sees it (see bounds.py).
     middleware = [
@@ -108,12 +114,15 @@ def http_app(settings: Settings, parts: Parts) -> Starlette:
                 required_scopes=scopes,
             )
         )
-    return server.http_app(
+    app = server.http_app(
         path="/mcp",
         middleware=middleware,
         host_origin_protection="auto",
         allowed_hosts=settings.allowed_hosts or None,
+        session_idle_timeout=settings.session_idle_timeout,
     )
+    install_sessions(app, parts.sessions, path="/mcp")
+    return app
 
 
 class _Server(uvicorn.Server):

@@ -38,6 +38,12 @@ class Settings(BaseSettings):
     auth_token: SecretStr | None = None
     auth_token_file: Path | None = None
     allowed_hosts: list[str] = Field(default_factory=list)
+    max_sessions: int = Field(default=1000, ge=1)
+    """Handshake-era HTTP sessions open at once; at the cap the longest-idle one is closed for a
+    new one (mcp/sessions.py)."""
+    session_idle_timeout: float = Field(default=600.0, gt=0)
+    """Seconds a handshake-era HTTP session may go without a request in flight (a blocked wait
+    and an open GET stream are requests in flight) before it is closed."""
     read_timeout: float = Field(default=30.0, gt=0)
     """Seconds a client has to send a request's headers, and again its body (see bounds.py)."""
     max_message_bytes: int = Field(default=64 * 1024, ge=1)
