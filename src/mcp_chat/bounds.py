@@ -157,6 +157,8 @@ class BoundedHttpTools(HttpToolsProtocol):
     _in_head = True
     """The next bytes on the connection belong to a request's head."""
     _head_bytes = 0
+    _heads = 0
+    """Heads completed on the connection."""
     _head_timer: TimerHandle | None = None
     _refusal: tuple[int, str] | None = None
 
@@ -170,13 +172,14 @@ class BoundedHttpTools(HttpToolsProtocol):
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
-        # Counted: bytes of a chunk that began inside a head, while the head is still
-        # incomplete after it (a complete head is measured in `on_headers_complete`). A chunk
-        # that began in the previous request's body is not counted: its share of the new
-        # head is at most one read.
+        # Counted: a chunk that began inside a head that it did not complete (a complete head
+        # is measured in `on_headers_complete`; a chunk may hold a whole request, body and
+        # all). A chunk that began in the previous request's body is not counted: its share of
+        # the next head is at most one read.
         counted = self._in_head
+        heads = self._heads
         super().data_received(data)
-        if counted and self._in_head and not self.transport.is_closing():
+        if counted and self._heads == heads and not self.transport.is_closing():
             self._head_bytes += len(data)
             if self._head_bytes > self.max_head_bytes:
                 self._refuse(431, self._head_too_large())
@@ -189,6 +192,7 @@ class BoundedHttpTools(HttpToolsProtocol):
 
     def on_headers_complete(self) -> None:
         self._in_head = False
+        self._heads += 1
         self._stop_head_timer()
         size = len(self.url) + sum(len(name) + len(value) + 4 for name, value in self.headers)
         if size > self.max_head_bytes:

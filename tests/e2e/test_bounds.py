@@ -178,6 +178,36 @@ async def test_headers_over_the_limit_are_refused(server: ServerProcess) -> None
     await still_serving(server)
 
 
+async def test_a_big_body_that_comes_with_its_head_is_no_long_head(server: ServerProcess) -> None:
+    """Head and a 200 KB body written at once, several times on one connection: only the
+    head counts against the head's limit, however the server's reads cut the bytes."""
+    body = json.dumps({"room_id": f"one-{secrets.token_hex(3)}", "display_name": "x" * 200_000})
+    request = head(
+        server,
+        "POST",
+        "/api/join",
+        "Content-Type: application/json",
+        f"Content-Length: {len(body)}",
+    )
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    try:
+        async with asyncio.timeout(ANSWER_WITHIN):
+            for _ in range(5):
+                writer.write(request + body.encode())
+                await writer.drain()
+                top = await reader.readuntil(b"\r\n\r\n")
+                assert top.startswith(b"HTTP/1.1 400 "), top  # the name is too long: a 400
+                length = next(
+                    int(line.split(b":")[1])
+                    for line in top.lower().split(b"\r\n")
+                    if line.startswith(b"content-length:")
+                )
+                answer = json.loads(await reader.readexactly(length))
+                assert answer["code"] == "invalid_argument", answer
+    finally:
+        writer.close()
+
+
 async def test_a_body_that_stops_is_answered_408_after_the_read_timeout(
     server: ServerProcess,
 ) -> None:
