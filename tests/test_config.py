@@ -43,3 +43,13 @@ def test_a_token_file_holds_one_token_a_line(tmp_path: Path) -> None:
     assert load_tokens("gamma", path) == ["gamma", "alpha", "beta"]
     assert load_tokens(None, None) == []
     assert load_tokens("  ", None) == []
+
+
+def test_the_http_bounds_come_from_flags_and_the_message_limit() -> None:
+    argv = ["serve", "--read-timeout", "4.5", "--max-message-bytes", "1000"]
+    argv += ["--max-sessions", "7", "--session-idle-timeout", "90"]
+    settings = settings_from(_parser().parse_args(argv))
+    assert settings.read_timeout == 4.5
+    assert (settings.max_sessions, settings.session_idle_timeout) == (7, 90)
+    # The largest message with every byte escaped (six bytes each), and 64 KiB of envelope.
+    assert settings.max_body_bytes() == 6 * 1000 + 64 * 1024

@@ -18,6 +18,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from mcp_chat.auth import GUARDED_PATHS, BearerTokens, RequireToken, load_tokens
+from mcp_chat.bounds import MAX_HEAD_BYTES, RequestBounds, bounded_http
 from mcp_chat.chat import ChatService
 from mcp_chat.config import Settings
 from mcp_chat.credentials import redact_url
@@ -25,6 +26,8 @@ from mcp_chat.loop import run_on_loop, running_loop_name
 from mcp_chat.mcp.fastcalls import FastCalls
 from mcp_chat.mcp.replies import TrackReplies
 from mcp_chat.mcp.server import create_server
+from mcp_chat.mcp.sessions import Sessions
+from mcp_chat.mcp.sessions import install as install_sessions
 from mcp_chat.metrics import CONTENT_TYPE, Metrics
 from mcp_chat.stores import open_store
 from mcp_chat.web.routes import Streams, add_web
@@ -36,6 +39,7 @@ class Parts(NamedTuple):
     chat: ChatService
     server: FastMCP
     metrics: Metrics
+    sessions: Sessions
 
 
 def build(settings: Settings, stdio: bool = False, streams: Streams | None = None) -> Parts:
@@ -49,7 +53,8 @@ def build(settings: Settings, stdio: bool = False, streams: Streams | None = Non
         settings.matching_policy(),
         settings.presence_policy(),
     )
-    metrics = Metrics(chat)
+    sessions = Sessions(settings.max_sessions)
+    metrics = Metrics(chat, lambda: sessions.open)
     secret = settings.auth_token.get_secret_value() if settings.auth_token else None
     tokens = [] if stdio else load_tokens(secret, settings.auth_token_file)
     server = create_server(
@@ -75,16 +80,27 @@ def build(settings: Settings, stdio: bool = False, streams: Streams | None = Non
         return Response(await metrics.render(), media_type=CONTENT_TYPE)
 
     add_web(server, chat, streams)
-    return Parts(chat, server, metrics)
+    return Parts(chat, server, metrics, sessions)
 
 
 def http_app(settings: Settings, parts: Parts) -> Starlette:
     """The ASGI app. Bound to a loopback address, it refuses requests whose Host or Origin
-    header names another site (DNS rebinding); `allowed_hosts` adds names to accept."""
+    header names another site (DNS rebinding); `allowed_hosts` adds names to accept. Request
+    bodies are bounded (bounds.py), and handshake-era sessions capped and closed when idle
+    (mcp/sessions.py)."""
     server = parts.server
+    # Every body is read within its bounds before any route sees it (see bounds.py).
+    middleware = [
+        Middleware(
+            RequestBounds,
+            max_body=settings.max_body_bytes(),
+            read_timeout=settings.read_timeout,
+            mcp_path="/mcp",
+        )
+    ]
     # FastMCP's auth guards /mcp only; its middleware checks the token of every request, and
     # RequireToken refuses the other guarded paths a request whose token did not pass.
-    middleware = [Middleware(TrackReplies, path="/mcp")]
+    middleware.append(Middleware(TrackReplies, path="/mcp"))
     if server.auth:
         middleware.append(Middleware(RequireToken, paths=GUARDED_PATHS))
     if settings.fast_calls:
@@ -98,12 +114,15 @@ def http_app(settings: Settings, parts: Parts) -> Starlette:
                 required_scopes=scopes,
             )
         )
-    return server.http_app(
+    app = server.http_app(
         path="/mcp",
         middleware=middleware,
         host_origin_protection="auto",
         allowed_hosts=settings.allowed_hosts or None,
+        session_idle_timeout=settings.session_idle_timeout,
     )
+    install_sessions(app, parts.sessions, path="/mcp")
+    return app
 
 
 class _Server(uvicorn.Server):
@@ -157,6 +176,8 @@ def serve_http(settings: Settings) -> None:
         log_config=None,  # uvicorn logs through our handler (and its redaction)
         lifespan="on",
         timeout_graceful_shutdown=5,
+        # httptools, with a bound on each request's head and the time to send it.
+        http=bounded_http(MAX_HEAD_BYTES, settings.read_timeout),
     )
 
     async def serve() -> None:

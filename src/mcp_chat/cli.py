@@ -105,6 +105,24 @@ def _parser() -> argparse.ArgumentParser:
         metavar="HOST",
         help="also accept this Host header (repeatable; env MCP_CHAT_ALLOWED_HOSTS as a JSON list)",
     )
+    serve.add_argument(
+        "--max-sessions",
+        type=int,
+        help="handshake-era MCP sessions open at once; at the cap the longest-idle one is "
+        "closed for a new one (env MCP_CHAT_MAX_SESSIONS, default 1000)",
+    )
+    serve.add_argument(
+        "--session-idle-timeout",
+        type=float,
+        help="seconds a handshake-era MCP session may sit idle before it is closed "
+        "(env MCP_CHAT_SESSION_IDLE_TIMEOUT, default 600)",
+    )
+    serve.add_argument(
+        "--read-timeout",
+        type=float,
+        help="seconds a client has to send a request's headers, and again its body; slower "
+        "gets 408 (env MCP_CHAT_READ_TIMEOUT, default 30)",
+    )
     stdio = commands.add_parser(
         "stdio",
         help="speak MCP on stdin/stdout",
@@ -155,6 +173,9 @@ _SETTINGS = (
     "auth_token",
     "auth_token_file",
     "allowed_hosts",
+    "max_sessions",
+    "session_idle_timeout",
+    "read_timeout",
     *(flag[2:].replace("-", "_") for flag, _, _ in _LIMIT_FLAGS),
 )
 

@@ -16,6 +16,12 @@ from mcp_chat.matching import MatchPolicy
 from mcp_chat.presence import PresencePolicy
 from mcp_chat.retention import Retention
 
+ESCAPE_FACTOR = 6
+"""A byte of a message may take six in a JSON body (`\\u0001`)."""
+ENVELOPE_BYTES = 64 * 1024
+"""Room in a body for everything besides the message: the JSON-RPC envelope and `_meta`,
+room id, client id, message key, also escaped."""
+
 
 def default_store_url() -> str:
     return f"sqlite:///{Path(user_data_dir('mcp-chat', appauthor=False)) / 'mcp-chat.db'}"
@@ -32,6 +38,14 @@ class Settings(BaseSettings):
     auth_token: SecretStr | None = None
     auth_token_file: Path | None = None
     allowed_hosts: list[str] = Field(default_factory=list)
+    max_sessions: int = Field(default=1000, ge=1)
+    """Handshake-era HTTP sessions open at once; at the cap the longest-idle one is closed for a
+    new one (mcp/sessions.py)."""
+    session_idle_timeout: float = Field(default=600.0, gt=0)
+    """Seconds a handshake-era HTTP session may go without a request in flight (a blocked wait
+    and an open GET stream are requests in flight) before it is closed."""
+    read_timeout: float = Field(default=30.0, gt=0)
+    """Seconds a client has to send a request's headers, and again its body (see bounds.py)."""
     max_message_bytes: int = Field(default=64 * 1024, ge=1)
     max_capacity: int = Field(default=50, ge=2)
     max_name_chars: int = Field(default=names.MAX_NAME_CHARS, ge=1)
@@ -67,6 +81,11 @@ class Settings(BaseSettings):
                 f"away_after and gone_after (shortest: {shortest:g} s), or the living look silent."
             )
         return self
+
+    def max_body_bytes(self) -> int:
+        """The largest request body `serve` reads: the largest legitimate one is a send of the
+        largest message with every byte escaped, plus its envelope."""
+        return ESCAPE_FACTOR * self.max_message_bytes + ENVELOPE_BYTES
 
     def matching_policy(self) -> MatchPolicy:
         return MatchPolicy(fallback_after=self.match_fallback, stale_after=self.queue_stale_after)

@@ -3,7 +3,7 @@ the core and the store hold when scraped."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram
@@ -21,11 +21,12 @@ _BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 
 
 
 class _Core(Collector):
-    """Read at scrape time: messages sent and waits blocked in this process, and the store's
-    counts as of the scrape."""
+    """Read at scrape time: messages sent, waits blocked and sessions open in this process, and
+    the store's counts as of the scrape."""
 
-    def __init__(self, chat: ChatService) -> None:
+    def __init__(self, chat: ChatService, sessions: Callable[[], int]) -> None:
         self.chat = chat
+        self.sessions = sessions
         self.counts = Counts(0, 0)
 
     def collect(self) -> Iterable[Metric]:
@@ -39,6 +40,11 @@ class _Core(Collector):
             "wait_for_message calls blocked in this process right now.",
             value=self.chat.signals.waiting,
         )
+        yield GaugeMetricFamily(
+            "mcp_chat_sessions",
+            "Handshake-era (2025-11-25) MCP sessions open over HTTP in this process right now.",
+            value=self.sessions(),
+        )
         yield GaugeMetricFamily("mcp_chat_rooms", "Open rooms in the store.", self.counts.rooms)
         yield GaugeMetricFamily(
             "mcp_chat_participants",
@@ -48,9 +54,10 @@ class _Core(Collector):
 
 
 class Metrics:
-    def __init__(self, chat: ChatService) -> None:
+    def __init__(self, chat: ChatService, sessions: Callable[[], int] = lambda: 0) -> None:
+        """`sessions`: how many handshake-era HTTP sessions are open (none over stdio)."""
         self.registry = CollectorRegistry()
-        self._core = _Core(chat)
+        self._core = _Core(chat, sessions)
         self.registry.register(self._core)
         self.calls = Histogram(
             "mcp_chat_tool_call_seconds",

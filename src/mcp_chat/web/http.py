@@ -7,7 +7,7 @@ import asyncio
 import json
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any, TypeVar
+from typing import Any, Final, TypeVar
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
@@ -70,11 +70,20 @@ def answers(action: Handler) -> Handler:
 async def body_of(request: Request) -> dict[str, Any]:
     try:
         body = await request.json()
-    except ValueError:
+    except (ValueError, RecursionError):
+        # RecursionError: JSON nested deeper than the parser's stack (`[[[[...`) is as
+        # malformed a body as any other, not a crash.
         body = None
     if not isinstance(body, dict):
         raise invalid("The request body must be a JSON object.")
     return body
+
+
+QUERY_MIN: Final = -(2**63)
+QUERY_MAX: Final = 2**63 - 1
+"""A query number must fit the stores' 64-bit integers (SQLite refuses anything bigger with an
+OverflowError): a number outside is the caller's mistake, said here rather than left to a
+store to fail on."""
 
 
 def number_of(request: Request, name: str) -> int | None:
@@ -82,9 +91,12 @@ def number_of(request: Request, name: str) -> int | None:
     if value is None or value == "":
         return None
     try:
-        return int(value)
-    except ValueError:
+        number = int(value)
+    except ValueError:  # also a number of more digits than int() takes (4300)
         raise invalid(f"{name} must be a whole number.") from None
+    if not QUERY_MIN <= number <= QUERY_MAX:
+        raise invalid(f"{name} must be a whole number between {QUERY_MIN} and {QUERY_MAX}.")
+    return number
 
 
 def secret_of(request: Request) -> str:
