@@ -7,6 +7,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
+from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 import redis
@@ -112,6 +113,10 @@ class Proxy:
         self.flowing = asyncio.Event()
         self.flowing.set()
 
+    def url_for(self, url: str) -> str:
+        """`url` (a store URL on the test Redis) through this relay."""
+        return _through(url, self.port)
+
     async def open(self) -> None:
         host, port = "127.0.0.1", int(REDIS.rsplit(":", 1)[1].split("/")[0])
 
@@ -145,6 +150,13 @@ class Proxy:
         await self._server.wait_closed()
 
 
+def _through(url: str, port: int) -> str:
+    """`url` with its port replaced (not a text replace: a random key prefix may hold the
+    old port's digits)."""
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(netloc=f"{parts.hostname}:{port}"))
+
+
 @pytest.fixture
 async def proxy() -> AsyncIterator[Proxy]:
     relay = Proxy()
@@ -158,7 +170,7 @@ async def test_an_outage_gives_a_clear_retryable_error_and_the_store_recovers(
     redis_url: str, proxy: Proxy, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO, logger="mcp_chat.stores.redis")
-    through_proxy = redis_url.replace("6379", str(proxy.port))
+    through_proxy = proxy.url_for(redis_url)
     changed: asyncio.Queue[str] = asyncio.Queue()
     store = RedisStore(through_proxy)
     await store.start(changed.put_nowait)
@@ -201,7 +213,7 @@ async def test_an_outage_gives_a_clear_retryable_error_and_the_store_recovers(
 async def test_a_store_started_while_redis_is_down_serves_once_it_is_up(
     redis_url: str, proxy: Proxy
 ) -> None:
-    through_proxy = redis_url.replace("6379", str(proxy.port))
+    through_proxy = proxy.url_for(redis_url)
     await proxy.cut()
     store = RedisStore(through_proxy)
     await store.start(lambda _: None)  # no crash: the subscription keeps trying
@@ -219,7 +231,7 @@ async def test_a_subscription_that_goes_silent_is_replaced(redis_url: str, proxy
     """A connection that stays open but carries nothing (a peer gone without a word) is
     found out by a ping that gets no answer, and replaced."""
     changed: asyncio.Queue[str] = asyncio.Queue()
-    store = RedisStore(redis_url.replace("6379", str(proxy.port)))
+    store = RedisStore(proxy.url_for(redis_url))
     store.ping_after = 0.2
     noticed = asyncio.Event()
 
@@ -284,7 +296,7 @@ async def test_the_change_feed_retries_with_growing_pauses_and_warns_once_per_ou
     doubles up to 5 s and stays there, and the log says once that notices are lost. Once a
     subscription has held a while, the next outage starts over from the shortest pause."""
     caplog.set_level(logging.INFO, logger="mcp_chat.stores.redis")
-    store = RedisStore(redis_url.replace("6379", str(proxy.port)))
+    store = RedisStore(proxy.url_for(redis_url))
     pauses = Pauses(count=16)
     store.sleep, store.clock = pauses.sleep, pauses.clock
     changed: asyncio.Queue[str] = asyncio.Queue()
@@ -316,7 +328,7 @@ async def test_a_wait_blocked_through_an_outage_gets_what_it_missed(
 ) -> None:
     """A send on another instance while this one's subscription is cut announces nothing
     here; when Redis is reachable again, every blocked wait re-reads and finds it."""
-    through_proxy = redis_url.replace("6379", str(proxy.port))
+    through_proxy = proxy.url_for(redis_url)
     async with blocked_across(through_proxy, redis_url) as (a_side, b_side, bob, waiting):
         heard: list[str] = []
         a_side.signals.add_listener(heard.append)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
@@ -127,3 +128,43 @@ class RawSession:
             return {"rpc_error": answer["error"]}
         structured: dict[str, Any] = answer["result"]["structuredContent"]
         return structured
+
+
+async def blocked_waits(base: str) -> int:
+    """The server's `mcp_chat_blocked_waits` gauge, read from its /metrics."""
+    async with httpx2.AsyncClient() as http:
+        page = (await http.get(f"{base}/metrics")).text
+    line = next(ln for ln in page.splitlines() if ln.startswith("mcp_chat_blocked_waits "))
+    return int(float(line.split()[1]))
+
+
+async def until_blocked(base: str, count: int) -> None:
+    """Return once the server at `base` has at least `count` waits blocked, so that what a
+    test sends next wakes a wait instead of meeting a wait's first read."""
+    async with asyncio.timeout(30):
+        while await blocked_waits(base) < count:
+            await asyncio.sleep(0.005)
+
+
+def wait_when_blocked(
+    client: Client, room_id: str, client_id: str
+) -> tuple[asyncio.Task[dict[str, Any]], asyncio.Event]:
+    """Start a wait_for_message that asks for progress; the event is set on the first
+    progress notification, which the server sends only while the call is still running.
+    For servers without /metrics (stdio): start them with a short MCP_CHAT_KEEPALIVE."""
+    progressed = asyncio.Event()
+
+    async def on_progress(progress: float, total: float | None, message: str | None) -> None:
+        progressed.set()
+
+    async def run() -> dict[str, Any]:
+        result = await client.call_tool(
+            "wait_for_message",
+            {"room_id": room_id, "client_id": client_id, "timeout": 60},
+            progress_callback=on_progress,
+        )
+        data = result.structured_content
+        assert isinstance(data, dict), result
+        return data
+
+    return asyncio.create_task(run()), progressed

@@ -8,7 +8,7 @@ import pytest
 from mcp import Client
 
 from tests.e2e.conftest import MODES, ServerProcess
-from tests.e2e.helpers import call, join, texts
+from tests.e2e.helpers import call, join, texts, until_blocked
 
 pytestmark = pytest.mark.anyio
 
@@ -22,6 +22,7 @@ async def test_two_clients_chat_over_http(http_server: ServerProcess, mode: str)
         blocked = asyncio.create_task(
             call(a, "wait_for_message", room_id="http-room", client_id=alice, timeout=60)
         )
+        await until_blocked(http_server.base, 1)
         bob = await join(b, "http-room", "Bob")
         arrived = await blocked
         assert [m["kind"] for m in arrived["messages"]] == ["joined"]
@@ -30,6 +31,7 @@ async def test_two_clients_chat_over_http(http_server: ServerProcess, mode: str)
         blocked = asyncio.create_task(
             call(b, "wait_for_message", room_id="http-room", client_id=bob, timeout=60)
         )
+        await until_blocked(http_server.base, 1)
         sent = await call(a, "send_message", room_id="http-room", message="ping", client_id=alice)
         assert sent["success"]
         got = await blocked

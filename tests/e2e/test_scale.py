@@ -17,7 +17,7 @@ from mcp.shared.exceptions import MCPError
 
 from tests.conftest import prefixed_redis_url
 from tests.e2e.conftest import MODES, ServerProcess
-from tests.e2e.helpers import call, join, texts
+from tests.e2e.helpers import blocked_waits, call, join, texts, until_blocked
 
 pytestmark = pytest.mark.anyio
 
@@ -176,9 +176,11 @@ async def test_a_wait_on_one_instance_wakes_on_a_send_through_the_other(
         bob = await join(on_b, r, "Bob")
         await call(on_a, "wait_for_message", room_id=r, client_id=alice, timeout=5)  # 'joined'
         for i in range(3):
+            before = await blocked_waits(a.base)
             waiting = asyncio.create_task(
                 call(on_a, "wait_for_message", room_id=r, client_id=alice, timeout=120)
             )
+            await until_blocked(a.base, before + 1)
             await call(on_b, "send_message", room_id=r, message=f"ping {i}", client_id=bob)
             got = await waiting
             assert texts(got) == [f"ping {i}"] and not got["timed_out"]

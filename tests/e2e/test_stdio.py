@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
-
 import pytest
 from mcp import Client
 
 from tests.e2e.conftest import MODES, stdio_params
-from tests.e2e.helpers import call, join, texts
+from tests.e2e.helpers import call, join, texts, wait_when_blocked
 
 pytestmark = pytest.mark.anyio
 
@@ -16,24 +14,25 @@ pytestmark = pytest.mark.anyio
 @pytest.mark.parametrize("mode", MODES)
 async def test_two_stdio_processes_chat_through_one_file(db_url: str, mode: str) -> None:
     params = stdio_params(db_url)
+    # A progress notification every 50 ms while a wait blocks: the first one tells the test
+    # that the wait is blocked before it sends (or the send could meet the wait's first read).
+    params.env = {**(params.env or {}), "MCP_CHAT_KEEPALIVE": "0.05"}
     async with Client(params, mode=mode) as a, Client(params, mode=mode) as b:
         expected = "2025-11-25" if mode == "legacy" else mode
         assert a.session.protocol_version == expected
         alice = await join(a, "across", "Alice")
         # Alice blocks in her process; Bob's join in the other process must wake her. There is
         # no polling behind a wait, so without a cross-process wake-up this times out instead.
-        blocked = asyncio.create_task(
-            call(a, "wait_for_message", room_id="across", client_id=alice, timeout=60)
-        )
+        blocked, progressed = wait_when_blocked(a, "across", alice)
+        await progressed.wait()
         bob = await join(b, "across", "Bob")
         woke = await blocked
         assert not woke["timed_out"] and woke["messages"][0]["sender"] == "Bob"
 
         await call(b, "wait_for_message", room_id="across", client_id=bob, timeout=1)
         for round_no in range(3):
-            blocked = asyncio.create_task(
-                call(b, "wait_for_message", room_id="across", client_id=bob, timeout=60)
-            )
+            blocked, progressed = wait_when_blocked(b, "across", bob)
+            await progressed.wait()
             await call(a, "send_message", room_id="across", message=f"r{round_no}", client_id=alice)
             got = await blocked
             assert texts(got) == [f"r{round_no}"]
