@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
 
 from mcp_chat.auth import load_tokens
-from mcp_chat.cli import _parser, settings_from
+from mcp_chat.cli import _LIMIT_FLAGS, _parser, settings_from
 
 
 def test_flags_win_over_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -53,3 +54,26 @@ def test_the_http_bounds_come_from_flags_and_the_message_limit() -> None:
     assert (settings.max_sessions, settings.session_idle_timeout) == (7, 90)
     # The largest message with every byte escaped (six bytes each), and 64 KiB of envelope.
     assert settings.max_body_bytes() == 6 * 1000 + 64 * 1024
+
+
+def test_every_limit_flag_reaches_the_settings_and_the_core() -> None:
+    """Each flag of the limits table, with a value of its own, arrives in Settings under its
+    name; those the core keeps arrive in its Limits too."""
+    argv = ["serve"]
+    given: dict[str, float] = {}
+    for number, (flag, kind, _) in enumerate(_LIMIT_FLAGS, start=2):
+        value = kind(number if flag != "--default-wait" else 2 + number / 100)
+        given[flag[2:].replace("-", "_")] = value
+        argv += [flag, str(value)]
+    settings = settings_from(_parser().parse_args(argv))
+    for name, value in given.items():
+        assert getattr(settings, name) == value, name
+    limits = settings.limits()
+    kept = {f.name for f in dataclasses.fields(limits)} & set(given)
+    assert len(kept) >= 10
+    for name in kept:
+        assert getattr(limits, name) == given[name], name
+    assert (limits.retention.message_age, limits.retention.idle_age) == (
+        given["message_max_age"],
+        given["idle_max_age"],
+    )
