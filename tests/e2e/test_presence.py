@@ -54,12 +54,18 @@ async def test_closing_an_http_session_tells_the_room(
         assert [(m["kind"], m["sender"]) for m in events][-1] == ("disconnected", "Bob")
         who = await call(stays, "list_participants", room_id="presence", client_id=alice)
         assert [m["presence"] for m in who["members"]] == ["present", "gone"]
-    # Bob comes back with his client_id on a new session and carries on.
-    async with Client(http_server.url, mode=mode) as returns:
-        back = await call(
-            returns, "send_message", room_id="presence", message="back!", client_id=bob
-        )
-        assert back["success"]
+        # Bob comes back with his client_id on a new session and carries on; Alice is told.
+        async with Client(http_server.url, mode=mode) as returns:
+            back = await call(
+                returns, "send_message", room_id="presence", message="back!", client_id=bob
+            )
+            assert back["success"]
+            events = await events_until(stays, "presence", alice, "returned")
+            assert [(m["kind"], m["sender"]) for m in events if m["kind"] != "message"] == [
+                ("returned", "Bob")
+            ]
+            who = await call(stays, "list_participants", room_id="presence", client_id=alice)
+            assert [m["presence"] for m in who["members"]] == ["present", "present"]
 
 
 async def test_a_stdio_client_that_exits_is_reported_gone(db_url: str) -> None:
