@@ -59,12 +59,14 @@ async def test_rooms_are_resources_readable_only_by_their_members(
         own_key = eve["transcript_uri"].split("/")[4]
         forged = f"chat://rooms/res/{own_key}/messages"
         for uri in (forged, "chat://rooms/res/mcr_guess/messages"):
-            with pytest.raises(MCPError):
+            with pytest.raises(MCPError) as refused:
                 await b.read_resource(uri)
+            assert refused.value.code == types.INVALID_PARAMS, refused.value
         # A member who leaves loses the key's power.
         await call(b, "leave_chat", room_id="res", client_id=bob["client_id"])
-        with pytest.raises(MCPError):
+        with pytest.raises(MCPError) as refused:
             await b.read_resource(bob["transcript_uri"])
+        assert refused.value.code == types.INVALID_PARAMS, refused.value
 
 
 async def legacy_subscription_round(target: Any) -> None:
