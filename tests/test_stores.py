@@ -466,3 +466,46 @@ async def test_sqlite_counts_unread_when_it_opens_a_database_of_the_previous_sch
         assert await second.unread(a.participant_id) == 1  # B's arrival
     finally:
         await second.close()
+
+
+async def test_a_peek_moves_nothing_and_says_where_the_read_position_is(store: Store) -> None:
+    a = await enter(store, "r", "A")
+    b = await enter(store, "r", "B")
+    for i in range(4):
+        await store.append(a.participant_id, text(a, f"m{i}"))  # seqs 3..6
+    await store.claim(b.participant_id, None, 2)  # A's 'joined' and m0
+    peeked = await store.peek(b.participant_id, None, 2)
+    assert [m.text for m in peeked.messages] == ["m1", "m2"] and peeked.has_more
+    assert peeked.cursor == 3 and not peeked.ended
+    further = await store.peek(b.participant_id, 4, 10)
+    assert [m.text for m in further.messages] == ["m2", "m3"] and not further.has_more
+    assert await store.unread(b.participant_id) == 3
+    assert [m.text for m in (await store.claim(b.participant_id, None, 10)).messages] == [
+        "m1",
+        "m2",
+        "m3",
+    ]
+
+
+async def test_a_claim_through_a_seq_takes_nothing_past_it(store: Store) -> None:
+    a = await enter(store, "r", "A")
+    b = await enter(store, "r", "B")
+    await store.append(b.participant_id, text(b, "own"))  # seq 3
+    for i in range(4):
+        await store.append(a.participant_id, text(a, f"m{i}"))  # seqs 4..7
+    first = await store.claim(b.participant_id, None, 10, through=5)
+    assert [m.seq for m in first.messages] == [1, 4, 5]
+    assert first.cursor == 5 and not first.has_more
+    assert await store.unread(b.participant_id) == 2
+    behind = await store.claim(b.participant_id, None, 10, through=4)  # never moves back
+    assert behind.messages == [] and behind.cursor == 5
+    assert await store.unread(b.participant_id) == 2
+    short = await store.claim(b.participant_id, None, 1, through=7)
+    assert [m.seq for m in short.messages] == [6] and short.has_more
+    assert await store.unread(b.participant_id) == 1
+    reread = await store.claim(b.participant_id, 0, 10, through=4)  # from elsewhere
+    assert [m.seq for m in reread.messages] == [1, 4] and reread.cursor == 4
+    assert await store.unread(b.participant_id) == 3
+    rest = await store.claim(b.participant_id, None, 10)
+    assert [m.seq for m in rest.messages] == [5, 6, 7]
+    assert await store.unread(b.participant_id) == 0

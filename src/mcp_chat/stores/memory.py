@@ -140,15 +140,37 @@ class MemoryStore(Store):
         _, state = self._member(participant_id)
         return state.keys.get((participant_id, key))
 
-    async def claim(self, participant_id: str, after: int | None, limit: int) -> Claim:
+    async def claim(
+        self, participant_id: str, after: int | None, limit: int, through: int | None = None
+    ) -> Claim:
         participant, state = self._member(participant_id)
+        claim = self._read(participant, state, after, limit, through)
+        self._participants[participant_id] = dataclasses.replace(participant, cursor=claim.cursor)
+        return claim
+
+    async def peek(self, participant_id: str, after: int | None, limit: int) -> Claim:
+        participant, state = self._member(participant_id)
+        found = self._read(participant, state, after, limit, None)
+        return dataclasses.replace(found, cursor=participant.cursor)
+
+    @staticmethod
+    def _read(
+        participant: Participant,
+        state: _RoomState,
+        after: int | None,
+        limit: int,
+        through: int | None,
+    ) -> Claim:
+        """What a claim takes, and where it leaves the read position."""
         start = min(participant.cursor if after is None else max(after, 0), state.room.last_seq)
         index = bisect.bisect_right(state.log, start, key=lambda m: m.seq)
         taken: list[Message] = []
         cursor = start
         has_more = False
         for message in state.log[index:]:
-            if message.sender_id == participant_id:
+            if through is not None and message.seq > through:
+                break
+            if message.sender_id == participant.participant_id:
                 cursor = message.seq
                 continue
             if len(taken) == limit:
@@ -156,7 +178,6 @@ class MemoryStore(Store):
                 break
             taken.append(message)
             cursor = message.seq
-        self._participants[participant_id] = dataclasses.replace(participant, cursor=cursor)
         return Claim(taken, cursor, has_more, state.room.ended)
 
     async def unread(self, participant_id: str) -> int:

@@ -175,9 +175,11 @@ return {'ok', seq}
 
 _CLAIM = """
 -- KEYS: participant, room, log.
--- ARGV: after ('' for the read position), limit, participant id, its room id as known
+-- ARGV: after ('' for the read position), limit, participant id, its room id as known,
+--       through ('' for none), move ('1' to claim, '0' to peek)
 -- The same reading as SQLiteStore.claim: the first `limit` messages from others past the
--- start; the read position moves past them, or to the end when nothing more remains.
+-- start (and not past `through`); the read position moves past them, or to the end (or to
+-- `through`) when nothing more remains. A peek moves nothing and answers the read position.
 local p = redis.call('HMGET', KEYS[1], 'left', 'cursor', 'room_id')
 if not p[1] then return {'unknown'} end
 if p[3] ~= ARGV[4] then return {'moved'} end
@@ -187,13 +189,15 @@ local last = tonumber(room[1])
 local start = tonumber(p[2])
 if ARGV[1] ~= '' then start = math.max(tonumber(ARGV[1]), 0) end
 start = math.min(start, last)
+local stop = last
+if ARGV[5] ~= '' then stop = math.max(start, math.min(tonumber(ARGV[5]), last)) end
 local limit = tonumber(ARGV[2])
 local taken = {}
 local count = 0
 local more = 0
 local from = start
 while more == 0 do
-  local chunk = redis.call('ZRANGE', KEYS[3], '(' .. from, '+inf', 'BYSCORE',
+  local chunk = redis.call('ZRANGE', KEYS[3], '(' .. from, stop, 'BYSCORE',
                            'LIMIT', 0, limit + 1, 'WITHSCORES')
   if #chunk == 0 then break end
   for i = 1, #chunk, 2 do
@@ -206,9 +210,13 @@ while more == 0 do
     from = chunk[i + 1]
   end
 end
-local cursor = last
+local cursor = stop
 if more == 1 then cursor = tonumber(taken[#taken]) end
-if cursor ~= tonumber(p[2]) then redis.call('HSET', KEYS[1], 'cursor', cursor) end
+if ARGV[6] == '0' then
+  cursor = tonumber(p[2])
+elseif cursor ~= tonumber(p[2]) then
+  redis.call('HSET', KEYS[1], 'cursor', cursor)
+end
 return {'ok', cursor, more, room[2], unpack(taken)}
 """
 
@@ -795,14 +803,31 @@ class RedisStore(Store):
             )
         return list(result)
 
-    async def claim(self, participant_id: str, after: int | None, limit: int) -> Claim:
+    async def claim(
+        self, participant_id: str, after: int | None, limit: int, through: int | None = None
+    ) -> Claim:
+        return await self._run_claim(participant_id, after, limit, through, move=True)
+
+    async def peek(self, participant_id: str, after: int | None, limit: int) -> Claim:
+        return await self._run_claim(participant_id, after, limit, None, move=False)
+
+    async def _run_claim(
+        self, participant_id: str, after: int | None, limit: int, through: int | None, move: bool
+    ) -> Claim:
         async def run(room_id: str) -> list[Any]:
             room_key, log_key, _, _ = self._room_keys(room_id)
             with self._guard():
                 return _unmoved(
                     await self._claim(
                         keys=[self._key("p", participant_id), room_key, log_key],
-                        args=["" if after is None else after, limit, participant_id, room_id],
+                        args=[
+                            "" if after is None else after,
+                            limit,
+                            participant_id,
+                            room_id,
+                            "" if through is None else through,
+                            "1" if move else "0",
+                        ],
                     )
                 )
 

@@ -656,40 +656,73 @@ class SQLiteStore(Store):
             self._waker.notify(appended.message.room_id)
         return appended
 
-    async def claim(self, participant_id: str, after: int | None, limit: int) -> Claim:
+    async def claim(
+        self, participant_id: str, after: int | None, limit: int, through: int | None = None
+    ) -> Claim:
         def run() -> Claim:
             with _write(self.db):
                 participant = self._member(participant_id)
                 room = self._room_row(participant.room_id)
                 assert room is not None
-                start = participant.cursor if after is None else max(after, 0)
-                start = min(start, room.last_seq)
-                rows = self.db.execute(
-                    f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE room_id = ? AND seq > ?"
-                    " AND sender_id != ? ORDER BY seq LIMIT ?",
-                    (room.room_id, start, participant_id, limit + 1),
-                ).fetchall()
-                # Where the read position ends up is written in Lua too, in redis.py (_CLAIM).
-                has_more = len(rows) > limit
-                messages = [_message(r) for r in rows[:limit]]
-                cursor = messages[-1].seq if has_more else room.last_seq
+                claim, end = self._read(participant, room, after, limit, through)
+                cursor, taken = claim.cursor, len(claim.messages)
                 if cursor != participant.cursor:
-                    if has_more and after is not None:  # a re-read that stops short: count
+                    if not claim.has_more and end == room.last_seq:  # all of it is read
+                        self.db.execute(
+                            "UPDATE participants SET cursor = ?, settled = ?"
+                            " WHERE participant_id = ?",
+                            (cursor, room.last_seq, participant_id),
+                        )
+                    elif after is None:  # from the read position: what was taken is settled
+                        self.db.execute(
+                            "UPDATE participants SET cursor = ?, settled = settled + ?"
+                            " WHERE participant_id = ?",
+                            (cursor, taken, participant_id),
+                        )
+                    else:  # a re-read from elsewhere that stops short: count
                         self.db.execute(
                             "UPDATE participants SET cursor = ? WHERE participant_id = ?",
                             (cursor, participant_id),
                         )
                         self._count_settled(participant_id)
-                    else:  # what was taken is settled; all of it if nothing more remains
-                        self.db.execute(
-                            "UPDATE participants SET cursor = ?,"
-                            " settled = CASE WHEN ? THEN settled + ? ELSE ? END"
-                            " WHERE participant_id = ?",
-                            (cursor, has_more, limit, room.last_seq, participant_id),
-                        )
-                return Claim(messages, cursor, has_more, room.ended)
+                return claim
 
         return await self._run(run)
+
+    async def peek(self, participant_id: str, after: int | None, limit: int) -> Claim:
+        def run() -> Claim:
+            with _read(self.db):
+                participant = self._member(participant_id)
+                room = self._room_row(participant.room_id)
+                assert room is not None
+                found, _ = self._read(participant, room, after, limit, None)
+                return dataclasses.replace(found, cursor=participant.cursor)
+
+        return await self._query(run)
+
+    def _read(
+        self,
+        participant: Participant,
+        room: Room,
+        after: int | None,
+        limit: int,
+        through: int | None,
+    ) -> tuple[Claim, int]:
+        """What a claim takes and where it leaves the read position; and the seq it read to
+        (the room's last, or `through`) when nothing more remains."""
+        start = participant.cursor if after is None else max(after, 0)
+        start = min(start, room.last_seq)
+        end = room.last_seq if through is None else max(start, min(through, room.last_seq))
+        rows = self.db.execute(
+            f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE room_id = ? AND seq > ?"
+            " AND seq <= ? AND sender_id != ? ORDER BY seq LIMIT ?",
+            (room.room_id, start, end, participant.participant_id, limit + 1),
+        ).fetchall()
+        # Where the read position ends up is written in Lua too, in redis.py (_CLAIM).
+        has_more = len(rows) > limit
+        messages = [_message(r) for r in rows[:limit]]
+        cursor = messages[-1].seq if has_more else end
+        return Claim(messages, cursor, has_more, room.ended), end
 
     async def unread(self, participant_id: str) -> int:
         def run() -> int:
