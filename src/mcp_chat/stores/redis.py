@@ -100,8 +100,10 @@ _SOCKET_TIMEOUT = 5.0
 _UNAVAILABLE = (rex.ConnectionError, rex.TimeoutError, rex.ReadOnlyError, OSError)
 
 # -- Lua ------------------------------------------------------------------------------------
-# A log entry is a JSON array [message_id, sender_id, sender_name, kind, text, timestamp];
-# its score in the room's log is its seq. Scripts return a status word first.
+# A log entry is a JSON array [message_id, sender_id, sender_name, kind, text, timestamp],
+# and a seventh item, the list of ids it mentions, when it has any (entries written before
+# mentions existed have six); its score in the room's log is its seq. Scripts read only the
+# sender (item 2), and return a status word first.
 
 _COUNT_UNREAD = """
 -- Messages in `log` past `cursor` from anyone but `participant_id`: all past it, less the
@@ -289,24 +291,32 @@ def parse_url(url: str) -> tuple[str, str]:
 
 
 def _payload(draft: Draft) -> str:
-    return json.dumps(
-        [
-            draft.message_id,
-            draft.sender_id,
-            draft.sender_name,
-            draft.kind.value,
-            draft.text,
-            draft.timestamp,
-        ],
-        ensure_ascii=False,
-        separators=(",", ":"),
-    )
+    fields: list[Any] = [
+        draft.message_id,
+        draft.sender_id,
+        draft.sender_name,
+        draft.kind.value,
+        draft.text,
+        draft.timestamp,
+    ]
+    if draft.mentions:
+        fields.append(list(draft.mentions))
+    return json.dumps(fields, ensure_ascii=False, separators=(",", ":"))
 
 
 def _message(room_id: str, seq: int | float | str, payload: str) -> Message:
-    message_id, sender_id, sender_name, kind, text, timestamp = json.loads(payload)
+    # Six items, or seven with mentions (see the Lua section's note).
+    message_id, sender_id, sender_name, kind, text, timestamp, *rest = json.loads(payload)
     return Message(
-        room_id, int(float(seq)), message_id, sender_id, sender_name, Kind(kind), text, timestamp
+        room_id,
+        int(float(seq)),
+        message_id,
+        sender_id,
+        sender_name,
+        Kind(kind),
+        text,
+        timestamp,
+        tuple(rest[0]) if rest else (),
     )
 
 

@@ -66,7 +66,7 @@ from mcp_chat.types import (
 T = TypeVar("T")
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS rooms (
     room_id    TEXT PRIMARY KEY,
@@ -100,6 +100,7 @@ CREATE TABLE IF NOT EXISTS messages (
     body        TEXT NOT NULL,
     created_at  TEXT NOT NULL,
     msg_key     TEXT,
+    mentions    TEXT,
     PRIMARY KEY (room_id, seq)
 ) WITHOUT ROWID;
 CREATE UNIQUE INDEX IF NOT EXISTS messages_by_key
@@ -143,9 +144,16 @@ ALTER TABLE participants ADD COLUMN gone INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE participants ADD COLUMN settled INTEGER NOT NULL DEFAULT 0;
 UPDATE participants SET settled = {_SETTLED} WHERE left_room = 0;
 """,
+    # The ids a message addresses, as a JSON list; NULL (the rows from before, and most
+    # messages) for none.
+    3: """
+ALTER TABLE messages ADD COLUMN mentions TEXT;
+""",
 }
 
-_MESSAGE_COLUMNS = "room_id, seq, message_id, sender_id, sender_name, kind, body, created_at"
+_MESSAGE_COLUMNS = (
+    "room_id, seq, message_id, sender_id, sender_name, kind, body, created_at, mentions"
+)
 _PARTICIPANT_COLUMNS = (
     "participant_id, room_id, display_name, secret_hash, cursor, joined_at, left_room,"
     " last_seen, gone"
@@ -175,6 +183,7 @@ def _message(row: sqlite3.Row) -> Message:
         kind=Kind(row["kind"]),
         text=row["body"],
         timestamp=row["created_at"],
+        mentions=tuple(json.loads(row["mentions"])) if row["mentions"] else (),
     )
 
 
@@ -554,7 +563,7 @@ class SQLiteStore(Store):
         (None when the sender is not in the room yet: a 'joined' event comes first)."""
         self.db.execute(
             "INSERT INTO messages (room_id, seq, message_id, sender_id, sender_name, kind, body,"
-            " created_at, msg_key) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " created_at, msg_key, mentions) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 room_id,
                 seq,
@@ -565,6 +574,7 @@ class SQLiteStore(Store):
                 draft.text,
                 draft.timestamp,
                 draft.key,
+                json.dumps(draft.mentions) if draft.mentions else None,
             ),
         )
         row = self.db.execute(
