@@ -568,3 +568,17 @@ async def test_sqlite_opens_a_database_of_schema_3_whose_messages_mention_nobody
     with sqlite3.connect(tmp_path / "old.db") as db:
         assert db.execute("PRAGMA user_version").fetchone()[0] == 4
     db.close()
+
+
+async def test_a_leave_that_ends_a_pair_addresses_the_one_left_behind(store: Store) -> None:
+    a = await enter(store, "duo", "A")
+    b = await enter(store, "duo", "B")
+    left = await store.leave(a.participant_id, messages.event_draft(Kind.LEFT, a))
+    assert left.room_ended and left.message.mentions == (b.participant_id,)
+    logged = await store.history("duo", after=0, before=None, limit=10)
+    assert logged[-1].mentions == (b.participant_id,)
+
+    x = await enter(store, "group", "X", capacity=3)
+    await enter(store, "group", "Y", capacity=3)
+    lives_on = await store.leave(x.participant_id, messages.event_draft(Kind.LEFT, x))
+    assert not lives_on.room_ended and lives_on.message.mentions == ()

@@ -133,7 +133,8 @@ class Store(ABC):
 
     @abstractmethod
     async def leave(self, participant_id: str, event: Draft) -> Left:
-        """Mark the participant gone, log `event`, and end the room if the rules say so."""
+        """Mark the participant gone, log `event` (addressed as `mentions.left` says), and
+        end the room if the rules say so."""
 
     @abstractmethod
     async def room(self, room_id: str) -> Room | None: ...

@@ -7,7 +7,7 @@ import dataclasses
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 
-from mcp_chat import errors, matching, messages, rooms
+from mcp_chat import errors, matching, mentions, messages, rooms
 from mcp_chat.matching import MatchPolicy
 from mcp_chat.stores.base import Store
 from mcp_chat.types import (
@@ -199,12 +199,13 @@ class MemoryStore(Store):
 
     async def leave(self, participant_id: str, event: Draft) -> Left:
         participant, state = self._member(participant_id)
-        message = self._append(state, event)
+        others = [pid for pid in state.members if pid != participant_id]
+        ended = state.room.ended or rooms.ends_after_leave(state.room, len(others))
+        message = self._append(state, mentions.left(event, others, ended))
         self._participants[participant_id] = dataclasses.replace(
             participant, left=True, cursor=message.seq
         )
         state.members.remove(participant_id)
-        ended = state.room.ended or rooms.ends_after_leave(state.room, len(state.members))
         state.room = dataclasses.replace(state.room, ended=ended)
         return Left(message, ended)
 

@@ -56,7 +56,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff, NoBackoff
 from redis.typing import EncodableT
 
-from mcp_chat import errors, matching, messages, rooms
+from mcp_chat import errors, matching, mentions, messages, rooms
 from mcp_chat.matching import MatchPolicy
 from mcp_chat.stores.base import EVERYTHING, ChangeListener, Outage, Store
 from mcp_chat.types import (
@@ -903,7 +903,9 @@ class RedisStore(Store):
             others = [m for m in await self._ids(members_key) if m != participant_id]
             ended = room.ended or rooms.ends_after_leave(room, len(others))
             _begin(pipe)
-            message = self._log(pipe, room_id, room.last_seq + 1, event)
+            message = self._log(
+                pipe, room_id, room.last_seq + 1, mentions.left(event, others, ended)
+            )
             pipe.hset(p_key, mapping={"left": 1, "cursor": message.seq})
             pipe.zrem(members_key, participant_id)
             pipe.zrem(self._key("present"), participant_id)

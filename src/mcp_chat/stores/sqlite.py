@@ -42,7 +42,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import unquote, urlsplit
 
-from mcp_chat import errors, matching, messages, rooms
+from mcp_chat import errors, matching, mentions, messages, rooms
 from mcp_chat.matching import MatchPolicy
 from mcp_chat.stores.base import ChangeListener, Outage, Store
 from mcp_chat.stores.wakeups import Waker
@@ -777,13 +777,17 @@ class SQLiteStore(Store):
                 participant = self._member(participant_id)
                 room = self._room_row(participant.room_id)
                 assert room is not None
-                message = self._append(room, event)
+                others = [
+                    p.participant_id
+                    for p in self._active_members(room.room_id)
+                    if p.participant_id != participant_id
+                ]
+                ended = room.ended or rooms.ends_after_leave(room, len(others))
+                message = self._append(room, mentions.left(event, others, ended))
                 self.db.execute(
                     "UPDATE participants SET left_room = 1, cursor = ? WHERE participant_id = ?",
                     (message.seq, participant_id),
                 )
-                remaining = len(self._active_members(room.room_id))
-                ended = room.ended or rooms.ends_after_leave(room, remaining)
                 if ended and not room.ended:
                     self.db.execute("UPDATE rooms SET ended = 1 WHERE room_id = ?", (room.room_id,))
                 return Left(message, ended)
