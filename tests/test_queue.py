@@ -232,3 +232,15 @@ async def test_leaving_the_queue_ends_a_blocked_wait_and_the_state_says_where_on
     matched = await service.queue_state(second.client_id)
     assert matched.matched is not None and matched.partner is not None
     assert matched.partner.display_name == "Cy"
+
+
+async def test_the_match_events_address_each_of_the_pair(service: ChatService) -> None:
+    first = await service.enter_queue("Ann")
+    second = await service.enter_queue("Ben")
+    assert second.matched is not None
+    room_id = second.matched.room.room_id
+    for me in (first, second):
+        heard = await service.wait(room_id, me.client_id, timeout=1)
+        assert [(m.kind, m.mentions) for m in heard.messages] == [
+            (Kind.MATCHED, (me.participant_id,))
+        ]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
@@ -12,6 +13,7 @@ from urllib.parse import urlsplit, urlunsplit
 import pytest
 import redis
 
+from mcp_chat import messages
 from mcp_chat.chat import ChatService, WaitResult
 from mcp_chat.errors import ChatError, Code
 from mcp_chat.stores import open_store
@@ -382,6 +384,29 @@ async def test_a_participant_stored_before_sent_messages_were_indexed_is_counted
     client.delete(f"{prefix}:p:{b.participant_id}:sent")
     assert await store.unread(b.participant_id) == 4  # A's arrival and a0..a2
     assert (await store.append(b.participant_id, text(b, "b3"))).unread == 4
+
+
+async def test_log_entries_written_before_mentions_existed_read_as_mentioning_nobody(
+    keys: tuple[RedisStore, str, redis.Redis],
+) -> None:
+    """Entries of six items (no mentions) from before; ones with mentions carry a seventh."""
+    store, prefix, client = keys
+    a = await enter(store, "r", "A")
+    b = await enter(store, "r", "B")
+    to_b = messages.text_draft(a, "@B now", None, (b.participant_id,))
+    await store.append(a.participant_id, to_b)
+    old = json.dumps(["m_old", a.participant_id, "A", "message", "@B before", "2026-01-01T00:00Z"])
+    client.zadd(f"{prefix}:room:r:log", {old: 4})
+    client.hset(f"{prefix}:room:r", "last_seq", 4)
+    stored = client.zrange(f"{prefix}:room:r:log", 3, 3, byscore=True)
+    assert json.loads(str(stored[0]))[6] == [b.participant_id]
+    claimed = await store.claim(b.participant_id, None, 10)
+    assert [(m.text, m.mentions) for m in claimed.messages][-2:] == [
+        ("@B now", (b.participant_id,)),
+        ("@B before", ()),
+    ]
+    history = await store.history("r", after=0, before=None, limit=10)
+    assert [m.mentions for m in history] == [(), (), (b.participant_id,), ()]
 
 
 async def test_retention_leaves_no_keys_behind_for_the_rooms_it_removes(

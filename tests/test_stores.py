@@ -15,7 +15,7 @@ from mcp_chat import credentials, messages
 from mcp_chat.errors import ChatError, Code
 from mcp_chat.stores import Store, open_store
 from mcp_chat.stores.sqlite import SQLiteStore
-from mcp_chat.types import Counts, Draft, Kind, Participant, Pruned
+from mcp_chat.types import Counts, Draft, Kind, Message, Participant, Pruned
 
 pytestmark = pytest.mark.anyio
 
@@ -456,6 +456,7 @@ async def test_sqlite_counts_unread_when_it_opens_a_database_of_the_previous_sch
     await first.close()
     with sqlite3.connect(tmp_path / "old.db") as db:
         db.execute("ALTER TABLE participants DROP COLUMN settled")
+        db.execute("ALTER TABLE messages DROP COLUMN mentions")  # schema 4's
         db.execute("PRAGMA user_version = 2")
     db.close()
 
@@ -466,3 +467,118 @@ async def test_sqlite_counts_unread_when_it_opens_a_database_of_the_previous_sch
         assert await second.unread(a.participant_id) == 1  # B's arrival
     finally:
         await second.close()
+
+
+async def test_a_peek_moves_nothing_and_says_where_the_read_position_is(store: Store) -> None:
+    a = await enter(store, "r", "A")
+    b = await enter(store, "r", "B")
+    for i in range(4):
+        await store.append(a.participant_id, text(a, f"m{i}"))  # seqs 3..6
+    await store.claim(b.participant_id, None, 2)  # A's 'joined' and m0
+    peeked = await store.peek(b.participant_id, None, 2)
+    assert [m.text for m in peeked.messages] == ["m1", "m2"] and peeked.has_more
+    assert peeked.cursor == 3 and not peeked.ended
+    further = await store.peek(b.participant_id, 4, 10)
+    assert [m.text for m in further.messages] == ["m2", "m3"] and not further.has_more
+    assert await store.unread(b.participant_id) == 3
+    assert [m.text for m in (await store.claim(b.participant_id, None, 10)).messages] == [
+        "m1",
+        "m2",
+        "m3",
+    ]
+
+
+async def test_a_claim_through_a_seq_takes_nothing_past_it(store: Store) -> None:
+    a = await enter(store, "r", "A")
+    b = await enter(store, "r", "B")
+    await store.append(b.participant_id, text(b, "own"))  # seq 3
+    for i in range(4):
+        await store.append(a.participant_id, text(a, f"m{i}"))  # seqs 4..7
+    first = await store.claim(b.participant_id, None, 10, through=5)
+    assert [m.seq for m in first.messages] == [1, 4, 5]
+    assert first.cursor == 5 and not first.has_more
+    assert await store.unread(b.participant_id) == 2
+    behind = await store.claim(b.participant_id, None, 10, through=4)  # never moves back
+    assert behind.messages == [] and behind.cursor == 5
+    assert await store.unread(b.participant_id) == 2
+    short = await store.claim(b.participant_id, None, 1, through=7)
+    assert [m.seq for m in short.messages] == [6] and short.has_more
+    assert await store.unread(b.participant_id) == 1
+    reread = await store.claim(b.participant_id, 0, 10, through=4)  # from elsewhere
+    assert [m.seq for m in reread.messages] == [1, 4] and reread.cursor == 4
+    assert await store.unread(b.participant_id) == 3
+    rest = await store.claim(b.participant_id, None, 10)
+    assert [m.seq for m in rest.messages] == [5, 6, 7]
+    assert await store.unread(b.participant_id) == 0
+
+
+async def test_a_stored_message_keeps_whom_it_mentions(store: Store) -> None:
+    a = await enter(store, "r", "A")
+    b = await enter(store, "r", "B")
+    to_b = (b.participant_id,)
+    sent = await store.append(a.participant_id, messages.text_draft(a, "@B hi", None, to_b))
+    plain = await store.append(a.participant_id, text(a, "plain"))
+    keyed = await store.append(a.participant_id, messages.text_draft(a, "@B k", "k", to_b))
+    again = await store.append(a.participant_id, messages.text_draft(a, "@B k", "k", to_b))
+    assert sent.message.mentions == to_b == keyed.message.mentions == again.message.mentions
+    assert plain.message.mentions == ()
+
+    def mentioned(found: list[Message]) -> dict[str, tuple[str, ...]]:
+        return {m.text: m.mentions for m in found if m.kind is Kind.MESSAGE}
+
+    expected = {"@B hi": to_b, "plain": (), "@B k": to_b}
+    assert mentioned(await store.history("r", after=0, before=None, limit=10)) == expected
+    assert mentioned((await store.peek(b.participant_id, None, 10)).messages) == expected
+    assert mentioned((await store.claim(b.participant_id, None, 10)).messages) == expected
+    stored = await store.keyed(a.participant_id, "k")
+    assert stored is not None and stored.mentions == to_b
+
+
+async def test_sqlite_opens_a_database_of_schema_3_whose_messages_mention_nobody(
+    tmp_path: Path,
+) -> None:
+    """Schema 3 had no mentions column: its rows read as mentioning nobody, and new
+    messages keep theirs."""
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    first = open_store(url)
+    await first.start(lambda _: None)
+    a = await enter(first, "r", "A")
+    b = await enter(first, "r", "B")
+    await first.append(a.participant_id, text(a, "@B from before"))
+    await first.close()
+    with sqlite3.connect(tmp_path / "old.db") as db:
+        db.execute("ALTER TABLE messages DROP COLUMN mentions")
+        db.execute("PRAGMA user_version = 3")
+    db.close()
+
+    second = open_store(url)
+    await second.start(lambda _: None)
+    try:
+        old = await second.history("r", after=0, before=None, limit=10)
+        assert [(m.text, m.mentions) for m in old][-1] == ("@B from before", ())
+        new = messages.text_draft(a, "@B now", None, (b.participant_id,))
+        await second.append(a.participant_id, new)
+        claimed = await second.claim(b.participant_id, None, 10)
+        assert [(m.text, m.mentions) for m in claimed.messages][-2:] == [
+            ("@B from before", ()),
+            ("@B now", (b.participant_id,)),
+        ]
+    finally:
+        await second.close()
+    with sqlite3.connect(tmp_path / "old.db") as db:
+        assert db.execute("PRAGMA user_version").fetchone()[0] == 4
+    db.close()
+
+
+async def test_a_leave_that_ends_a_pair_addresses_the_one_left_behind(store: Store) -> None:
+    a = await enter(store, "duo", "A")
+    b = await enter(store, "duo", "B")
+    left = await store.leave(a.participant_id, messages.event_draft(Kind.LEFT, a))
+    assert left.room_ended and left.message.mentions == (b.participant_id,)
+    logged = await store.history("duo", after=0, before=None, limit=10)
+    assert logged[-1].mentions == (b.participant_id,)
+
+    x = await enter(store, "group", "X", capacity=3)
+    await enter(store, "group", "Y", capacity=3)
+    lives_on = await store.leave(x.participant_id, messages.event_draft(Kind.LEFT, x))
+    assert not lives_on.room_ended and lives_on.message.mentions == ()

@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from mcp_chat import credentials, errors, matching, messages, names, rooms
+from mcp_chat import credentials, errors, matching, mentions, messages, names, rooms
 from mcp_chat.errors import ChatError
 from mcp_chat.limits import Rate, WaitSlots
 from mcp_chat.matching import MatchPolicy
@@ -20,7 +20,16 @@ from mcp_chat.presence import PresencePolicy, Session, Status, Tracker, status
 from mcp_chat.retention import Retention
 from mcp_chat.signals import Handoff, RoomSignals, answering, delivered, settle
 from mcp_chat.stores.base import EVERYTHING, Store
-from mcp_chat.types import Kind, Matched, Message, Participant, QueueEntry, Room, RoomSummary
+from mcp_chat.types import (
+    Claim,
+    Kind,
+    Matched,
+    Message,
+    Participant,
+    QueueEntry,
+    Room,
+    RoomSummary,
+)
 
 log = logging.getLogger(__name__)
 
@@ -118,6 +127,8 @@ class _Identity:
 
 
 _IDENTITY_CACHE_SIZE = 100_000
+_LOOK_AHEAD = 100
+"""Messages a mentions_only wait reads per look past the read position."""
 
 
 class ChatService:
@@ -335,8 +346,14 @@ class ChatService:
                 raise
             unread = await self.store.unread(identity.participant_id)
             return self._duplicate(stored, text, key, unread)
-        draft = messages.text_draft(self._as_participant(identity), text, key)
         try:
+            mentioned: tuple[str, ...] = ()
+            if mentions.MARK in text:
+                # Who is named is resolved against the room's members now: one more read of
+                # the store, paid only by a text with an "@" in it.
+                members = await self.store.members(identity.room_id)
+                mentioned = mentions.find(text, members, identity.participant_id)
+            draft = messages.text_draft(self._as_participant(identity), text, key, mentioned)
             appended = await self.store.append(identity.participant_id, draft)
         except ChatError:
             self.send_rate.give_back(identity.participant_id)
@@ -384,37 +401,63 @@ class ChatService:
         client_id: str,
         timeout: float | None = None,
         after: int | None = None,
+        mentions_only: bool = False,
     ) -> WaitResult:
         """Messages from others past the read position, at once if any, else the first to
-        arrive within `timeout` seconds (clamped). `after` re-reads from a sequence number."""
+        arrive within `timeout` seconds (clamped). `after` re-reads from a sequence number.
+
+        `mentions_only`: the same, but only a message that addresses the caller
+        (`mentions.addresses`: a mention, being matched, a partner's leave that ends the
+        room) ends the wait, or the room having ended; it then returns everything from
+        others up to and including that message, as a plain wait would (at most a batch:
+        `has_more` says more waits before it). The messages past it stay unread."""
         seconds = self.clamp_timeout(timeout)
         after = messages.check_seq(after, "after")
+        if not isinstance(mentions_only, bool):
+            raise errors.invalid("mentions_only must be true or false.")
         identity = await self._identify(room_id, client_id)
         with self.wait_slots.hold(identity.participant_id):
-            return await self._wait(identity, seconds, after)
+            return await self._wait(identity, seconds, after, mentions_only)
 
-    async def _wait(self, identity: _Identity, seconds: float, after: int | None) -> WaitResult:
+    async def _wait(
+        self, identity: _Identity, seconds: float, after: int | None, mentions_only: bool
+    ) -> WaitResult:
         room_id = identity.room_id
         loop = asyncio.get_running_loop()
         started = loop.time()
         deadline = started + seconds
         position = after
+        looked = after  # mentions_only: where the look for one addressed to the caller goes on
         handoff: Handoff | None = None  # owed to whoever woke this wait, once it answers
         try:
             while True:
                 if self._stopping:
                     raise errors.server_restarting("wait_for_message")
                 changed = self.signals.watch(room_id)
-                claim = await self.store.claim(
-                    identity.participant_id, position, self.limits.batch_size
-                )
-                position = None
+                through: int | None = None
+                seen: Claim | None = None
+                if mentions_only:
+                    through, looked, seen = await self._addressed(identity, looked)
+                if seen is not None and through is None and not seen.ended:
+                    # Nothing addresses the caller yet: claim nothing, the rest stays unread.
+                    claim = Claim([], seen.cursor, False, False)
+                else:
+                    claim = await self.store.claim(
+                        identity.participant_id, position, self.limits.batch_size, through
+                    )
+                    position = None
+                    if through is not None and not claim.messages:
+                        # Another wait of the caller's took that message: look on past it.
+                        looked = max(through, claim.cursor)
+                        continue
                 waited = loop.time() - started
                 if claim.messages:
                     answering(handoff)
                     handoff = None
                     # The read position has moved: from here on nothing may fail the answer,
-                    # or what was claimed would be skipped by the next wait.
+                    # or what was claimed would be skipped by the next wait. Past a message
+                    # claimed `through`, what follows it stays unread: count that too.
+                    more = claim.has_more or through is not None
                     return WaitResult(
                         [messages.shown(m) for m in claim.messages],
                         claim.has_more,
@@ -422,7 +465,7 @@ class ChatService:
                         claim.ended,
                         claim.cursor,
                         waited,
-                        await self._still_unread(identity) if claim.has_more else 0,
+                        await self._still_unread(identity) if more else 0,
                     )
                 delivered(handoff)  # nothing for this wait: its waker need not wait for it
                 handoff = None
@@ -435,6 +478,25 @@ class ChatService:
                     handoff = await self.signals.wait(room_id, changed, remaining)
         finally:
             delivered(handoff)
+
+    async def _addressed(
+        self, identity: _Identity, after: int | None
+    ) -> tuple[int | None, int | None, Claim]:
+        """Looks past `after` (None: the read position) for the first message from others
+        that addresses the participant, without moving the read position. Returns its seq
+        (None if there is none yet), where the next look may start (what was looked at
+        needs no second look: a wake-up reads only what is new), and the last look (its
+        `cursor` is the read position, `ended` says whether the room has ended)."""
+        participant_id = identity.participant_id
+        while True:
+            seen = await self.store.peek(participant_id, after, _LOOK_AHEAD)
+            for message in seen.messages:
+                if mentions.addresses(message, participant_id):
+                    return message.seq, after, seen
+            if seen.messages:
+                after = seen.messages[-1].seq
+            if not seen.has_more:
+                return None, after, seen
 
     async def _still_unread(self, identity: _Identity) -> int:
         """Unread count after a claim that left more behind. The claimed messages must reach

@@ -6,7 +6,7 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from mcp_chat import credentials, errors, messages, text
+from mcp_chat import credentials, errors, mentions, messages, text
 from mcp_chat.types import Draft, Kind, Participant, QueueEntry, Room
 
 MAX_INTERESTS = 5
@@ -123,5 +123,8 @@ def make_pair(waited: QueueEntry, seeker: QueueEntry, now: float) -> Pair:
         room,
         first,
         second,
-        (messages.event_draft(Kind.MATCHED, first), messages.event_draft(Kind.MATCHED, second)),
+        (
+            mentions.matched(messages.event_draft(Kind.MATCHED, first), second.participant_id),
+            mentions.matched(messages.event_draft(Kind.MATCHED, second), first.participant_id),
+        ),
     )

@@ -74,7 +74,9 @@ def shown(message: Message) -> Message:
     return dataclasses.replace(message, text=body, sender_name=name)
 
 
-def text_draft(sender: Participant, text: str, key: str | None) -> Draft:
+def text_draft(
+    sender: Participant, text: str, key: str | None, mentions: tuple[str, ...] = ()
+) -> Draft:
     return Draft(
         message_id=new_message_id(),
         sender_id=sender.participant_id,
@@ -83,6 +85,7 @@ def text_draft(sender: Participant, text: str, key: str | None) -> Draft:
         text=text,
         timestamp=utc_now(),
         key=key,
+        mentions=mentions,
     )
 
 

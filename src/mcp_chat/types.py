@@ -65,6 +65,8 @@ class Draft:
     text: str
     timestamp: str
     key: str | None = None
+    mentions: tuple[str, ...] = ()
+    """The participants it addresses (see `mcp_chat.mentions`), by id."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +79,9 @@ class Message:
     kind: Kind
     text: str
     timestamp: str
+    mentions: tuple[str, ...] = ()
+    """The participants it addresses (see `mcp_chat.mentions`), by id; stored messages from
+    before mentions existed have none."""
 
     @classmethod
     def from_draft(cls, room_id: str, seq: int, draft: Draft) -> Message:
@@ -89,6 +94,7 @@ class Message:
             kind=draft.kind,
             text=draft.text,
             timestamp=draft.timestamp,
+            mentions=draft.mentions,
         )
 
 

@@ -193,10 +193,23 @@ SCENARIOS: dict[str, Callable[[str], dict[str, Any]]] = {
         "after": 0,
     },
     "after past the end": lambda me: {"room_id": "r", "client_id": me, "after": 99, "timeout": 1},
+    "mentions only": lambda me: {
+        "room_id": "r",
+        "client_id": me,
+        "after": 0,
+        "mentions_only": True,
+    },
+    "no mention since": lambda me: {
+        "room_id": "r",
+        "client_id": me,
+        "after": 3,
+        "timeout": 1,
+        "mentions_only": True,
+    },
 }
 
 
-BLOCKING = {"timed out", "after past the end"}
+BLOCKING = {"timed out", "after past the end", "no mention since"}
 
 
 @pytest.mark.parametrize("scenario", SCENARIOS)
@@ -206,7 +219,7 @@ async def test_the_fast_path_answers_byte_for_byte_as_the_sdk(
     async with serving(monkeypatch) as s:
         me = await joined(s.port, "r", "Ann")
         other = await joined(s.port, "r", "Bob")
-        said = {"room_id": "r", "client_id": other, "message": 'hi "Ann" \\ héllo ✓ 🎉\n'}
+        said = {"room_id": "r", "client_id": other, "message": 'hi "@Ann" \\ héllo ✓ 🎉\n'}
         sent = request(s.port, said, tool="send_message")
         assert (await post(sent, s.port)).structured()["success"]
         raw = request(s.port, SCENARIOS[scenario](me))
@@ -391,6 +404,12 @@ UNUSUAL: dict[str, Callable[[int, str], bytes]] = {
         port, {"room_id": "r", "client_id": me, "timeout": 1, "colour": "red"}
     ),
     "a missing argument": lambda port, me: request(port, {"client_id": me}),
+    "mentions_only as text": lambda port, me: request(
+        port, {"room_id": "r", "client_id": me, "timeout": 1, "mentions_only": "true"}
+    ),
+    "mentions_only null": lambda port, me: request(
+        port, {"room_id": "r", "client_id": me, "timeout": 1, "mentions_only": None}
+    ),
     "other _meta": lambda port, me: request(
         port, {"room_id": "r", "client_id": me, "timeout": 1}, meta={**META, "trace": "x"}
     ),
@@ -417,6 +436,7 @@ UNUSUAL: dict[str, Callable[[int, str], bytes]] = {
     ),
 }
 REFUSED = {
+    "mentions_only null",
     "an unknown argument",
     "a missing argument",
     "a message that is a number",

@@ -112,6 +112,10 @@ def _seq_or_none(value: Any) -> bool:
     return value is None or (isinstance(value, int) and not isinstance(value, bool))
 
 
+def _flag(value: Any) -> bool:
+    return isinstance(value, bool)
+
+
 Run = Callable[[ChatService, dict[str, Any]], Awaitable[Result]]
 
 
@@ -147,7 +151,13 @@ TOOLS: Final = {
         ),
         FastTool(
             "wait_for_message",
-            {"room_id": _text, "client_id": _text, "timeout": _seconds, "after": _seq_or_none},
+            {
+                "room_id": _text,
+                "client_id": _text,
+                "timeout": _seconds,
+                "after": _seq_or_none,
+                "mentions_only": _flag,
+            },
             frozenset({"room_id", "client_id"}),
             lambda chat, a: receive(
                 chat,
@@ -155,6 +165,7 @@ TOOLS: Final = {
                 a["client_id"],
                 a.get("timeout", chat.limits.default_wait),
                 a.get("after"),
+                a.get("mentions_only", False),
             ),
             blocks=True,
         ),

@@ -5,7 +5,13 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, SerializerFunctionWrapHandler, model_serializer
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    model_serializer,
+)
 
 from mcp_chat.presence import Status
 from mcp_chat.types import Message, Participant, RoomSummary
@@ -40,6 +46,9 @@ class MessageOut(BaseModel):
     timestamp: str
     kind: Literal["message", "joined", "left", "matched", "disconnected", "returned"]
     system: bool
+    mentions: list[str] = Field(default_factory=list, exclude_if=lambda ids: not ids)
+    """The participant ids the message addresses; left out when it addresses nobody (most
+    messages: the field would cost every answer's reader for nothing)."""
 
     @classmethod
     def of(cls, m: Message) -> MessageOut:
@@ -52,6 +61,7 @@ class MessageOut(BaseModel):
             timestamp=m.timestamp,
             kind=m.kind.value,
             system=m.kind.is_system,
+            mentions=list(m.mentions),
         )
 
 

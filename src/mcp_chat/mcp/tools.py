@@ -68,12 +68,17 @@ def caller() -> str:
 
 
 async def receive(
-    chat: ChatService, room_id: str, client_id: str, timeout: float, after: int | None
+    chat: ChatService,
+    room_id: str,
+    client_id: str,
+    timeout: float,
+    after: int | None,
+    mentions_only: bool = False,
 ) -> WaitOut:
     """wait_for_message's answer (also served by `mcp.fastcalls` without the SDK's stack)."""
 
     async def run() -> WaitOut:
-        w = await chat.wait(room_id, client_id, timeout, after)
+        w = await chat.wait(room_id, client_id, timeout, after, mentions_only)
         return WaitOut(
             success=True,
             messages=[MessageOut.of(m) for m in w.messages],
@@ -213,9 +218,12 @@ def register_tools(mcp: FastMCP, chat: ChatService, keepalive_every: float = 10.
         client_id: ClientId,
         timeout: Annotated[float, Field(description="Seconds to wait, 1-300.")] = wait_default,
         after: Annotated[int | None, Field(description="Re-read messages after this seq.")] = None,
+        mentions_only: Annotated[
+            bool, Field(description="Block until a message mentions you (@your name).")
+        ] = False,
     ) -> WaitOut:
         async with keepalive(ctx, keepalive_every):
-            return await receive(chat, room_id, client_id, timeout, after)
+            return await receive(chat, room_id, client_id, timeout, after, mentions_only)
 
     @mcp.tool(output_schema=output_schema(LeaveOut))
     async def leave_chat(room_id: RoomId, client_id: ClientId) -> LeaveOut:

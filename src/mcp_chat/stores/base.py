@@ -106,10 +106,19 @@ class Store(ABC):
         """The message this participant sent with `key`, if one is stored."""
 
     @abstractmethod
-    async def claim(self, participant_id: str, after: int | None, limit: int) -> Claim:
+    async def claim(
+        self, participant_id: str, after: int | None, limit: int, through: int | None = None
+    ) -> Claim:
         """Take up to `limit` messages from others past the read position (or past `after`,
         when given) and move the read position past them, atomically: two concurrent
-        claims never return the same message."""
+        claims never return the same message. With `through`, nothing past that seq is
+        taken, and the read position moves no further than it (and never back for it)."""
+
+    @abstractmethod
+    async def peek(self, participant_id: str, after: int | None, limit: int) -> Claim:
+        """What `claim` would take now (up to `limit` messages from others past the read
+        position, or past `after`), without moving anything; `cursor` is the read position
+        as it stands. Raises as `claim` does."""
 
     @abstractmethod
     async def unread(self, participant_id: str) -> int:
@@ -124,7 +133,8 @@ class Store(ABC):
 
     @abstractmethod
     async def leave(self, participant_id: str, event: Draft) -> Left:
-        """Mark the participant gone, log `event`, and end the room if the rules say so."""
+        """Mark the participant gone, log `event` (addressed as `mentions.left` says), and
+        end the room if the rules say so."""
 
     @abstractmethod
     async def room(self, room_id: str) -> Room | None: ...

@@ -7,7 +7,7 @@ import dataclasses
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 
-from mcp_chat import errors, matching, messages, rooms
+from mcp_chat import errors, matching, mentions, messages, rooms
 from mcp_chat.matching import MatchPolicy
 from mcp_chat.stores.base import Store
 from mcp_chat.types import (
@@ -140,15 +140,37 @@ class MemoryStore(Store):
         _, state = self._member(participant_id)
         return state.keys.get((participant_id, key))
 
-    async def claim(self, participant_id: str, after: int | None, limit: int) -> Claim:
+    async def claim(
+        self, participant_id: str, after: int | None, limit: int, through: int | None = None
+    ) -> Claim:
         participant, state = self._member(participant_id)
+        claim = self._read(participant, state, after, limit, through)
+        self._participants[participant_id] = dataclasses.replace(participant, cursor=claim.cursor)
+        return claim
+
+    async def peek(self, participant_id: str, after: int | None, limit: int) -> Claim:
+        participant, state = self._member(participant_id)
+        found = self._read(participant, state, after, limit, None)
+        return dataclasses.replace(found, cursor=participant.cursor)
+
+    @staticmethod
+    def _read(
+        participant: Participant,
+        state: _RoomState,
+        after: int | None,
+        limit: int,
+        through: int | None,
+    ) -> Claim:
+        """What a claim takes, and where it leaves the read position."""
         start = min(participant.cursor if after is None else max(after, 0), state.room.last_seq)
         index = bisect.bisect_right(state.log, start, key=lambda m: m.seq)
         taken: list[Message] = []
         cursor = start
         has_more = False
         for message in state.log[index:]:
-            if message.sender_id == participant_id:
+            if through is not None and message.seq > through:
+                break
+            if message.sender_id == participant.participant_id:
                 cursor = message.seq
                 continue
             if len(taken) == limit:
@@ -156,7 +178,6 @@ class MemoryStore(Store):
                 break
             taken.append(message)
             cursor = message.seq
-        self._participants[participant_id] = dataclasses.replace(participant, cursor=cursor)
         return Claim(taken, cursor, has_more, state.room.ended)
 
     async def unread(self, participant_id: str) -> int:
@@ -178,12 +199,13 @@ class MemoryStore(Store):
 
     async def leave(self, participant_id: str, event: Draft) -> Left:
         participant, state = self._member(participant_id)
-        message = self._append(state, event)
+        others = [pid for pid in state.members if pid != participant_id]
+        ended = state.room.ended or rooms.ends_after_leave(state.room, len(others))
+        message = self._append(state, mentions.left(event, others, ended))
         self._participants[participant_id] = dataclasses.replace(
             participant, left=True, cursor=message.seq
         )
         state.members.remove(participant_id)
-        ended = state.room.ended or rooms.ends_after_leave(state.room, len(state.members))
         state.room = dataclasses.replace(state.room, ended=ended)
         return Left(message, ended)
 

@@ -56,7 +56,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff, NoBackoff
 from redis.typing import EncodableT
 
-from mcp_chat import errors, matching, messages, rooms
+from mcp_chat import errors, matching, mentions, messages, rooms
 from mcp_chat.matching import MatchPolicy
 from mcp_chat.stores.base import EVERYTHING, ChangeListener, Outage, Store
 from mcp_chat.types import (
@@ -100,8 +100,10 @@ _SOCKET_TIMEOUT = 5.0
 _UNAVAILABLE = (rex.ConnectionError, rex.TimeoutError, rex.ReadOnlyError, OSError)
 
 # -- Lua ------------------------------------------------------------------------------------
-# A log entry is a JSON array [message_id, sender_id, sender_name, kind, text, timestamp];
-# its score in the room's log is its seq. Scripts return a status word first.
+# A log entry is a JSON array [message_id, sender_id, sender_name, kind, text, timestamp],
+# and a seventh item, the list of ids it mentions, when it has any (entries written before
+# mentions existed have six); its score in the room's log is its seq. Scripts read only the
+# sender (item 2), and return a status word first.
 
 _COUNT_UNREAD = """
 -- Messages in `log` past `cursor` from anyone but `participant_id`: all past it, less the
@@ -175,9 +177,11 @@ return {'ok', seq}
 
 _CLAIM = """
 -- KEYS: participant, room, log.
--- ARGV: after ('' for the read position), limit, participant id, its room id as known
+-- ARGV: after ('' for the read position), limit, participant id, its room id as known,
+--       through ('' for none), move ('1' to claim, '0' to peek)
 -- The same reading as SQLiteStore.claim: the first `limit` messages from others past the
--- start; the read position moves past them, or to the end when nothing more remains.
+-- start (and not past `through`); the read position moves past them, or to the end (or to
+-- `through`) when nothing more remains. A peek moves nothing and answers the read position.
 local p = redis.call('HMGET', KEYS[1], 'left', 'cursor', 'room_id')
 if not p[1] then return {'unknown'} end
 if p[3] ~= ARGV[4] then return {'moved'} end
@@ -187,13 +191,15 @@ local last = tonumber(room[1])
 local start = tonumber(p[2])
 if ARGV[1] ~= '' then start = math.max(tonumber(ARGV[1]), 0) end
 start = math.min(start, last)
+local stop = last
+if ARGV[5] ~= '' then stop = math.max(start, math.min(tonumber(ARGV[5]), last)) end
 local limit = tonumber(ARGV[2])
 local taken = {}
 local count = 0
 local more = 0
 local from = start
 while more == 0 do
-  local chunk = redis.call('ZRANGE', KEYS[3], '(' .. from, '+inf', 'BYSCORE',
+  local chunk = redis.call('ZRANGE', KEYS[3], '(' .. from, stop, 'BYSCORE',
                            'LIMIT', 0, limit + 1, 'WITHSCORES')
   if #chunk == 0 then break end
   for i = 1, #chunk, 2 do
@@ -206,9 +212,13 @@ while more == 0 do
     from = chunk[i + 1]
   end
 end
-local cursor = last
+local cursor = stop
 if more == 1 then cursor = tonumber(taken[#taken]) end
-if cursor ~= tonumber(p[2]) then redis.call('HSET', KEYS[1], 'cursor', cursor) end
+if ARGV[6] == '0' then
+  cursor = tonumber(p[2])
+elseif cursor ~= tonumber(p[2]) then
+  redis.call('HSET', KEYS[1], 'cursor', cursor)
+end
 return {'ok', cursor, more, room[2], unpack(taken)}
 """
 
@@ -281,24 +291,32 @@ def parse_url(url: str) -> tuple[str, str]:
 
 
 def _payload(draft: Draft) -> str:
-    return json.dumps(
-        [
-            draft.message_id,
-            draft.sender_id,
-            draft.sender_name,
-            draft.kind.value,
-            draft.text,
-            draft.timestamp,
-        ],
-        ensure_ascii=False,
-        separators=(",", ":"),
-    )
+    fields: list[Any] = [
+        draft.message_id,
+        draft.sender_id,
+        draft.sender_name,
+        draft.kind.value,
+        draft.text,
+        draft.timestamp,
+    ]
+    if draft.mentions:
+        fields.append(list(draft.mentions))
+    return json.dumps(fields, ensure_ascii=False, separators=(",", ":"))
 
 
 def _message(room_id: str, seq: int | float | str, payload: str) -> Message:
-    message_id, sender_id, sender_name, kind, text, timestamp = json.loads(payload)
+    # Six items, or seven with mentions (see the Lua section's note).
+    message_id, sender_id, sender_name, kind, text, timestamp, *rest = json.loads(payload)
     return Message(
-        room_id, int(float(seq)), message_id, sender_id, sender_name, Kind(kind), text, timestamp
+        room_id,
+        int(float(seq)),
+        message_id,
+        sender_id,
+        sender_name,
+        Kind(kind),
+        text,
+        timestamp,
+        tuple(rest[0]) if rest else (),
     )
 
 
@@ -795,14 +813,31 @@ class RedisStore(Store):
             )
         return list(result)
 
-    async def claim(self, participant_id: str, after: int | None, limit: int) -> Claim:
+    async def claim(
+        self, participant_id: str, after: int | None, limit: int, through: int | None = None
+    ) -> Claim:
+        return await self._run_claim(participant_id, after, limit, through, move=True)
+
+    async def peek(self, participant_id: str, after: int | None, limit: int) -> Claim:
+        return await self._run_claim(participant_id, after, limit, None, move=False)
+
+    async def _run_claim(
+        self, participant_id: str, after: int | None, limit: int, through: int | None, move: bool
+    ) -> Claim:
         async def run(room_id: str) -> list[Any]:
             room_key, log_key, _, _ = self._room_keys(room_id)
             with self._guard():
                 return _unmoved(
                     await self._claim(
                         keys=[self._key("p", participant_id), room_key, log_key],
-                        args=["" if after is None else after, limit, participant_id, room_id],
+                        args=[
+                            "" if after is None else after,
+                            limit,
+                            participant_id,
+                            room_id,
+                            "" if through is None else through,
+                            "1" if move else "0",
+                        ],
                     )
                 )
 
@@ -868,7 +903,9 @@ class RedisStore(Store):
             others = [m for m in await self._ids(members_key) if m != participant_id]
             ended = room.ended or rooms.ends_after_leave(room, len(others))
             _begin(pipe)
-            message = self._log(pipe, room_id, room.last_seq + 1, event)
+            message = self._log(
+                pipe, room_id, room.last_seq + 1, mentions.left(event, others, ended)
+            )
             pipe.hset(p_key, mapping={"left": 1, "cursor": message.seq})
             pipe.zrem(members_key, participant_id)
             pipe.zrem(self._key("present"), participant_id)

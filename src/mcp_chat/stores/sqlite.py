@@ -42,7 +42,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import unquote, urlsplit
 
-from mcp_chat import errors, matching, messages, rooms
+from mcp_chat import errors, matching, mentions, messages, rooms
 from mcp_chat.matching import MatchPolicy
 from mcp_chat.stores.base import ChangeListener, Outage, Store
 from mcp_chat.stores.wakeups import Waker
@@ -66,7 +66,7 @@ from mcp_chat.types import (
 T = TypeVar("T")
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS rooms (
     room_id    TEXT PRIMARY KEY,
@@ -100,6 +100,7 @@ CREATE TABLE IF NOT EXISTS messages (
     body        TEXT NOT NULL,
     created_at  TEXT NOT NULL,
     msg_key     TEXT,
+    mentions    TEXT,
     PRIMARY KEY (room_id, seq)
 ) WITHOUT ROWID;
 CREATE UNIQUE INDEX IF NOT EXISTS messages_by_key
@@ -143,9 +144,16 @@ ALTER TABLE participants ADD COLUMN gone INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE participants ADD COLUMN settled INTEGER NOT NULL DEFAULT 0;
 UPDATE participants SET settled = {_SETTLED} WHERE left_room = 0;
 """,
+    # The ids a message addresses, as a JSON list; NULL (the rows from before, and most
+    # messages) for none.
+    3: """
+ALTER TABLE messages ADD COLUMN mentions TEXT;
+""",
 }
 
-_MESSAGE_COLUMNS = "room_id, seq, message_id, sender_id, sender_name, kind, body, created_at"
+_MESSAGE_COLUMNS = (
+    "room_id, seq, message_id, sender_id, sender_name, kind, body, created_at, mentions"
+)
 _PARTICIPANT_COLUMNS = (
     "participant_id, room_id, display_name, secret_hash, cursor, joined_at, left_room,"
     " last_seen, gone"
@@ -175,6 +183,7 @@ def _message(row: sqlite3.Row) -> Message:
         kind=Kind(row["kind"]),
         text=row["body"],
         timestamp=row["created_at"],
+        mentions=tuple(json.loads(row["mentions"])) if row["mentions"] else (),
     )
 
 
@@ -554,7 +563,7 @@ class SQLiteStore(Store):
         (None when the sender is not in the room yet: a 'joined' event comes first)."""
         self.db.execute(
             "INSERT INTO messages (room_id, seq, message_id, sender_id, sender_name, kind, body,"
-            " created_at, msg_key) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " created_at, msg_key, mentions) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 room_id,
                 seq,
@@ -565,6 +574,7 @@ class SQLiteStore(Store):
                 draft.text,
                 draft.timestamp,
                 draft.key,
+                json.dumps(draft.mentions) if draft.mentions else None,
             ),
         )
         row = self.db.execute(
@@ -656,40 +666,73 @@ class SQLiteStore(Store):
             self._waker.notify(appended.message.room_id)
         return appended
 
-    async def claim(self, participant_id: str, after: int | None, limit: int) -> Claim:
+    async def claim(
+        self, participant_id: str, after: int | None, limit: int, through: int | None = None
+    ) -> Claim:
         def run() -> Claim:
             with _write(self.db):
                 participant = self._member(participant_id)
                 room = self._room_row(participant.room_id)
                 assert room is not None
-                start = participant.cursor if after is None else max(after, 0)
-                start = min(start, room.last_seq)
-                rows = self.db.execute(
-                    f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE room_id = ? AND seq > ?"
-                    " AND sender_id != ? ORDER BY seq LIMIT ?",
-                    (room.room_id, start, participant_id, limit + 1),
-                ).fetchall()
-                # Where the read position ends up is written in Lua too, in redis.py (_CLAIM).
-                has_more = len(rows) > limit
-                messages = [_message(r) for r in rows[:limit]]
-                cursor = messages[-1].seq if has_more else room.last_seq
+                claim, end = self._read(participant, room, after, limit, through)
+                cursor, taken = claim.cursor, len(claim.messages)
                 if cursor != participant.cursor:
-                    if has_more and after is not None:  # a re-read that stops short: count
+                    if not claim.has_more and end == room.last_seq:  # all of it is read
+                        self.db.execute(
+                            "UPDATE participants SET cursor = ?, settled = ?"
+                            " WHERE participant_id = ?",
+                            (cursor, room.last_seq, participant_id),
+                        )
+                    elif after is None:  # from the read position: what was taken is settled
+                        self.db.execute(
+                            "UPDATE participants SET cursor = ?, settled = settled + ?"
+                            " WHERE participant_id = ?",
+                            (cursor, taken, participant_id),
+                        )
+                    else:  # a re-read from elsewhere that stops short: count
                         self.db.execute(
                             "UPDATE participants SET cursor = ? WHERE participant_id = ?",
                             (cursor, participant_id),
                         )
                         self._count_settled(participant_id)
-                    else:  # what was taken is settled; all of it if nothing more remains
-                        self.db.execute(
-                            "UPDATE participants SET cursor = ?,"
-                            " settled = CASE WHEN ? THEN settled + ? ELSE ? END"
-                            " WHERE participant_id = ?",
-                            (cursor, has_more, limit, room.last_seq, participant_id),
-                        )
-                return Claim(messages, cursor, has_more, room.ended)
+                return claim
 
         return await self._run(run)
+
+    async def peek(self, participant_id: str, after: int | None, limit: int) -> Claim:
+        def run() -> Claim:
+            with _read(self.db):
+                participant = self._member(participant_id)
+                room = self._room_row(participant.room_id)
+                assert room is not None
+                found, _ = self._read(participant, room, after, limit, None)
+                return dataclasses.replace(found, cursor=participant.cursor)
+
+        return await self._query(run)
+
+    def _read(
+        self,
+        participant: Participant,
+        room: Room,
+        after: int | None,
+        limit: int,
+        through: int | None,
+    ) -> tuple[Claim, int]:
+        """What a claim takes and where it leaves the read position; and the seq it read to
+        (the room's last, or `through`) when nothing more remains."""
+        start = participant.cursor if after is None else max(after, 0)
+        start = min(start, room.last_seq)
+        end = room.last_seq if through is None else max(start, min(through, room.last_seq))
+        rows = self.db.execute(
+            f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE room_id = ? AND seq > ?"
+            " AND seq <= ? AND sender_id != ? ORDER BY seq LIMIT ?",
+            (room.room_id, start, end, participant.participant_id, limit + 1),
+        ).fetchall()
+        # Where the read position ends up is written in Lua too, in redis.py (_CLAIM).
+        has_more = len(rows) > limit
+        messages = [_message(r) for r in rows[:limit]]
+        cursor = messages[-1].seq if has_more else end
+        return Claim(messages, cursor, has_more, room.ended), end
 
     async def unread(self, participant_id: str) -> int:
         def run() -> int:
@@ -734,13 +777,17 @@ class SQLiteStore(Store):
                 participant = self._member(participant_id)
                 room = self._room_row(participant.room_id)
                 assert room is not None
-                message = self._append(room, event)
+                others = [
+                    p.participant_id
+                    for p in self._active_members(room.room_id)
+                    if p.participant_id != participant_id
+                ]
+                ended = room.ended or rooms.ends_after_leave(room, len(others))
+                message = self._append(room, mentions.left(event, others, ended))
                 self.db.execute(
                     "UPDATE participants SET left_room = 1, cursor = ? WHERE participant_id = ?",
                     (message.seq, participant_id),
                 )
-                remaining = len(self._active_members(room.room_id))
-                ended = room.ended or rooms.ends_after_leave(room, remaining)
                 if ended and not room.ended:
                     self.db.execute("UPDATE rooms SET ended = 1 WHERE room_id = ?", (room.room_id,))
                 return Left(message, ended)
