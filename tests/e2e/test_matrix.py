@@ -11,6 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from fastmcp import Client as FastMCPClient
+from fastmcp.exceptions import ToolError
 from mcp import Client
 
 from tests.e2e.conftest import MODES, ServerProcess, stdio_params
@@ -91,3 +93,44 @@ async def test_every_tool(transport: str, mode: str, tmp_path: Path) -> None:
         assert gone["success"]
         after = await call(two, "wait_for_match", client_id=quitter["client_id"], timeout=1)
         assert after["success"] is False and after["code"] == "not_in_queue"
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("transport", TRANSPORTS)
+async def test_a_failure_is_a_tool_error_with_its_structured_reason(
+    transport: str, mode: str, tmp_path: Path
+) -> None:
+    async with two_clients(transport, mode, tmp_path) as (one, _):
+        ok = await one.call_tool("join_room", {"room_id": "e", "display_name": "Ann"})
+        assert ok.is_error is False
+        for tool, args, code in (
+            (
+                "send_message",
+                {"room_id": "e", "client_id": "mcc_nobody", "message": "hi"},
+                "unknown_client",
+            ),
+            (
+                "wait_for_message",
+                {"room_id": "e", "client_id": "mcc_nobody", "timeout": 1},
+                "unknown_client",
+            ),
+            ("join_room", {"room_id": "-bad-", "display_name": "Ann"}, "invalid_argument"),
+            ("send_message", {"room_id": "e"}, "invalid_argument"),  # missing arguments
+        ):
+            failed = await one.call_tool(tool, args)
+            assert failed.is_error is True, (tool, failed)
+            data = failed.structured_content
+            assert data is not None and data["success"] is False and data["code"] == code
+
+
+async def test_fastmcp_clients_raise_on_a_failure(tmp_path: Path) -> None:
+    """`fastmcp.Client.call_tool(raise_on_error=True)`, its default, raises for a failure."""
+    server = ServerProcess(f"sqlite:///{tmp_path / 'e.db'}")
+    try:
+        async with FastMCPClient(server.url) as client:
+            with pytest.raises(ToolError, match="client_id is not known"):
+                await client.call_tool(
+                    "send_message", {"room_id": "e", "client_id": "mcc_x", "message": "hi"}
+                )
+    finally:
+        server.stop()

@@ -326,7 +326,7 @@ class FastCalls:
             structured: dict[str, Any] | None = out.model_dump(mode="json")
             result = {
                 "content": [{"text": pydantic_core.to_json(out).decode(), "type": "text"}],
-                "isError": False,
+                "isError": not out.success,
                 "resultType": "complete",
                 "structuredContent": structured,
                 "_meta": {SERVER_INFO_META_KEY: self._stamp},

@@ -102,9 +102,14 @@ class ChatMiddleware(Middleware):
                         "success": False,
                         "error": _describe(exc.__cause__, context.message.name),
                         "code": Code.INVALID_ARGUMENT.value,
-                    }
+                    },
+                    is_error=True,
                 )
             structured = result.structured_content or {}
+            if structured.get("success") is False and not result.is_error:
+                # A failure is a tool execution error to the protocol (isError: true), so that
+                # clients and the Inspector show it as one; the structured shape stays.
+                result = ToolResult(result.content, structured, result.meta, is_error=True)
             return result
         finally:
             current_session.reset(token)
