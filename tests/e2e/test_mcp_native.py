@@ -226,8 +226,13 @@ async def test_progress_keeps_a_long_wait_alive(db_url: str) -> None:
 
 async def test_prompts_list_and_render(http_server: ServerProcess) -> None:
     async with Client(http_server.url) as client:
-        names = {p.name for p in (await client.list_prompts()).prompts}
-        assert {"chat_in_room", "random_chat"} <= names
+        prompts = {p.name: p for p in (await client.list_prompts()).prompts}
+        assert {"chat_in_room", "random_chat"} <= set(prompts)
+        for prompt in prompts.values():  # each argument says what it is, in words
+            for argument in prompt.arguments or []:
+                assert argument.description and "JSON schema" not in argument.description
+        required = {a.name: a.required for a in prompts["chat_in_room"].arguments or []}
+        assert required == {"room_id": True, "display_name": True, "goal": False}
         room = await client.get_prompt("chat_in_room", {"room_id": "plan", "display_name": "Ada"})
         text = room.messages[0].content
         assert isinstance(text, types.TextContent)

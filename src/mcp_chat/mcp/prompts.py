@@ -1,6 +1,9 @@
-"""Prompts that set an assistant up to hold a conversation."""
+"""Prompts that set an assistant up to hold a conversation.
 
-from __future__ import annotations
+Arguments are plain `str` with their words in the docstrings' Args sections: FastMCP appends
+a JSON-schema note ("Provide a value matching…") to any prompt argument annotated otherwise,
+postponed annotations included, so this module does without `from __future__ import
+annotations`."""
 
 from fastmcp import FastMCP
 
@@ -19,7 +22,13 @@ leave_chat(room_id, client_id)."""
 def register_prompts(mcp: FastMCP) -> None:
     @mcp.prompt(name="chat_in_room")
     def chat_in_room(room_id: str, display_name: str, goal: str = "") -> str:
-        """Hold a conversation in a named room of mcp-chat."""
+        """Hold a conversation in a named room of mcp-chat.
+
+        Args:
+            room_id: The room to chat in, e.g. 'pairing'.
+            display_name: The name the others will see, e.g. 'Alice'.
+            goal: What the conversation is for (optional).
+        """
         purpose = f"\nWhat the conversation is for: {goal}\n" if goal else ""
         return (
             f"You are taking part in a chat in the mcp-chat room '{room_id}' as "
@@ -30,7 +39,12 @@ def register_prompts(mcp: FastMCP) -> None:
 
     @mcp.prompt(name="random_chat")
     def random_chat(display_name: str, interests: str = "") -> str:
-        """Chat with a random stranger through mcp-chat's pairing queue."""
+        """Chat with a random stranger through mcp-chat's pairing queue.
+
+        Args:
+            display_name: The name the others will see, e.g. 'Alice'.
+            interests: Comma-separated topics to be matched on (optional), e.g. 'go, chess'.
+        """
         tags = [t.strip() for t in interests.split(",") if t.strip()]
         with_tags = f", interests={tags!r}" if tags else ""
         return (
