@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
+import os
 import signal
 import socket
-from collections.abc import Iterator
+import sqlite3
+from collections.abc import AsyncIterator, Iterator
 from typing import NamedTuple
 
 import uvicorn
@@ -22,6 +25,7 @@ from mcp_chat.bounds import MAX_HEAD_BYTES, RequestBounds, bounded_http
 from mcp_chat.chat import ChatService
 from mcp_chat.config import Settings
 from mcp_chat.credentials import redact_url
+from mcp_chat.errors import ChatError, StartupError
 from mcp_chat.loop import run_on_loop, running_loop_name
 from mcp_chat.mcp.fastcalls import FastCalls
 from mcp_chat.mcp.replies import TrackReplies
@@ -155,6 +159,16 @@ class _Server(uvicorn.Server):
         self.chat.stop_waits()
         self.handle_exit(sig, None)
 
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        if self.started and sockets:
+            # uvicorn says where it listens only when it binds the socket itself; people and
+            # scripts (the tests among them) look for this line to learn the port.
+            host, port = sockets[0].getsockname()[:2]
+            logging.getLogger("uvicorn.error").info(
+                "Uvicorn running on http://%s:%d (Press CTRL+C to quit)", host, port
+            )
+
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
         # The page's event streams end now instead of being waited out; each page reconnects.
         self.streams.close()
@@ -180,18 +194,62 @@ def serve_http(settings: Settings) -> None:
         http=bounded_http(MAX_HEAD_BYTES, settings.read_timeout),
     )
 
-    async def serve() -> None:
-        log.info(
-            "mcp-chat on http://%s:%d/mcp, web page at / (store %s, auth %s, event loop %s)",
-            settings.host,
-            settings.port,
-            redact_url(settings.store),
-            "on" if server.auth else "off",
-            running_loop_name(),
-        )
-        await _Server(config, chat, streams).serve()
+    # Both before anything says the server started: a port in use or a store that cannot
+    # open is one clear line and a non-zero exit (cli.main), not a traceback after
+    # "Application startup complete".
+    listening = _listen(settings.host, settings.port)
 
-    run_on_loop(serve(), settings.event_loop)
+    async def serve() -> None:
+        async with _store_opened(chat, settings.store):
+            log.info(
+                "mcp-chat on http://%s:%d/mcp, web page at / (store %s, auth %s, event loop %s)",
+                settings.host,
+                listening.getsockname()[1],
+                redact_url(settings.store),
+                "on" if server.auth else "off",
+                running_loop_name(),
+            )
+            await _Server(config, chat, streams).serve(sockets=[listening])
+
+    try:
+        run_on_loop(serve(), settings.event_loop)
+    finally:
+        listening.close()
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    """The server's socket, bound to `host`:`port`, or a StartupError that says why not."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    try:
+        sock = socket.create_server((host, port), family=family)
+    except OSError as exc:
+        why = os.strerror(exc.errno) if exc.errno else str(exc)
+        hint = (
+            "another server is using that port: stop it, or choose another with --port"
+            if exc.errno == errno.EADDRINUSE
+            else "check --host (an address of this machine, e.g. 127.0.0.1) and --port"
+        )
+        raise StartupError(f"cannot listen on {host}:{port} ({why}): {hint}.") from None
+    sock.set_inheritable(True)
+    return sock
+
+
+@contextlib.asynccontextmanager
+async def _store_opened(chat: ChatService, url: str) -> AsyncIterator[None]:
+    """Open the store before serving (the lifespan's own start then shares it), so that a
+    store that cannot open stops the command with one line that says why."""
+    try:
+        await chat.start()
+    except (OSError, sqlite3.Error, RuntimeError, ChatError) as exc:
+        reason = exc.message if isinstance(exc, ChatError) else str(exc)
+        raise StartupError(
+            f"cannot open the store {redact_url(url)} ({reason}): check --store, and that this "
+            "user may write there."
+        ) from None
+    try:
+        yield
+    finally:
+        await chat.close()
 
 
 def serve_stdio(settings: Settings) -> None:

@@ -11,6 +11,8 @@ from starlette.authentication import BaseUser
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from mcp_chat.errors import StartupError
+
 GUARDED_PATHS = ("/api/", "/metrics")
 """Besides /mcp (which FastMCP guards): the page's endpoints and the metrics. The page itself
 (/ and /static/) holds no data and stays open, so that it can ask for the token."""
@@ -21,7 +23,14 @@ def load_tokens(token: str | None, token_file: Path | None) -> list[str]:
     (lines starting with # are comments). An empty list means no auth."""
     tokens = [token.strip()] if token and token.strip() else []
     if token_file is not None:
-        for line in token_file.read_text(encoding="utf-8").splitlines():
+        try:
+            text = token_file.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise StartupError(
+                f"cannot read the token file {token_file} ({exc}): give a readable UTF-8 file "
+                "of tokens, one per line, with --auth-token-file."
+            ) from None
+        for line in text.splitlines():
             line = line.strip()
             if line and not line.startswith("#"):
                 tokens.append(line)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import getpass
 import os
+import sys
 from collections.abc import Sequence
 
 # FastMCP reads these when imported: no banner, no update check (no traffic off this machine),
@@ -14,8 +15,11 @@ os.environ.setdefault("FASTMCP_CHECK_FOR_UPDATES", "off")
 os.environ.setdefault("FASTMCP_ENABLE_RICH_LOGGING", "false")
 os.environ.setdefault("FASTMCP_LOG_ENABLED", "false")  # its records go to our handler instead
 
+from pydantic import ValidationError
+
 from mcp_chat import __version__
 from mcp_chat.config import Settings
+from mcp_chat.errors import StartupError
 from mcp_chat.logs import setup_logging
 
 DESCRIPTION = """\
@@ -188,6 +192,19 @@ def settings_from(args: argparse.Namespace) -> Settings:
 def main(argv: Sequence[str] | None = None) -> None:
     parser = _parser()
     args = parser.parse_args(argv)
+    try:
+        _run(parser, args)
+    except StartupError as exc:
+        print(f"mcp-chat: {exc}", file=sys.stderr)
+        sys.exit(2)
+    except ValidationError as exc:
+        for problem in exc.errors():
+            where = ".".join(str(p) for p in problem["loc"]) or "settings"
+            print(f"mcp-chat: {where}: {problem['msg']}", file=sys.stderr)
+        sys.exit(2)
+
+
+def _run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     settings = settings_from(args)
     if args.command == "chat":
         if args.random and (args.capacity is not None or args.invite is not None):

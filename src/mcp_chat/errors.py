@@ -40,6 +40,11 @@ class ChatError(Exception):
         return f"ChatError({self.code.value!r}, {self.message!r})"
 
 
+class StartupError(ValueError):
+    """A setting the server cannot start with; the message says what is wrong and what to do.
+    The command prints it as one line and exits with status 2, with no traceback."""
+
+
 def invalid(message: str) -> ChatError:
     return ChatError(Code.INVALID_ARGUMENT, message)
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
+from mcp_chat.credentials import redact_url
+from mcp_chat.errors import StartupError
 from mcp_chat.stores.base import Store
 
 
@@ -22,9 +24,9 @@ def open_store(url: str) -> Store:
         from mcp_chat.stores.redis import RedisStore
 
         return RedisStore(url)
-    raise ValueError(
-        f"Unknown store URL scheme {scheme!r} in {url!r}. "
-        "Use sqlite:///path/to/file.db, redis://host:port/db or memory://."
+    raise StartupError(
+        f"unknown store URL scheme {scheme!r} in {redact_url(url)!r}: use "
+        "sqlite:///path/to/file.db, redis://host:port/db or memory://."
     )
 
 

@@ -57,6 +57,7 @@ from redis.backoff import ExponentialBackoff, NoBackoff
 from redis.typing import EncodableT
 
 from mcp_chat import errors, matching, mentions, messages, rooms
+from mcp_chat.errors import StartupError
 from mcp_chat.matching import MatchPolicy
 from mcp_chat.stores.base import EVERYTHING, ChangeListener, Outage, Store
 from mcp_chat.types import (
@@ -279,8 +280,8 @@ def parse_url(url: str) -> tuple[str, str]:
     prefixes = [value for key, value in query if key == "prefix"]
     prefix = prefixes[-1] if prefixes else DEFAULT_PREFIX
     if not _PREFIX.fullmatch(prefix):
-        raise ValueError(
-            f"Invalid key prefix {prefix!r} in the Redis store URL: use 1 to 64 letters, "
+        raise StartupError(
+            f"invalid key prefix {prefix!r} in the Redis store URL: use 1 to 64 letters, "
             "digits, '.', '_', ':' or '-', starting with a letter or digit."
         )
     rest = urlencode([(k, v) for k, v in query if k != "prefix"])

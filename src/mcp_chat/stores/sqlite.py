@@ -43,6 +43,7 @@ from typing import Any, TypeVar
 from urllib.parse import unquote, urlsplit
 
 from mcp_chat import errors, matching, mentions, messages, rooms
+from mcp_chat.errors import StartupError
 from mcp_chat.matching import MatchPolicy
 from mcp_chat.stores.base import ChangeListener, Outage, Store
 from mcp_chat.stores.wakeups import Waker
@@ -168,7 +169,7 @@ def path_from_url(url: str) -> Path:
     parts = urlsplit(url)
     raw = unquote(parts.netloc + parts.path)
     if not raw or raw == "/":
-        raise ValueError(f"No file path in store URL {url!r}; use sqlite:///path/to/file.db.")
+        raise StartupError(f"no file path in store URL {url!r}: use sqlite:///path/to/file.db.")
     # sqlite:////abs -> '//abs'; sqlite:///abs -> '/abs' (as SQLAlchemy reads it: absolute).
     return Path(raw.replace("//", "/", 1) if raw.startswith("//") else raw)
 
@@ -388,7 +389,9 @@ class SQLiteStore(Store):
         return db
 
     def _connect(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if not self.path.parent.is_dir():
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            log.info("made the directory %s for the database", self.path.parent)
         db = self._open(busy_ms=10_000)
         with _write(db):
             version = db.execute("PRAGMA user_version").fetchone()[0]
