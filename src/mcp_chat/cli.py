@@ -71,7 +71,7 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument(
             "--log-level",
             choices=["debug", "info", "warning", "error"],
-            help="log level (env MCP_CHAT_LOG_LEVEL, default info)",
+            help="log level (env MCP_CHAT_LOG_LEVEL, default info; warning for stdio)",
         )
         p.add_argument(
             "--log-format",
@@ -186,6 +186,10 @@ _SETTINGS = (
 
 def settings_from(args: argparse.Namespace) -> Settings:
     overrides = {key: value for key in _SETTINGS if (value := getattr(args, key, None)) is not None}
+    if getattr(args, "command", None) == "stdio" and "log_level" not in overrides:
+        # A client that starts the server may show every stderr line as an error (Claude Code
+        # does): over stdio only what is wrong is written, unless asked otherwise.
+        overrides.setdefault("log_level", os.environ.get("MCP_CHAT_LOG_LEVEL", "warning"))
     return Settings(**overrides)
 
 

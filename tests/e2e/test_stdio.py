@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
+
 import pytest
 from mcp import Client
 
@@ -46,3 +51,43 @@ async def test_a_stdio_server_reopens_its_file_with_everything_kept(db_url: str)
     async with Client(params) as a:
         history = await call(a, "get_messages", room_id="kept", client_id=alice)
         assert texts(history) == ["still here"]
+
+
+def test_a_stdio_server_writes_nothing_to_stderr_at_its_default_level(db_url: str) -> None:
+    """Claude Code records every stderr line of a stdio server as an error."""
+    env = {k: v for k, v in os.environ.items() if k != "MCP_CHAT_LOG_LEVEL"}
+    lines = [
+        {
+            "jsonrpc": "2.0",
+            "id": 1,
+            "method": "initialize",
+            "params": {
+                "protocolVersion": "2025-11-25",
+                "capabilities": {},
+                "clientInfo": {"name": "quiet", "version": "0"},
+            },
+        },
+        {"jsonrpc": "2.0", "method": "notifications/initialized"},
+        {
+            "jsonrpc": "2.0",
+            "id": 2,
+            "method": "tools/call",
+            "params": {"name": "join_room", "arguments": {"room_id": "q", "display_name": "Q"}},
+        },
+    ]
+    server = subprocess.Popen(
+        [sys.executable, "-m", "mcp_chat", "stdio", "--store", db_url],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    assert server.stdin is not None and server.stdout is not None
+    server.stdin.write("".join(json.dumps(line) + "\n" for line in lines))
+    server.stdin.flush()
+    answers = [json.loads(server.stdout.readline()) for _ in range(2)]
+    _, stderr = server.communicate(timeout=60)  # closes stdin: the client is done
+    assert [a.get("id") for a in answers] == [1, 2]
+    assert answers[1]["result"]["structuredContent"]["success"] is True
+    assert stderr == ""
