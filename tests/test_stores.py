@@ -105,6 +105,37 @@ async def test_claim_after_rereads_from_an_explicit_position(store: Store) -> No
     assert beyond.messages == [] and beyond.cursor == 5
 
 
+async def test_a_peek_moves_nothing_and_advance_moves_only_forward(store: Store) -> None:
+    """What a push uses: read without taking, then move the read position past what it
+    wrote, never back over what another reader has taken meanwhile."""
+    a = await enter(store, "r", "A")
+    b = await enter(store, "r", "B")
+    for i in range(3):
+        await store.append(a.participant_id, text(a, f"m{i}"))  # seqs 3, 4, 5
+    peeked = await store.peek(b.participant_id, 10)
+    assert [m.seq for m in peeked.messages] == [1, 3, 4, 5]
+    assert peeked.cursor == 5 and not peeked.has_more
+    assert await store.peek(b.participant_id, 10) == peeked
+    assert await store.unread(b.participant_id) == 4
+    short = await store.peek(b.participant_id, 2)
+    assert [m.seq for m in short.messages] == [1, 3] and short.cursor == 3 and short.has_more
+
+    await store.advance(b.participant_id, 3)
+    assert await store.unread(b.participant_id) == 2 == await unread_by_reading(store, b)
+    await store.claim(b.participant_id, None, 1)  # another reader takes m1 (seq 4)
+    await store.advance(b.participant_id, 3)  # a late advance does not move back over it
+    assert [m.text for m in (await store.claim(b.participant_id, None, 10)).messages] == ["m2"]
+    await store.append(a.participant_id, text(a, "m3"))
+    await store.advance(b.participant_id, 6)
+    assert await store.unread(b.participant_id) == 0 == await unread_by_reading(store, b)
+    assert (await store.append(b.participant_id, text(b, "hi"))).unread == 0
+
+    await store.leave(b.participant_id, messages.event_draft(Kind.LEFT, b))
+    for call in (store.peek(b.participant_id, 10), store.advance(b.participant_id, 9)):
+        with pytest.raises(ChatError):
+            await call
+
+
 async def test_batches_are_bounded_and_say_more_remains(store: Store) -> None:
     a = await enter(store, "r", "A")
     b = await enter(store, "r", "B")

@@ -112,6 +112,16 @@ class Store(ABC):
         claims never return the same message."""
 
     @abstractmethod
+    async def peek(self, participant_id: str, limit: int) -> Claim:
+        """What `claim(participant_id, None, limit)` would take, and the read position it
+        would move to, without moving it (a push writes first, then calls `advance`)."""
+
+    @abstractmethod
+    async def advance(self, participant_id: str, cursor: int) -> None:
+        """Move the read position forward to `cursor`, never back: whatever moved it further
+        meanwhile stays. Raises like `claim` for someone who is not in the room."""
+
+    @abstractmethod
     async def unread(self, participant_id: str) -> int:
         """How many messages from others lie past the participant's read position."""
 

@@ -141,6 +141,17 @@ class MemoryStore(Store):
         return state.keys.get((participant_id, key))
 
     async def claim(self, participant_id: str, after: int | None, limit: int) -> Claim:
+        return self._read(participant_id, after, limit, move=True)
+
+    async def peek(self, participant_id: str, limit: int) -> Claim:
+        return self._read(participant_id, None, limit, move=False)
+
+    async def advance(self, participant_id: str, cursor: int) -> None:
+        participant, _ = self._member(participant_id)
+        if cursor > participant.cursor:
+            self._participants[participant_id] = dataclasses.replace(participant, cursor=cursor)
+
+    def _read(self, participant_id: str, after: int | None, limit: int, move: bool) -> Claim:
         participant, state = self._member(participant_id)
         start = min(participant.cursor if after is None else max(after, 0), state.room.last_seq)
         index = bisect.bisect_right(state.log, start, key=lambda m: m.seq)
@@ -156,7 +167,8 @@ class MemoryStore(Store):
                 break
             taken.append(message)
             cursor = message.seq
-        self._participants[participant_id] = dataclasses.replace(participant, cursor=cursor)
+        if move:
+            self._participants[participant_id] = dataclasses.replace(participant, cursor=cursor)
         return Claim(taken, cursor, has_more, state.room.ended)
 
     async def unread(self, participant_id: str) -> int:

@@ -175,7 +175,8 @@ return {'ok', seq}
 
 _CLAIM = """
 -- KEYS: participant, room, log.
--- ARGV: after ('' for the read position), limit, participant id, its room id as known
+-- ARGV: after ('' for the read position), limit, participant id, its room id as known,
+--       '1' to move the read position ('0': a peek)
 -- The same reading as SQLiteStore.claim: the first `limit` messages from others past the
 -- start; the read position moves past them, or to the end when nothing more remains.
 local p = redis.call('HMGET', KEYS[1], 'left', 'cursor', 'room_id')
@@ -208,8 +209,21 @@ while more == 0 do
 end
 local cursor = last
 if more == 1 then cursor = tonumber(taken[#taken]) end
-if cursor ~= tonumber(p[2]) then redis.call('HSET', KEYS[1], 'cursor', cursor) end
+if ARGV[5] == '1' and cursor ~= tonumber(p[2]) then
+  redis.call('HSET', KEYS[1], 'cursor', cursor)
+end
 return {'ok', cursor, more, room[2], unpack(taken)}
+"""
+
+_ADVANCE = """
+-- KEYS: participant.  ARGV: the new read position, participant's room id as known
+-- Moves the read position forward only (SQLiteStore.advance).
+local p = redis.call('HMGET', KEYS[1], 'left', 'cursor', 'room_id')
+if not p[1] then return {'unknown'} end
+if p[3] ~= ARGV[2] then return {'moved'} end
+if p[1] == '1' then return {'left'} end
+if tonumber(p[2]) < tonumber(ARGV[1]) then redis.call('HSET', KEYS[1], 'cursor', ARGV[1]) end
+return {'ok'}
 """
 
 _UNREAD = (
@@ -415,6 +429,7 @@ class RedisStore(Store):
         self._redis: aioredis.Redis = aioredis.Redis.from_pool(pool)
         self._append = self._redis.register_script(_APPEND)
         self._claim = self._redis.register_script(_CLAIM)
+        self._advance = self._redis.register_script(_ADVANCE)
         self._unread = self._redis.register_script(_UNREAD)
         self._touch = self._redis.register_script(_TOUCH)
         self._dequeue = self._redis.register_script(_DEQUEUE)
@@ -796,13 +811,32 @@ class RedisStore(Store):
         return list(result)
 
     async def claim(self, participant_id: str, after: int | None, limit: int) -> Claim:
+        return await self._read(participant_id, after, limit, move=True)
+
+    async def peek(self, participant_id: str, limit: int) -> Claim:
+        return await self._read(participant_id, None, limit, move=False)
+
+    async def advance(self, participant_id: str, cursor: int) -> None:
+        async def run(room_id: str) -> list[Any]:
+            with self._guard():
+                return _unmoved(
+                    await self._advance(
+                        keys=[self._key("p", participant_id)], args=[cursor, room_id]
+                    )
+                )
+
+        room_id, (status, *_) = await self._in_room(participant_id, run)
+        _raise_for(status, room_id)
+
+    async def _read(self, participant_id: str, after: int | None, limit: int, move: bool) -> Claim:
         async def run(room_id: str) -> list[Any]:
             room_key, log_key, _, _ = self._room_keys(room_id)
+            start = "" if after is None else after
             with self._guard():
                 return _unmoved(
                     await self._claim(
                         keys=[self._key("p", participant_id), room_key, log_key],
-                        args=["" if after is None else after, limit, participant_id, room_id],
+                        args=[start, limit, participant_id, room_id, "1" if move else "0"],
                     )
                 )
 

@@ -656,6 +656,21 @@ class SQLiteStore(Store):
             self._waker.notify(appended.message.room_id)
         return appended
 
+    def _unread_page(
+        self, participant: Participant, room: Room, start: int, limit: int
+    ) -> tuple[list[Message], int, bool]:
+        """Up to `limit` messages from others past `start`, where a read of them leaves the
+        read position, and whether more remain."""
+        rows = self.db.execute(
+            f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE room_id = ? AND seq > ?"
+            " AND sender_id != ? ORDER BY seq LIMIT ?",
+            (room.room_id, min(start, room.last_seq), participant.participant_id, limit + 1),
+        ).fetchall()
+        # Where the read position ends up is written in Lua too, in redis.py (_CLAIM).
+        has_more = len(rows) > limit
+        messages = [_message(r) for r in rows[:limit]]
+        return messages, messages[-1].seq if has_more else room.last_seq, has_more
+
     async def claim(self, participant_id: str, after: int | None, limit: int) -> Claim:
         def run() -> Claim:
             with _write(self.db):
@@ -663,16 +678,7 @@ class SQLiteStore(Store):
                 room = self._room_row(participant.room_id)
                 assert room is not None
                 start = participant.cursor if after is None else max(after, 0)
-                start = min(start, room.last_seq)
-                rows = self.db.execute(
-                    f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE room_id = ? AND seq > ?"
-                    " AND sender_id != ? ORDER BY seq LIMIT ?",
-                    (room.room_id, start, participant_id, limit + 1),
-                ).fetchall()
-                # Where the read position ends up is written in Lua too, in redis.py (_CLAIM).
-                has_more = len(rows) > limit
-                messages = [_message(r) for r in rows[:limit]]
-                cursor = messages[-1].seq if has_more else room.last_seq
+                messages, cursor, has_more = self._unread_page(participant, room, start, limit)
                 if cursor != participant.cursor:
                     if has_more and after is not None:  # a re-read that stops short: count
                         self.db.execute(
@@ -690,6 +696,32 @@ class SQLiteStore(Store):
                 return Claim(messages, cursor, has_more, room.ended)
 
         return await self._run(run)
+
+    async def peek(self, participant_id: str, limit: int) -> Claim:
+        def run() -> Claim:
+            with _read(self.db):
+                participant = self._member(participant_id)
+                room = self._room_row(participant.room_id)
+                assert room is not None
+                page = self._unread_page(participant, room, participant.cursor, limit)
+                messages, cursor, has_more = page
+                return Claim(messages, cursor, has_more, room.ended)
+
+        return await self._query(run)
+
+    async def advance(self, participant_id: str, cursor: int) -> None:
+        def run() -> None:
+            with _write(self.db):
+                self._member(participant_id)
+                moved = self.db.execute(
+                    "UPDATE participants SET cursor = ? WHERE participant_id = ? AND cursor < ?",
+                    (cursor, participant_id, cursor),
+                ).rowcount
+                if moved:
+                    # A push advances over the few messages it wrote: counting them is cheap.
+                    self._count_settled(participant_id)
+
+        await self._run(run)
 
     async def unread(self, participant_id: str) -> int:
         def run() -> int:
