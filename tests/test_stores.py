@@ -114,7 +114,7 @@ async def test_a_peek_moves_nothing_and_advance_moves_only_forward(store: Store)
         await store.append(a.participant_id, text(a, f"m{i}"))  # seqs 3, 4, 5
     peeked = await store.peek(b.participant_id, 10)
     assert [m.seq for m in peeked.messages] == [1, 3, 4, 5]
-    assert peeked.cursor == 5 and not peeked.has_more
+    assert peeked.cursor == 5 and not peeked.has_more and peeked.room_id == "r"
     assert await store.peek(b.participant_id, 10) == peeked
     assert await store.unread(b.participant_id) == 4
     short = await store.peek(b.participant_id, 2)

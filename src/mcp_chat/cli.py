@@ -74,6 +74,12 @@ def _parser() -> argparse.ArgumentParser:
             choices=["plain", "json"],
             help="log lines as text or JSON objects (env MCP_CHAT_LOG_FORMAT, default plain)",
         )
+        p.add_argument(
+            "--channel",
+            choices=["on", "off", "mentions"],
+            help="push new messages to the client as Claude Code channel notifications "
+            "(env MCP_CHAT_CHANNEL; default on for stdio, off for serve)",
+        )
         limits = p.add_argument_group("limits and retention (env MCP_CHAT_<NAME>)")
         for flag, kind, text in _LIMIT_FLAGS:
             limits.add_argument(flag, type=kind, help=text)
@@ -155,6 +161,7 @@ _SETTINGS = (
     "auth_token",
     "auth_token_file",
     "allowed_hosts",
+    "channel",
     *(flag[2:].replace("-", "_") for flag, _, _ in _LIMIT_FLAGS),
 )
 

@@ -169,7 +169,7 @@ class MemoryStore(Store):
             cursor = message.seq
         if move:
             self._participants[participant_id] = dataclasses.replace(participant, cursor=cursor)
-        return Claim(taken, cursor, has_more, state.room.ended)
+        return Claim(taken, cursor, has_more, state.room.ended, state.room.room_id)
 
     async def unread(self, participant_id: str) -> int:
         participant, state = self._member(participant_id)

@@ -693,7 +693,7 @@ class SQLiteStore(Store):
                             " WHERE participant_id = ?",
                             (cursor, has_more, limit, room.last_seq, participant_id),
                         )
-                return Claim(messages, cursor, has_more, room.ended)
+                return Claim(messages, cursor, has_more, room.ended, room.room_id)
 
         return await self._run(run)
 
@@ -705,7 +705,7 @@ class SQLiteStore(Store):
                 assert room is not None
                 page = self._unread_page(participant, room, participant.cursor, limit)
                 messages, cursor, has_more = page
-                return Claim(messages, cursor, has_more, room.ended)
+                return Claim(messages, cursor, has_more, room.ended, room.room_id)
 
         return await self._query(run)
 
