@@ -14,7 +14,7 @@ Borrowed from the SDK and FastMCP, here only:
 - `mcp.server.runner.serve_loop` ("handshake-only loop mode") and `serve_dual_era_loop`
   (both eras, what `Server.run` serves), both public, to choose the era.
 
-`tests/test_channel.py` fails if an upgrade takes either away.
+`tests/e2e/test_channel.py` fails if an upgrade takes either away.
 """
 
 from __future__ import annotations
