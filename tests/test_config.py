@@ -30,6 +30,24 @@ def test_every_limit_flag_reaches_the_limits() -> None:
     assert (limits.retention.message_age, limits.retention.idle_age) == (60, 120)
 
 
+def test_channel_push_is_on_for_stdio_and_off_for_serve_unless_told(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def mode(*argv: str) -> str | None:
+        return settings_from(_parser().parse_args(argv)).channel_mode(stdio=argv[0] == "stdio")
+
+    monkeypatch.delenv("MCP_CHAT_CHANNEL", raising=False)
+    assert (mode("stdio"), mode("serve")) == ("on", None)
+    assert mode("stdio", "--channel", "off") is None
+    assert mode("serve", "--channel", "on") == "on"
+    monkeypatch.setenv("MCP_CHAT_CHANNEL", "mentions")
+    assert (mode("stdio"), mode("serve")) == ("mentions", "mentions")
+    assert mode("stdio", "--channel", "off") is None  # the flag wins
+    monkeypatch.setenv("MCP_CHAT_CHANNEL", "loud")
+    with pytest.raises(ValueError, match="channel"):
+        mode("stdio")
+
+
 def test_the_token_comes_from_the_environment_as_a_secret(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MCP_CHAT_AUTH_TOKEN", "from-env")
     settings = settings_from(_parser().parse_args(["serve"]))

@@ -27,12 +27,15 @@ from mcp_chat.config import Settings
 from mcp_chat.credentials import redact_url
 from mcp_chat.errors import ChatError, StartupError
 from mcp_chat.loop import run_on_loop, running_loop_name
+from mcp_chat.mcp import stdio
+from mcp_chat.mcp.channel import CHANNEL_CLIENTS, Channels, StreamTap
 from mcp_chat.mcp.fastcalls import FastCalls
 from mcp_chat.mcp.replies import TrackReplies
 from mcp_chat.mcp.server import create_server
 from mcp_chat.mcp.sessions import Sessions
 from mcp_chat.mcp.sessions import install as install_sessions
 from mcp_chat.metrics import CONTENT_TYPE, Metrics
+from mcp_chat.presence import Session
 from mcp_chat.stores import open_store
 from mcp_chat.web.routes import Streams, add_web
 
@@ -44,6 +47,9 @@ class Parts(NamedTuple):
     server: FastMCP
     metrics: Metrics
     sessions: Sessions
+    channels: Channels | None
+    session: Session | None
+    """The stdio process's client session (None over HTTP)."""
 
 
 def build(settings: Settings, stdio: bool = False, streams: Streams | None = None) -> Parts:
@@ -61,12 +67,19 @@ def build(settings: Settings, stdio: bool = False, streams: Streams | None = Non
     metrics = Metrics(chat, lambda: sessions.open)
     secret = settings.auth_token.get_secret_value() if settings.auth_token else None
     tokens = [] if stdio else load_tokens(secret, settings.auth_token_file)
+    mode = settings.channel_mode(stdio)
+    # Unset, pushes go to Claude Code only; a --channel the operator gave is for any client.
+    clients = None if settings.channel is not None else CHANNEL_CLIENTS
+    channels = None if mode is None else Channels(chat, mode, clients)
+    session = Session() if stdio else None
     server = create_server(
         chat,
         stdio=stdio,
         keepalive=settings.keepalive,
         metrics=metrics,
         auth=BearerTokens(tokens) if tokens else None,
+        channels=channels,
+        process_session=session,
     )
 
     @server.custom_route("/healthz", methods=["GET"])
@@ -84,7 +97,7 @@ def build(settings: Settings, stdio: bool = False, streams: Streams | None = Non
         return Response(await metrics.render(), media_type=CONTENT_TYPE)
 
     add_web(server, chat, streams)
-    return Parts(chat, server, metrics, sessions)
+    return Parts(chat, server, metrics, sessions, channels, session)
 
 
 def http_app(settings: Settings, parts: Parts) -> Starlette:
@@ -105,6 +118,8 @@ def http_app(settings: Settings, parts: Parts) -> Starlette:
     # FastMCP's auth guards /mcp only; its middleware checks the token of every request, and
     # RequireToken refuses the other guarded paths a request whose token did not pass.
     middleware.append(Middleware(TrackReplies, path="/mcp"))
+    if parts.channels is not None:
+        middleware.append(Middleware(StreamTap, streams=parts.channels.streams, path="/mcp"))
     if server.auth:
         middleware.append(Middleware(RequireToken, paths=GUARDED_PATHS))
     if settings.fast_calls:
@@ -253,5 +268,6 @@ async def _store_opened(chat: ChatService, url: str) -> AsyncIterator[None]:
 
 
 def serve_stdio(settings: Settings) -> None:
-    server = build(settings, stdio=True).server
-    run_on_loop(server.run_stdio_async(show_banner=False), settings.event_loop)
+    parts = build(settings, stdio=True)
+    assert parts.session is not None
+    run_on_loop(stdio.serve_stdio(parts.server, parts.channels, parts.session), settings.event_loop)

@@ -131,6 +131,35 @@ _LOOK_AHEAD = 100
 """Messages a mentions_only wait reads per look past the read position."""
 
 
+class ReadTurns:
+    """Readers of a participant that a push follows take turns: a push reads without taking
+    (`Store.peek`), writes, and only then moves the read position (see `push`), so a claim
+    in between would return what it wrote. Participants no push follows need no turn: their
+    claims are atomic in the store."""
+
+    def __init__(self) -> None:
+        self._locks: dict[str, tuple[asyncio.Lock, int]] = {}
+
+    def join(self, participant_id: str) -> None:
+        """A push starts following the participant (once per feed)."""
+        lock, users = self._locks.get(participant_id, (None, 0))
+        self._locks[participant_id] = (lock or asyncio.Lock(), users + 1)
+
+    def leave(self, participant_id: str) -> None:
+        lock, users = self._locks[participant_id]
+        if users > 1:
+            self._locks[participant_id] = (lock, users - 1)
+        else:
+            del self._locks[participant_id]
+
+    def turn(self, participant_id: str) -> contextlib.AbstractAsyncContextManager[object]:
+        found = self._locks.get(participant_id)
+        return _NO_TURN if found is None else found[0]
+
+
+_NO_TURN: contextlib.AbstractAsyncContextManager[object] = contextlib.nullcontext()
+
+
 class ChatService:
     def __init__(
         self,
@@ -152,6 +181,7 @@ class ChatService:
             self.limits.rate_joins, self.limits.rate_window, refusal=errors.joining_too_fast
         )
         self.wait_slots = WaitSlots(self.limits.max_waits)
+        self.turns = ReadTurns()
         self._identities: dict[str, _Identity] = {}
         self._users = 0
         self._start_lock = asyncio.Lock()
@@ -440,11 +470,12 @@ class ChatService:
                     through, looked, seen = await self._addressed(identity, looked)
                 if seen is not None and through is None and not seen.ended:
                     # Nothing addresses the caller yet: claim nothing, the rest stays unread.
-                    claim = Claim([], seen.cursor, False, False)
+                    claim = Claim([], seen.cursor, False, False, seen.room_id)
                 else:
-                    claim = await self.store.claim(
-                        identity.participant_id, position, self.limits.batch_size, through
-                    )
+                    async with self.turns.turn(identity.participant_id):
+                        claim = await self.store.claim(
+                            identity.participant_id, position, self.limits.batch_size, through
+                        )
                     position = None
                     if through is not None and not claim.messages:
                         # Another wait of the caller's took that message: look on past it.
@@ -658,7 +689,7 @@ class ChatService:
                 self._queue_waiters.discard(entry.entry_id)
 
     async def _await_match(self, client_id: str, entry: QueueEntry, deadline: float) -> QueueResult:
-        key = _queue_key(entry.entry_id)
+        key = queue_key(entry.entry_id)
         loop = asyncio.get_running_loop()
         handoff: Handoff | None = None  # owed to whoever woke this wait, once it answers
         try:
@@ -702,7 +733,7 @@ class ChatService:
         if not await self.store.leave_queue(entry.entry_id):
             raise errors.not_in_queue()
         self.tracker.forget({entry.entry_id})
-        self.signals.notify(_queue_key(entry.entry_id))  # a blocked wait_for_match ends now
+        self.signals.notify(queue_key(entry.entry_id))  # a blocked wait_for_match ends now
 
     async def queue_state(self, client_id: str) -> QueueResult:
         """Where this queue entry stands now (matched, or its position), without blocking."""
@@ -735,7 +766,7 @@ class ChatService:
         """Wake the pair's waits; returns their handoffs."""
         woken = set(self.signals.notify(matched.room.room_id))
         for member in (matched.first, matched.second):
-            woken.update(self.signals.notify(_queue_key(member.participant_id)))
+            woken.update(self.signals.notify(queue_key(member.participant_id)))
         log.info(
             "matched room=%s participants=%s,%s",
             matched.room.room_id,
@@ -759,7 +790,7 @@ class ChatService:
         self._announce(events)
         # Waiters re-check: some may have waited past the fallback, or lost their partner-to-be.
         for entry_id in self._queue_waiters:
-            self.signals.notify(_queue_key(entry_id))
+            self.signals.notify(queue_key(entry_id))
 
     async def disconnect(self, session: Session) -> None:
         """A client connection closed: the participants it spoke for are gone."""
@@ -798,5 +829,6 @@ class ChatService:
                 log.exception("heartbeat failed; will try again")
 
 
-def _queue_key(entry_id: str) -> str:
+def queue_key(entry_id: str) -> str:
+    """The signal a queue entry's changes (its match) are announced on."""
     return f"queue:{entry_id}"

@@ -78,6 +78,12 @@ def _parser() -> argparse.ArgumentParser:
             choices=["plain", "json"],
             help="log lines as text or JSON objects (env MCP_CHAT_LOG_FORMAT, default plain)",
         )
+        p.add_argument(
+            "--channel",
+            choices=["on", "off", "mentions"],
+            help="push new messages to the client as Claude Code channel notifications "
+            "(env MCP_CHAT_CHANNEL; default on for stdio, off for serve)",
+        )
         limits = p.add_argument_group("limits and retention (env MCP_CHAT_<NAME>)")
         for flag, kind, text in _LIMIT_FLAGS:
             limits.add_argument(flag, type=kind, help=text)
@@ -180,6 +186,7 @@ _SETTINGS = (
     "max_sessions",
     "session_idle_timeout",
     "read_timeout",
+    "channel",
     *(flag[2:].replace("-", "_") for flag, _, _ in _LIMIT_FLAGS),
 )
 

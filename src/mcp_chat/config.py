@@ -14,6 +14,7 @@ from mcp_chat.chat import Limits
 from mcp_chat.loop import Choice
 from mcp_chat.matching import MatchPolicy
 from mcp_chat.presence import PresencePolicy
+from mcp_chat.push import Mode
 from mcp_chat.retention import Retention
 
 ESCAPE_FACTOR = 6
@@ -65,6 +66,10 @@ class Settings(BaseSettings):
     away_after: float = Field(default=60.0, gt=0)
     gone_after: float = Field(default=600.0, gt=0)
     keepalive: float = Field(default=10.0, ge=0)
+    channel: Literal["on", "off", "mentions"] | None = None
+    """Claude Code channel push: new messages written to the client as they arrive, on
+    connections that can take them. Unset: on for `stdio`, off for `serve` (see `channel_mode`).
+    """
     fast_calls: bool = True
     """Serve plain 2026-07-28 send_message and wait_for_message calls without the SDK's
     per-request stack (mcp/fastcalls.py); off only to compare the two."""
@@ -86,6 +91,14 @@ class Settings(BaseSettings):
         """The largest request body `serve` reads: the largest legitimate one is a send of the
         largest message with every byte escaped, plus its envelope."""
         return ESCAPE_FACTOR * self.max_message_bytes + ENVELOPE_BYTES
+
+    def channel_mode(self, stdio: bool) -> Mode | None:
+        """What pushes do here (None: none). Unset, stdio pushes: its client is the one that
+        started it, Claude Code's channel. `serve` does not: a shared server's handshake-era
+        clients mostly read with wait_for_message, and every message pushed to a client that
+        does not show it would be taken from them."""
+        chosen = self.channel or ("on" if stdio else "off")
+        return None if chosen == "off" else chosen
 
     def matching_policy(self) -> MatchPolicy:
         return MatchPolicy(fallback_after=self.match_fallback, stale_after=self.queue_stale_after)

@@ -45,6 +45,9 @@ class Session:
     """One client connection. When it closes, the participants it spoke for are gone."""
 
     participants: set[str] = field(default_factory=set)
+    follow: Callable[[str], None] | None = None
+    """Told of each participant the first time it speaks through this connection (a push
+    feed then follows it, see `push.Feed`)."""
 
 
 current_session: ContextVar[Session | None] = ContextVar("mcp_chat_session", default=None)
@@ -62,8 +65,10 @@ class Tracker:
     def seen(self, participant_id: str) -> None:
         self._seen[participant_id] = self._latest[participant_id] = self.clock()
         session = current_session.get()
-        if session is not None:
+        if session is not None and participant_id not in session.participants:
             session.participants.add(participant_id)
+            if session.follow is not None:
+                session.follow(participant_id)
 
     @contextmanager
     def blocked(self, participant_id: str) -> Iterator[None]:

@@ -92,6 +92,9 @@ class RoomSignals:
         """Also tell `listener` of every change (it must not block or raise)."""
         self._listeners.append(listener)
 
+    def remove_listener(self, listener: Callable[[str], None]) -> None:
+        self._listeners.remove(listener)
+
     def watch(self, room_id: str) -> asyncio.Event:
         event = self._events.get(room_id)
         if event is None:

@@ -118,16 +118,18 @@ class Appended:
 
 @dataclass(frozen=True, slots=True)
 class Claim:
-    """Messages from others past a participant's read position, which has moved past them.
+    """Messages from others past a participant's read position, which has moved past them
+    (or would move, for `Store.peek`).
 
     `cursor` is the new read position; `has_more` says a further claim would return more;
-    `ended` says the room has ended.
+    `ended` says the room has ended; `room_id` is the room read, as stored.
     """
 
     messages: list[Message]
     cursor: int
     has_more: bool
     ended: bool
+    room_id: str
 
 
 @dataclass(frozen=True, slots=True)

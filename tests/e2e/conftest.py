@@ -99,9 +99,12 @@ def http_server(db_url: str) -> Iterator[ServerProcess]:
     server.stop()
 
 
-def stdio_params(store_url: str, *extra: str) -> StdioServerParameters:
+def stdio_params(store_url: str, *extra: str, channel: str = "off") -> StdioServerParameters:
+    """`mcp-chat stdio` for the official SDK client, which reads with wait_for_message and
+    does not show channel pushes: those are off unless `channel` says otherwise (a push
+    would take the messages its waits are for)."""
     return StdioServerParameters(
         command=sys.executable,
-        args=["-m", "mcp_chat", "stdio", "--store", store_url, *extra],
+        args=["-m", "mcp_chat", "stdio", "--store", store_url, "--channel", channel, *extra],
         env={**os.environ},
     )

@@ -26,6 +26,8 @@ from pydantic_core import ErrorDetails
 from mcp_chat import __version__
 from mcp_chat.chat import ChatService
 from mcp_chat.errors import Code
+from mcp_chat.mcp import channel
+from mcp_chat.mcp.channel import Channels
 from mcp_chat.mcp.prompts import register_prompts
 from mcp_chat.mcp.resources import admit_read, register_resources
 from mcp_chat.mcp.schemas import compact
@@ -65,16 +67,22 @@ class ChatMiddleware(Middleware):
         chat: ChatService,
         metrics: Metrics | None = None,
         process_session: Session | None = None,
+        channels: Channels | None = None,
     ) -> None:
         self._chat = chat
         self._metrics = metrics
         self._process_session = process_session
+        self._channels = channels
 
     async def __call__(self, context: MiddlewareContext[Any], call_next: CallNext[Any, Any]) -> Any:
         if isinstance(context.message, Mapping):
             return await self._unparsed(context, call_next)
         if context.method == "tools/call":
             return await self._call_tool(context, call_next)
+        if context.method == "initialize" and self._channels is not None:
+            params = getattr(context.message, "params", None)
+            client = getattr(getattr(params, "client_info", None), "name", None)
+            self._channels.client_is(client if isinstance(client, str) else None)
         if context.method == "resources/read":
             async with admit_read(self._chat, str(context.message.uri)):
                 return await call_next(context)
@@ -160,6 +168,8 @@ class ChatMiddleware(Middleware):
         if session is None:
             session = connection.state[_SESSION_KEY] = Session()
             connection.exit_stack.push_async_callback(self._chat.disconnect, session)
+            if self._channels is not None:
+                self._channels.follow_http(connection, session)
         assert isinstance(session, Session)
         return session
 
@@ -242,12 +252,16 @@ def create_server(
     keepalive: float = 10.0,
     metrics: Metrics | None = None,
     auth: AuthProvider | None = None,
+    channels: Channels | None = None,
+    process_session: Session | None = None,
 ) -> FastMCP:
     """A FastMCP server whose lifespan opens and closes `chat`. With `stdio`, the process
-    serves one client: when it ends, that client's participants are gone. `metrics` counts
-    the tool calls; `auth` guards the server over HTTP."""
+    serves one client (`process_session`, or one made here): when it ends, that client's
+    participants are gone. `metrics` counts the tool calls; `auth` guards the server over
+    HTTP; `channels` declares the Claude Code channel capability and pushes (`channel.py`)."""
     _no_runner_cycles()
-    process_session = Session() if stdio else None
+    if stdio and process_session is None:
+        process_session = Session()
 
     @asynccontextmanager
     async def lifespan(_: FastMCP) -> AsyncIterator[dict[str, Any]]:
@@ -262,12 +276,15 @@ def create_server(
 
     server = FastMCP(
         "mcp-chat",
-        instructions=INSTRUCTIONS,
+        instructions=INSTRUCTIONS
+        if channels is None
+        else INSTRUCTIONS + "\n" + channel.INSTRUCTIONS,
         version=__version__,
         lifespan=lifespan,
-        middleware=[ChatMiddleware(chat, metrics, process_session)],
+        middleware=[ChatMiddleware(chat, metrics, process_session, channels)],
         auth=auth,
         mask_error_details=True,
+        experimental_capabilities=None if channels is None else {channel.CAPABILITY: {}},
     )
     register_tools(server, chat, keepalive)
     register_resources(server, chat)

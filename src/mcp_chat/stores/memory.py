@@ -178,7 +178,7 @@ class MemoryStore(Store):
                 break
             taken.append(message)
             cursor = message.seq
-        return Claim(taken, cursor, has_more, state.room.ended)
+        return Claim(taken, cursor, has_more, state.room.ended, state.room.room_id)
 
     async def unread(self, participant_id: str) -> int:
         participant, state = self._member(participant_id)

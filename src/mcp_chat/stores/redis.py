@@ -846,7 +846,7 @@ class RedisStore(Store):
         _raise_for(status, room_id)
         cursor, more, ended, *taken = rest
         found = [_message(room_id, taken[i + 1], taken[i]) for i in range(0, len(taken), 2)]
-        return Claim(found, int(cursor), more == 1, ended == "1")
+        return Claim(found, int(cursor), more == 1, ended == "1", room_id)
 
     async def unread(self, participant_id: str) -> int:
         async def run(room_id: str) -> list[Any]:

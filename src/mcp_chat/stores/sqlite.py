@@ -735,7 +735,7 @@ class SQLiteStore(Store):
         has_more = len(rows) > limit
         messages = [_message(r) for r in rows[:limit]]
         cursor = messages[-1].seq if has_more else end
-        return Claim(messages, cursor, has_more, room.ended), end
+        return Claim(messages, cursor, has_more, room.ended, room.room_id), end
 
     async def unread(self, participant_id: str) -> int:
         def run() -> int:

@@ -67,10 +67,14 @@ class _Request:
 
 
 def stdio_target(store_url: str) -> StdioServerParameters:
-    """A stdio server of our own, on `store_url`, run by this Python."""
+    """A stdio server of our own, on `store_url`, run by this Python. Without channel pushes:
+    the window reads with wait_for_message, and a push would take its messages from it."""
     return StdioServerParameters(
         command=sys.executable,
-        args=["-m", "mcp_chat", "stdio", "--store", store_url, "--log-level", "warning"],
+        args=[
+            *("-m", "mcp_chat", "stdio", "--store", store_url),
+            *("--log-level", "warning", "--channel", "off"),
+        ],
         env={**os.environ},
     )
 
