@@ -10,7 +10,8 @@ import os
 import signal
 import socket
 import sqlite3
-from collections.abc import AsyncIterator, Iterator
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import NamedTuple
 
 import uvicorn
@@ -269,5 +270,39 @@ async def _store_opened(chat: ChatService, url: str) -> AsyncIterator[None]:
 
 def serve_stdio(settings: Settings) -> None:
     parts = build(settings, stdio=True)
-    assert parts.session is not None
-    run_on_loop(stdio.serve_stdio(parts.server, parts.channels, parts.session), settings.event_loop)
+    session = parts.session
+    assert session is not None
+
+    async def stop() -> None:
+        await parts.chat.disconnect(session)  # the room hears this client is gone
+        await parts.chat.close()  # the store's last writes are flushed and it is closed
+
+    served = stdio.serve_stdio(parts.server, parts.channels, session)
+    run_on_loop(_until_stopped(served, stop), settings.event_loop)
+
+
+async def _until_stopped(serving: Awaitable[None], stop: Callable[[], Awaitable[None]]) -> None:
+    """Serve until the client closes stdin, or until SIGINT or SIGTERM: then `stop`, and exit
+    at once. Claude Code stops a stdio server with SIGINT and sends SIGTERM 100 ms later. The
+    serving task cannot be cancelled promptly then: it waits on a thread blocked reading stdin,
+    which the client keeps open, so the process ends with os._exit once the store is closed."""
+    task = asyncio.ensure_future(serving)
+    signalled = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, signalled.set)
+    stopping = asyncio.ensure_future(signalled.wait())
+    await asyncio.wait({task, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    if task.done():
+        stopping.cancel()
+        task.result()
+        return
+    try:
+        async with asyncio.timeout(5):
+            await stop()
+    except Exception:
+        log.exception("stopping: the store could not be closed cleanly")
+    finally:
+        logging.shutdown()
+        sys.stdout.flush()
+        os._exit(0)

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+from typing import Any
 
 import pytest
 from mcp import Client
@@ -91,3 +93,71 @@ def test_a_stdio_server_writes_nothing_to_stderr_at_its_default_level(db_url: st
     assert [a.get("id") for a in answers] == [1, 2]
     assert answers[1]["result"]["structuredContent"]["success"] is True
     assert stderr == ""
+
+
+def _request(server: subprocess.Popen[str], ident: int, method: str, params: Any) -> Any:
+    assert server.stdin is not None and server.stdout is not None
+    server.stdin.write(
+        json.dumps({"jsonrpc": "2.0", "id": ident, "method": method, "params": params}) + "\n"
+    )
+    server.stdin.flush()
+    while True:  # notifications (a channel push) may come first
+        answer = json.loads(server.stdout.readline())
+        if answer.get("id") == ident:
+            return answer
+
+
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM])
+async def test_a_stdio_server_stops_at_once_on_a_signal_and_loses_nothing(
+    db_url: str, stop: signal.Signals
+) -> None:
+    """Claude Code stops a stdio server with SIGINT, and with SIGTERM 100 ms later; the client
+    keeps stdin open meanwhile. The server exits cleanly, the room hears it went, nothing
+    it acknowledged is lost."""
+    server = subprocess.Popen(
+        [sys.executable, "-m", "mcp_chat", "stdio", "--store", db_url, "--channel", "off"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        _request(
+            server,
+            1,
+            "initialize",
+            {
+                "protocolVersion": "2025-11-25",
+                "capabilities": {},
+                "clientInfo": {"name": "claude-code", "version": "0"},
+            },
+        )
+        async with Client(stdio_params(db_url), mode="legacy") as other:
+            bob = await join(other, "bye", "Bob")
+            joined = _request(
+                server,
+                2,
+                "tools/call",
+                {"name": "join_room", "arguments": {"room_id": "bye", "display_name": "Ann"}},
+            )
+            ann = joined["result"]["structuredContent"]["client_id"]
+            said = {"room_id": "bye", "client_id": ann, "message": "last words"}
+            sent = _request(server, 3, "tools/call", {"name": "send_message", "arguments": said})
+            assert sent["result"]["structuredContent"]["success"]
+            server.send_signal(stop)  # stdin stays open, as the client leaves it
+            assert server.wait(timeout=30) == 0
+            assert server.stderr is not None and server.stderr.read() == ""
+            heard: list[tuple[str, str]] = []
+            while ("disconnected", "Ann") not in heard:
+                got = await call(
+                    other, "wait_for_message", room_id="bye", client_id=bob, timeout=30
+                )
+                assert not got["timed_out"], got
+                heard += [
+                    (m["kind"], m["message"] if m["kind"] == "message" else m["sender"])
+                    for m in got["messages"]
+                ]
+            assert ("message", "last words") in heard
+    finally:
+        if server.poll() is None:
+            server.kill()
