@@ -117,7 +117,9 @@ class RawSession:
             self.session_id = response.headers.get("mcp-session-id")
         text = response.text
         if response.headers.get("content-type", "").startswith("text/event-stream"):
-            text = [ln for ln in text.splitlines() if ln.startswith("data: ")][-1][6:]
+            # Split on newlines only: a JSON string may hold U+0085 or U+2028, which
+            # str.splitlines() would split on too.
+            text = [ln for ln in text.split("\n") if ln.startswith("data: ")][-1][6:].rstrip("\r")
         answer: dict[str, Any] = json.loads(text)
         return answer
 
