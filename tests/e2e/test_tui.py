@@ -154,3 +154,36 @@ async def test_the_window_rides_out_a_graceful_restart(db_url: str) -> None:
         first.kill()
         if second is not None:
             second.stop()
+
+
+async def link_finished(app: ChatApp) -> None:
+    """Wait until the window's link worker has ended (it ends only when the link stops
+    trying: left, refused or ended)."""
+    assert app.link_worker is not None
+    async with asyncio.timeout(30):
+        await app.link_worker.wait()
+
+
+@pytest.mark.parametrize("capacity", [2, 3])
+async def test_leave_ends_quietly(http_server: ServerProcess, capacity: int) -> None:
+    """After /leave the window says so and stays idle: the link ends, having opened one
+    connection, and nothing about losing it is shown."""
+    app = ChatApp(Seat(http_server.url, "t1", "Person", capacity=capacity))
+    async with app.run_test() as pilot:
+        await shown(app, "You are in room t1 as Person")
+        async with Client(http_server.url) as agent:
+            agent_id = await join(agent, "t1", "Agent")
+            if capacity == 3:
+                await join(agent, "t1", "Third")
+            await shown(app, "Agent joined the room")
+            await type_line(app, pilot, "/leave")
+            lines = await shown(app, "You left room t1.")
+            await link_finished(app)
+            assert app.link.connections == 1
+            lines = app.transcript.lines()
+            assert count(lines, "Lost the connection") == count(lines, "Reconnected") == 0
+            assert "left the room" in str(app.query_one("#bar").render())
+            left = await call(
+                agent, "wait_for_message", room_id="t1", client_id=agent_id, timeout=30
+            )
+            assert [m["sender"] for m in left["messages"] if m["kind"] == "left"] == ["Person"]

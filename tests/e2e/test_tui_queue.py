@@ -12,7 +12,7 @@ from mcp_chat.tui.app import ChatApp
 from mcp_chat.tui.link import Seat, stdio_target
 from tests.e2e.conftest import ServerProcess, stdio_params
 from tests.e2e.helpers import call, hear
-from tests.e2e.test_tui import count, shown, type_line
+from tests.e2e.test_tui import count, link_finished, shown, type_line
 
 pytestmark = pytest.mark.anyio
 
@@ -97,3 +97,18 @@ async def test_dropped_from_the_queue_the_window_enters_again_and_leave_leaves(
             await shown(second, f"You are in room {room} as Second")
             found = await call(agent, "wait_for_match", client_id=later["client_id"], timeout=30)
             assert found["room_id"] == room and found["partner"]["display_name"] == "Second"
+
+
+async def test_leave_while_waiting_ends_quietly(http_server: ServerProcess) -> None:
+    app = ChatApp(Seat(http_server.url, None, "Person"))
+    async with app.run_test() as pilot:
+        await shown(app, "Waiting for a partner (position 1)…")
+        await type_line(app, pilot, "/leave")
+        await shown(app, "You left the queue.")
+        await link_finished(app)
+        assert app.link.connections == 1
+        lines = app.transcript.lines()
+        assert count(lines, "Lost the connection") == count(lines, "Reconnected") == 0
+    async with Client(http_server.url) as agent:
+        later = await enter(agent, "Agent")
+        assert later["status"] == "waiting" and later["position"] == 1, later

@@ -8,6 +8,7 @@ from typing import Any
 
 from textual.app import App, ComposeResult
 from textual.widgets import Input, Static
+from textual.worker import Worker
 
 from mcp_chat.tui.link import ChatLink, Message, Refused, Seat
 from mcp_chat.tui.transcript import Transcript
@@ -46,6 +47,8 @@ class ChatApp(App[None]):
         self._lost = False
         self._noted_position: int | None = None
         self.transcript = Transcript()
+        self.link_worker: Worker[None] | None = None
+        """Runs the link; finished once the link stops trying (left, refused, ended)."""
 
     def compose(self) -> ComposeResult:
         yield Static(id="bar")
@@ -55,7 +58,7 @@ class ChatApp(App[None]):
     def on_mount(self) -> None:
         self._status("connecting")
         self.query_one(Input).focus()
-        self.run_worker(self._stay_in_room(), name="link", exit_on_error=False)
+        self.link_worker = self.run_worker(self._stay_in_room(), name="link", exit_on_error=False)
 
     # -- from the link ----------------------------------------------------------------------
 

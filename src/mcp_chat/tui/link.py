@@ -123,6 +123,8 @@ class ChatLink:
         self.position: int | None = None
         """The read position: `after` for the next wait, so a new session resumes here."""
         self.listening = True
+        self.connections = 0
+        """Sessions opened so far (each attempt that reached the server)."""
         self._requests: asyncio.Queue[_Request] = asyncio.Queue()
         self._pending: list[_Request] = []
 
@@ -170,6 +172,7 @@ class ChatLink:
         while True:
             try:
                 async with _connect(self.seat.target) as client:
+                    self.connections += 1
                     self.on_status("connected")
                     delay = self.backoff[0]
                     await self._session(client)
@@ -195,6 +198,9 @@ class ChatLink:
                     await asyncio.wait({getter, listener}, return_when=asyncio.FIRST_COMPLETED)
                 finally:
                     getter.cancel()  # a getter left behind would swallow the next request
+                    # cancel() only asks: until the task has run once more it is neither
+                    # cancelled nor done, and it may yet finish with a request it took.
+                    await asyncio.wait({getter})
                 if not getter.cancelled():
                     self._start(tasks, client, getter.result())
             # Asked for as the listener stopped (a leave, say): still answered.
