@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
+from mcp_chat.credentials import redact_url
 from mcp_chat.stores.base import Store
 
 
@@ -23,7 +24,7 @@ def open_store(url: str) -> Store:
 
         return RedisStore(url)
     raise ValueError(
-        f"Unknown store URL scheme {scheme!r} in {url!r}. "
+        f"Unknown store URL scheme {scheme!r} in {redact_url(url)!r}. "
         "Use sqlite:///path/to/file.db, redis://host:port/db or memory://."
     )
 

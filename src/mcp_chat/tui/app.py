@@ -10,7 +10,7 @@ from textual.app import App, ComposeResult
 from textual.widgets import Input, Static
 from textual.worker import Worker
 
-from mcp_chat.tui.link import ChatLink, Message, Refused, Seat
+from mcp_chat.tui.link import ChatLink, Message, Refused, Seat, Unreachable
 from mcp_chat.tui.transcript import Transcript
 
 HELP = """\
@@ -45,6 +45,8 @@ class ChatApp(App[None]):
         self.link = ChatLink(seat, on_messages=self._show, on_status=self._status)
         self.in_room = False
         self._lost = False
+        self._trouble: str | None = None
+        """The reason last shown for not connecting (each is shown once)."""
         self._noted_position: int | None = None
         self.transcript = Transcript()
         self.link_worker: Worker[None] | None = None
@@ -65,6 +67,9 @@ class ChatApp(App[None]):
     async def _stay_in_room(self) -> None:
         try:
             await self.link.run()
+        except Unreachable as unreachable:
+            self.transcript.note(f"{unreachable.sentence} Not trying again; /quit to close.")
+            self._status("not connected")
         except Refused as refused:
             if refused.code == "chat_ended":
                 self.transcript.note("The chat has ended. /quit to close the window.")
@@ -86,9 +91,20 @@ class ChatApp(App[None]):
                 "Type /help for commands."
             )
         lost = state.startswith("disconnected")
-        if lost and not self._lost:
+        trouble = link.trouble
+        if lost and trouble is not None and not link.connections:
+            # Never connected: say why at each new reason, not at each attempt.
+            if trouble.sentence != self._trouble:
+                self._trouble = trouble.sentence
+                self.transcript.note(f"Cannot connect: {trouble.sentence}. Trying again…")
+            state = "cannot connect; trying again"
+        elif lost and not self._lost:
             self._lost = True
-            self.transcript.note("Lost the connection to the server; reconnecting…")
+            why = f": {trouble.sentence}." if trouble is not None else "."
+            self.transcript.note(f"Lost the connection to the server{why} Reconnecting…")
+        elif state == "connected" and self._trouble is not None and link.connections == 1:
+            self._trouble = None
+            self.transcript.note("Connected.")
         elif state == "connected" and self._lost:
             self._lost = False
             self.transcript.note("Reconnected.")
