@@ -187,3 +187,32 @@ async def test_leave_ends_quietly(http_server: ServerProcess, capacity: int) -> 
                 agent, "wait_for_message", room_id="t1", client_id=agent_id, timeout=30
             )
             assert [m["sender"] for m in left["messages"] if m["kind"] == "left"] == ["Person"]
+
+
+async def gone_from(db_url: str, room: str, *names: str) -> list[str]:
+    """Agents join `room`, each with its own stdio server on the file, and their processes
+    end (each marks its participant gone as it stops). Their client_ids."""
+    client_ids = []
+    for name in names:
+        async with Client(stdio_params(db_url)) as agent:
+            client_ids.append(await join(agent, room, name))
+    return client_ids
+
+
+async def test_a_window_takes_a_seat_left_by_the_gone(db_url: str) -> None:
+    first, _ = await gone_from(db_url, "duo", "Ann", "Ben")
+    app = ChatApp(Seat(stdio_target(db_url), "duo", "Person"))
+    async with app.run_test() as pilot:
+        await shown(app, "You are in room duo as Person")  # "Room 'duo' is full" before
+        await type_line(app, pilot, "/who")
+        await shown(app, "In room duo (1 of 2 places): Ann (gone), Ben (gone), Person")
+        async with Client(stdio_params(db_url)) as agent:
+            await join(agent, "duo", "Cy")
+            await shown(app, "Cy joined the room")
+            # Ann comes back to a full room: refused, and she stays gone.
+            back = await call(
+                agent, "send_message", room_id="duo", message="I'm back", client_id=first
+            )
+            assert back["code"] == "room_full" and "while you were gone" in back["error"], back
+            await type_line(app, pilot, "/who")
+            await shown(app, "In room duo (2 of 2 places): Ann (gone), Ben (gone), Person, Cy")

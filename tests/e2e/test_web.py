@@ -13,6 +13,7 @@ from playwright.async_api import Browser, Page, async_playwright, expect
 
 from tests.e2e.conftest import ServerProcess
 from tests.e2e.helpers import call, hear, join
+from tests.e2e.test_tui import gone_from
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -172,3 +173,35 @@ async def test_a_page_reads_only_rooms_it_joined(
     assert "graceful shutdown exceeded" not in http_server.log
     await page.close()
     assert len(bearer) >= 4 and set(bearer) == {"Bearer tok-123"}, bearer
+
+
+async def test_the_page_offers_only_rooms_with_someone_in_them_and_seats_of_the_gone_are_free(
+    db_url: str, browser: Browser
+) -> None:
+    await gone_from(db_url, "duo", "Ann", "Ben")
+    server = ServerProcess(db_url)
+    page = await browser.new_page()
+    try:
+        async with Client(server.url) as agent:
+            agent_id = await join(agent, "lively", "Agent")
+            await page.goto(server.base + "/")
+            await expect(page.locator("#rooms")).to_contain_text("lively")
+            await expect(page.locator("#rooms .room")).to_have_count(1)  # not duo: all gone
+            listed = await call(agent, "list_rooms")
+            assert [r["room_id"] for r in listed["rooms"]] == ["lively"], listed
+
+            await page.fill("#name", "Ada")
+            await page.fill("#room", "duo")
+            await page.click("#join")  # "Room 'duo' is full" before
+            await expect(page.locator("#room-name")).to_have_text("duo")
+            await expect(page.locator("#places")).to_have_text("1 of 2 places taken")
+            await expect(page.locator("#members .presence-gone")).to_have_count(2)
+            listed = await call(agent, "list_rooms")
+            assert [(r["room_id"], r["members"]) for r in listed["rooms"]] == [
+                ("lively", 1),
+                ("duo", 1),  # made first, by those now gone
+            ], listed
+            await call(agent, "leave_chat", room_id="lively", client_id=agent_id)
+    finally:
+        server.stop()
+    await page.close()

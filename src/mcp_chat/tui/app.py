@@ -195,7 +195,9 @@ class ChatApp(App[None]):
             self.transcript.note(found["error"])
             return
         names = ", ".join(_who(m) for m in found["members"])
-        places = f"{len(found['members'])} of {found['capacity']} places"
+        # Those gone hold no place: a newcomer may have taken theirs.
+        taken = sum(m.get("presence") != "gone" for m in found["members"])
+        places = f"{taken} of {found['capacity']} places"
         self.transcript.note(f"In room {found['room_id']} ({places}): {names}")
 
     async def _history(self) -> None:

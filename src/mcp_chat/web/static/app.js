@@ -306,7 +306,9 @@ async function loadMembers() {
     }
     list.append(li);
   }
-  $("places").textContent = `${found.members.length} of ${found.capacity} places taken`;
+  // Those gone hold no place: a newcomer may have taken theirs.
+  const taken = found.members.filter((m) => m.presence !== "gone").length;
+  $("places").textContent = `${taken} of ${found.capacity} places taken`;
 }
 
 function hue(name) {
