@@ -92,6 +92,8 @@ class Seat:
     capacity: int | None = None
     invite: str | None = None
     interests: tuple[str, ...] = ()
+    token: str | None = field(default=None, repr=False)
+    """The HTTP server's access token (sent as a bearer token); never shown."""
 
 
 @dataclass
@@ -115,9 +117,9 @@ def stdio_target(store_url: str) -> StdioServerParameters:
 
 
 @contextlib.asynccontextmanager
-async def _connect(target: Target, attempt: _Attempt) -> AsyncIterator[Client]:
+async def _connect(target: Target, attempt: _Attempt, token: str | None) -> AsyncIterator[Client]:
     if isinstance(target, str):
-        http = create_mcp_http_client()
+        http = create_mcp_http_client({"Authorization": f"Bearer {token}"} if token else None)
 
         async def note(response: httpx2.Response) -> None:
             named = "mcp-session-id" in response.request.headers
@@ -172,9 +174,12 @@ def _last_line(errlog: IO[str]) -> str:
     return lines[-1] if lines else ""
 
 
-def explain(target: Target, exc: BaseException, attempt: _Attempt) -> Trouble:
+def explain(
+    target: Target, exc: BaseException, attempt: _Attempt, token_given: bool = False
+) -> Trouble:
     """Why a connection attempt failed, for a person: refused (try again), not found, a bad
-    address or a bad store URL (stop: trying again changes nothing)."""
+    address, a missing or wrong token, or a bad store URL (stop: trying again changes
+    nothing)."""
     if isinstance(target, StdioServerParameters):
         line = attempt.stderr
         if not attempt.connected:
@@ -184,6 +189,18 @@ def explain(target: Target, exc: BaseException, attempt: _Attempt) -> Trouble:
     parts = urlsplit(target)
     where = f"{parts.hostname}:{parts.port or (443 if parts.scheme == 'https' else 80)}"
     for status, named_session in attempt.responses:
+        if status == 401 and token_given:
+            return Trouble(
+                f"The server at {where} did not accept the access token (401 Unauthorized): "
+                "check --auth-token, --auth-token-file or MCP_CHAT_AUTH_TOKEN.",
+                retry=False,
+            )
+        if status == 401:
+            return Trouble(
+                f"The server at {where} needs an access token (401 Unauthorized): give it "
+                "with MCP_CHAT_AUTH_TOKEN, --auth-token-file or --auth-token.",
+                retry=False,
+            )
         if status == 404 and not named_session:
             return Trouble(
                 f"Nothing answers at {redact_url(target)} (404 Not Found): check the path; "
@@ -308,7 +325,7 @@ class ChatLink:
             attempt = _Attempt()
             self.attempts += 1
             try:
-                async with _connect(target, attempt) as client:
+                async with _connect(target, attempt, self.seat.token) as client:
                     attempt.connected = True
                     self.connections += 1
                     self.trouble = None
@@ -320,7 +337,7 @@ class ChatLink:
                 if refused := _refusal(exc):
                     raise refused from None
                 log.debug("session lost: %r", exc)
-                self.trouble = explain(target, exc, attempt)
+                self.trouble = explain(target, exc, attempt, bool(self.seat.token))
             if not self.trouble.retry:
                 raise Unreachable(self.trouble.sentence)
             self.on_status(f"disconnected; reconnecting in {delay:.1f} s")
