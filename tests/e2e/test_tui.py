@@ -216,3 +216,45 @@ async def test_a_window_takes_a_seat_left_by_the_gone(db_url: str) -> None:
             assert back["code"] == "room_full" and "while you were gone" in back["error"], back
             await type_line(app, pilot, "/who")
             await shown(app, "In room duo (2 of 2 places): Ann (gone), Ben (gone), Person, Cy")
+
+
+async def test_after_a_restart_that_forgot_the_room_the_window_joins_it_again() -> None:
+    first = ServerProcess("memory://")
+    app = ChatApp(Seat(first.url, "mem", "Person"))
+    second: ServerProcess | None = None
+    try:
+        async with app.run_test() as pilot:
+            await shown(app, "You are in room mem as Person")
+            old_id = app.link.client_id
+            first.kill()
+            await shown(app, "Lost the connection")
+            await type_line(app, pilot, "typed while it was down")
+            second = ServerProcess("memory://", port=first.port)  # remembers nothing
+            lines = await shown(app, "you joined room mem again as Person")
+            assert app.link.client_id not in (None, old_id)
+            async with Client(second.url) as agent:
+                agent_id = await join(agent, "mem", "Agent")
+                await hear(agent, "mem", agent_id, "typed while it was down")
+                await call(agent, "send_message", room_id="mem", message="hi", client_id=agent_id)
+                await shown(app, "Agent  hi")
+                await type_line(app, pilot, "hello again")
+                await hear(agent, "mem", agent_id, "hello again")
+            lines = await shown(app, "Person  hello again")
+            assert count(lines, "joined room mem again") == 1, lines
+            assert count(lines, "typed while it was down") == 1, lines
+            assert not any("client_id" in line or "join_room" in line for line in lines), lines
+    finally:
+        first.kill()
+        if second is not None:
+            second.stop()
+
+
+async def test_a_full_room_is_explained_in_the_windows_own_words(db_url: str) -> None:
+    async with Client(stdio_params(db_url)) as agent:
+        await join(agent, "full", "Ann")
+        await join(agent, "full", "Ben")
+        app = ChatApp(Seat(stdio_target(db_url), "full", "Person"))
+        async with app.run_test():
+            lines = await shown(app, "Room full is full. Start the window with another --room")
+            await link_finished(app)
+            assert not any("room_id" in line for line in lines), lines

@@ -4,6 +4,7 @@ over MCP in the same room."""
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -204,4 +205,63 @@ async def test_the_page_offers_only_rooms_with_someone_in_them_and_seats_of_the_
             await call(agent, "leave_chat", room_id="lively", client_id=agent_id)
     finally:
         server.stop()
+    await page.close()
+
+
+async def test_the_page_says_things_in_its_own_words_and_explains_the_room_name(
+    http_server: ServerProcess, browser: Browser
+) -> None:
+    page = await browser.new_page()
+    async with Client(http_server.url) as agent:
+        await join(agent, "full", "Ann")
+        await join(agent, "full", "Ben")
+        await page.goto(http_server.base + "/")
+        await page.fill("#name", "Ada")
+        rule = page.locator("#room-rule")
+        await expect(rule).to_contain_text("starting with a letter or digit")
+        await page.fill("#room", "bad room!")
+        await page.click("#join")
+        said = await page.eval_on_selector("#room", "box => box.validationMessage")
+        assert said.startswith("A room name is letters, digits"), said
+        await expect(rule).to_have_class(re.compile("broken"))
+        await expect(page.locator("#lobby")).to_be_visible()
+
+        await page.fill("#room", "full")
+        await expect(rule).not_to_have_class(re.compile("broken"))
+        await page.click("#join")
+        await expect(page.locator("#join-error")).to_have_text(
+            "Room “full” is full. Pick another room, or name a new one."
+        )
+    await page.fill("#room", "mine")
+    await page.click("#join")
+    await expect(page.locator("#room-name")).to_have_text("mine")
+    await page.close()
+
+
+async def test_a_restart_that_forgot_the_room_is_told_in_words_for_people(
+    browser: Browser,
+) -> None:
+    first = ServerProcess("memory://")
+    second: ServerProcess | None = None
+    page = await browser.new_page()
+    try:
+        await page.goto(first.base + "/")
+        await page.fill("#name", "Ada")
+        await page.fill("#room", "mem")
+        await page.click("#join")
+        await expect(page.locator("#room-name")).to_have_text("mem")
+        first.stop()
+        await expect(page.locator("#status")).to_have_text("Connection lost; reconnecting…")
+        second = ServerProcess("memory://", port=first.port)
+        # The page tries again with backoff (up to 8 s apart): wait past a few of those.
+        await expect(page.locator("#status")).to_have_text(
+            "The server no longer knows you here (it may have restarted). Join again. "
+            "Leave to go back to the rooms.",
+            timeout=30_000,
+        )
+        await expect(page.locator("#status")).not_to_contain_text("client_id")
+    finally:
+        first.kill()
+        if second is not None:
+            second.stop()
     await page.close()

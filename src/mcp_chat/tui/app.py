@@ -12,6 +12,7 @@ from textual.worker import Worker
 
 from mcp_chat.tui.link import ChatLink, Message, Refused, Seat, Unreachable
 from mcp_chat.tui.transcript import Transcript
+from mcp_chat.tui.wording import Moment, refusal
 
 HELP = """\
 Commands:
@@ -75,7 +76,8 @@ class ChatApp(App[None]):
                 self.transcript.note("The chat has ended. /quit to close the window.")
                 self._status("chat ended")
             else:
-                self.transcript.note(refused.sentence)
+                moment: Moment = "in the room" if self.in_room else "joining"
+                self.transcript.note(refusal(refused.code, self.link.room_id, moment))
                 self._status("not in the room")
         else:
             self._status("left the room" if self.link.room_id else "left the queue")
@@ -122,6 +124,13 @@ class ChatApp(App[None]):
             self.transcript.note(f"Waiting for a partner (position {link.queue_position})…")
         elif state == "matched":
             self.transcript.note(f"Matched with {link.partner}.")
+        elif state == "rejoined":
+            # A new conversation under the same name: its seqs start again at 1.
+            self.transcript.new_conversation()
+            self.transcript.note(
+                f"The server had forgotten this chat (it restarted without keeping its rooms): "
+                f"you joined room {link.room_id} again as {link.joined.get('display_name')}."
+            )
         elif state == "requeued":
             self._noted_position = None
             self.transcript.note(
@@ -155,7 +164,7 @@ class ChatApp(App[None]):
     async def _send(self, text: str) -> None:
         sent = await self.link.send(text)
         if not sent["success"]:
-            self.transcript.note(f"Not sent: {sent['error']}")
+            self.transcript.note(f"Not sent: {refusal(sent['code'], self.link.room_id, 'sending')}")
             return
         joined = self.link.joined
         self.transcript.add(
@@ -192,7 +201,7 @@ class ChatApp(App[None]):
     async def _who(self) -> None:
         found = await self.link.call("list_participants")
         if not found["success"]:
-            self.transcript.note(found["error"])
+            self.transcript.note(refusal(found["code"], self.link.room_id))
             return
         names = ", ".join(_who(m) for m in found["members"])
         # Those gone hold no place: a newcomer may have taken theirs.
@@ -203,7 +212,7 @@ class ChatApp(App[None]):
     async def _history(self) -> None:
         page: dict[str, Any] = await self.link.call("get_messages", limit=100)
         if not page["success"]:
-            self.transcript.note(page["error"])
+            self.transcript.note(refusal(page["code"], self.link.room_id))
             return
         added = sum(self.transcript.add(m, own=self._is_own(m)) for m in page["messages"])
         self.transcript.note(f"History: {added} earlier message(s) filled in.")
@@ -215,7 +224,7 @@ class ChatApp(App[None]):
         if left["success"]:
             self.transcript.note(f"You left room {self.link.room_id}. /quit to close.")
         else:
-            self.transcript.note(left["error"])
+            self.transcript.note(refusal(left["code"], self.link.room_id))
 
     async def _leave_queue(self) -> None:
         left = await self.link.leave_queue()
@@ -224,7 +233,7 @@ class ChatApp(App[None]):
         elif left["success"] or left.get("code") == "not_in_queue":
             self.transcript.note("You left the queue. /quit to close.")
         else:
-            self.transcript.note(left["error"])
+            self.transcript.note(refusal(left["code"], None))
 
     async def action_quit(self) -> None:
         """Leave the room or the queue (if still in it and the server answers soon), then

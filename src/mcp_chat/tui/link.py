@@ -244,7 +244,8 @@ class ChatLink:
     """A participant of one room, over MCP. `run()` joins (or enters the random queue and
     waits for a match), then streams messages to `on_messages` until the room ends or the
     participant leaves; `call()` runs a tool on whatever session is current, waiting out a
-    reconnect. In the queue, `on_status` hears "waiting", "matched" and "requeued"."""
+    reconnect. In the queue, `on_status` hears "waiting", "matched" and "requeued"; in a room
+    the server has forgotten (a restart on memory://), "rejoined" once it has joined again."""
 
     def __init__(
         self,
@@ -272,6 +273,7 @@ class ChatLink:
         """Connection attempts so far, successful or not."""
         self.trouble: Trouble | None = None
         """Why the last attempt failed (None once connected)."""
+        self._rejoining = asyncio.Lock()
         self._requests: asyncio.Queue[_Request] = asyncio.Queue()
         self._pending: list[_Request] = []
 
@@ -438,9 +440,13 @@ class ChatLink:
             }
             if self.position is not None:
                 args["after"] = self.position
+            stale = self.client_id
             got = await self._call(client, "wait_for_message", args)
             if not self.listening:  # left while the wait was out
                 return
+            if self._forgotten(got):
+                await self._rejoin(client, stale)
+                continue
             if not got["success"]:
                 if got.get("code") == "server_restarting":
                     # A graceful stop: reconnect with backoff to the next server.
@@ -456,11 +462,38 @@ class ChatLink:
         if request.action is not None:
             result = await request.action(client)
         else:
-            args = {"room_id": self.room_id, "client_id": self.client_id, **request.args}
+            stale = self.client_id
+            args = {"room_id": self.room_id, "client_id": stale, **request.args}
             result = await self._call(client, request.tool, args)
+            if self._forgotten(result):  # then as this participant's new self
+                await self._rejoin(client, stale)
+                args = {"room_id": self.room_id, "client_id": self.client_id, **request.args}
+                result = await self._call(client, request.tool, args)
         self._pending.remove(request)
         if not request.done.done():
             request.done.set_result(result)
+
+    def _forgotten(self, result: dict[str, Any]) -> bool:
+        """The server does not know this participant's client_id (it restarted on memory://,
+        say) and the link may join its room again: a named room it is still in. A random
+        pair's room cannot be made again."""
+        return (
+            result.get("code") == "unknown_client"
+            and self.seat.room_id is not None
+            and self.listening
+        )
+
+    async def _rejoin(self, client: Client, stale: str | None) -> None:
+        """Join the room again, with the same name, once for every call that found `stale`
+        forgotten; tells `on_status` "rejoined". The read position starts over, in the new
+        conversation."""
+        async with self._rejoining:
+            if self.client_id != stale:  # another call did it meanwhile
+                return
+            self.client_id = None
+            self.position = None
+            await self._join(client)
+            self.on_status("rejoined")
 
     @staticmethod
     async def _call(client: Client, tool: str, args: dict[str, Any]) -> dict[str, Any]:

@@ -67,6 +67,12 @@ class Transcript(VerticalScroll):
         self._touch()
         return True
 
+    def new_conversation(self) -> None:
+        """What follows is another conversation (the room was made anew), whose seqs start
+        over: its messages go below everything shown so far, each once."""
+        self._seqs = []
+        self._rows = []
+
     def note(self, text: str) -> None:
         """A line from the app itself (help, errors, connection state)."""
         line = Text(text)

@@ -15,6 +15,34 @@ let position = null; // read position: the stream resumes after it
 let stream = null; // AbortController of the live stream
 const shown = new Set(); // seqs on the page: nothing is shown twice
 
+// The server's sentences are written for assistants ("Choose another room_id."); the page
+// keeps the stable code and says it in its own words. `room` names the room concerned.
+function say(code, room, status) {
+  const where = room ? `Room “${room}”` : "The room";
+  const trouble = "The server is having trouble right now. Try again in a moment.";
+  const sentences = {
+    room_full: `${where} is full. Pick another room, or name a new one.`,
+    invite_required: `${where} is private: type its invite below to enter.`,
+    room_not_private: `${where} is public, so an invite cannot make it private. Pick another name for a private room.`,
+    chat_ended: "The chat has ended.",
+    too_many_rooms: "The server has as many rooms as it allows. Join one of the open rooms.",
+    rate_limited: "That was too fast. Wait a few seconds and try again.",
+    message_too_large: "The message is too long.",
+    request_too_large: "The message is too long.",
+    invalid_argument: "The server did not accept that. Check your name and the room's name.",
+    unknown_client: "The server no longer knows you here (it may have restarted). Join again.",
+    not_in_room: "You are not in this room any more.",
+    room_not_found: `${where} does not exist any more.`,
+    not_in_queue: "You are no longer in the queue.",
+    too_many_waits: "This room is open in too many of your tabs. Close one.",
+    too_many_streams: "This room is open in too many of your tabs. Close one.",
+    store_unavailable: trouble,
+    internal_error: trouble,
+    server_restarting: trouble,
+  };
+  return sentences[code] || (status ? `The server answered ${status}.` : trouble);
+}
+
 class ApiError extends Error {
   constructor(message, code, status) {
     super(message);
@@ -56,7 +84,7 @@ function wantsToken(status, data) {
   return status === 401 && data.code !== "unknown_client";
 }
 
-async function api(method, path, body) {
+async function api(method, path, body, room) {
   for (;;) {
     const res = await fetch(path, {
       method,
@@ -66,7 +94,9 @@ async function api(method, path, body) {
     });
     const data = await res.json().catch(() => ({}));
     if (wantsToken(res.status, data) && askForToken()) continue;
-    if (!res.ok) throw new ApiError(data.error || `The server answered ${res.status}.`, data.code, res.status);
+    if (!res.ok) {
+      throw new ApiError(say(data.code, room || (session && session.room_id), res.status), data.code, res.status);
+    }
     return data;
   }
 }
@@ -100,6 +130,7 @@ async function loadRooms() {
     button.disabled = full;
     button.addEventListener("click", () => {
       $("room").value = room.room_id;
+      checkRoomName();
       if ($("name").value.trim()) $("join-form").requestSubmit();
       else $("name").focus();
     });
@@ -107,6 +138,17 @@ async function loadRooms() {
     list.append(li);
   }
   $("no-rooms").hidden = rooms.length > 0;
+}
+
+// The browser's own "Please match the requested format." says nothing of the format.
+const ROOM_RULE = "A room name is letters, digits, “.”, “_” and “-”, starting with a letter or digit.";
+
+function checkRoomName() {
+  const box = $("room");
+  box.setCustomValidity("");
+  const broken = box.validity.patternMismatch;
+  box.setCustomValidity(broken ? ROOM_RULE : "");
+  $("room-rule").classList.toggle("broken", broken);
 }
 
 async function join(event) {
@@ -122,7 +164,7 @@ async function join(event) {
   $("join").disabled = true;
   try {
     session = null;
-    const joined = await api("POST", "/api/join", body);
+    const joined = await api("POST", "/api/join", body, room);
     session = {
       room_id: joined.room_id,
       client_id: joined.client_id,
@@ -234,7 +276,7 @@ function matched(found) {
 // Gone from the queue without asking (silent too long, say): enter it again.
 async function dropped(failure) {
   if (!session) return;
-  if (failure.code !== "not_in_queue") return showLobby(failure.error || "The queue failed.");
+  if (failure.code !== "not_in_queue") return showLobby(say(failure.code, null, failure.status));
   const { display_name: name, interests } = session;
   try {
     await queueUp(name, interests);
@@ -378,7 +420,7 @@ function listen() {
     path: () => roomPath("events") + (position === null ? "" : `?after=${position}`),
     status: setStatus,
     onEvent: onRoomEvent,
-    onRefused: (data) => ended(data.error),
+    onRefused: (data) => ended(say(data.code, session && session.room_id, data.status)),
   });
 }
 
@@ -400,7 +442,7 @@ async function follow({ path, status, onEvent, onRefused }) {
         const data = await res.json().catch(() => ({}));
         if (wantsToken(res.status, data) && askForToken()) continue;
         if (res.status < 500) {
-          return onRefused({ error: `The server answered ${res.status}.`, ...data });
+          return onRefused({ ...data, status: res.status });
         }
         throw new Error(`status ${res.status}`);
       }
@@ -447,7 +489,7 @@ function onRoomEvent(name, payload) {
     return null;
   }
   if (name === "end") {
-    ended(payload.code === "chat_ended" ? "The chat has ended." : payload.error);
+    ended(say(payload.code, session && session.room_id));
     return "end";
   }
   return null;
@@ -502,6 +544,7 @@ function start() {
   takeTokenFromAddress();
   $("name").value = localStorage.getItem(NAME_KEY) || "";
   $("join-form").addEventListener("submit", join);
+  $("room").addEventListener("input", checkRoomName);
   $("random-form").addEventListener("submit", enterQueue);
   $("cancel").addEventListener("click", cancelQueue);
   $("refresh").addEventListener("click", loadRooms);
