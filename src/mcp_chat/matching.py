@@ -7,7 +7,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from mcp_chat import credentials, errors, messages, text
-from mcp_chat.types import Draft, Kind, Participant, QueueEntry, Room
+from mcp_chat.types import Draft, Participant, QueueEntry, Room
 
 MAX_INTERESTS = 5
 MAX_INTEREST_CHARS = 32
@@ -119,9 +119,15 @@ def make_pair(waited: QueueEntry, seeker: QueueEntry, now: float) -> Pair:
         )
 
     first, second = member(waited), member(seeker)
+    shared = shared_interests(waited, seeker)
     return Pair(
         room,
         first,
         second,
-        (messages.event_draft(Kind.MATCHED, first), messages.event_draft(Kind.MATCHED, second)),
+        (messages.match_draft(first, shared), messages.match_draft(second, shared)),
     )
+
+
+def shared_interests(a: QueueEntry, b: QueueEntry) -> tuple[str, ...]:
+    """The interests both gave, in the order `a` gave them."""
+    return tuple(tag for tag in a.interests if tag in b.interests)

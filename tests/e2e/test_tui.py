@@ -258,3 +258,33 @@ async def test_a_full_room_is_explained_in_the_windows_own_words(db_url: str) ->
             lines = await shown(app, "Room full is full. Start the window with another --room")
             await link_finished(app)
             assert not any("room_id" in line for line in lines), lines
+
+
+HOSTILE = (
+    "**bold** and *em* and `code` <script>alert(1)</script> [x](javascript:alert(1)) "
+    "[docs](https://example.com/a?b=1) <img src=x onerror=alert(1)> [red]not rich[/red]\n\n"
+    "- one\n- two\n\n```\nprint('hi')\n```"
+)
+
+
+async def test_messages_are_safe_markdown_in_the_window(db_url: str) -> None:
+    async with person_and_agent(db_url, "md") as (app, _, agent, agent_id):
+        await call(agent, "send_message", room_id="md", message=HOSTILE, client_id=agent_id)
+        await shown(app, "print('hi')")
+        text = next(t for t in app.transcript.texts() if "print('hi')" in t.plain)
+        assert text.plain.endswith(
+            "Agent  bold and em and code <script>alert(1)</script> [x](javascript:alert(1)) "
+            "docs (https://example.com/a?b=1) <img src=x onerror=alert(1)> [red]not rich[/red]\n"
+            "• one\n• two\nprint('hi')"
+        ), text.plain
+
+        def style_of(fragment: str) -> str:
+            at = text.plain.index(fragment)
+            return " ".join(str(s.style) for s in text.spans if s.start <= at < s.end)
+
+        assert "bold" in style_of("bold and")
+        assert "italic" in style_of("em and")
+        assert "link https://example.com/a?b=1" in style_of("docs")
+        assert "link" not in style_of("[x](javascript")  # only http(s) and mailto link
+        assert style_of("<script>") == ""  # raw HTML is text
+        assert style_of("[red]") == ""  # and so is Rich markup

@@ -89,7 +89,11 @@ async def test_a_person_on_the_page_and_an_agent_chat(
         # Markup in a message is text, never markup.
         await agent_says(agent, agent_id, page, XSS)
         assert await page.locator("#messages img").count() == 0
-        await agent_says(agent, agent_id, page, "Green: 212 tests passed.")
+        markdown = "Green: **212 tests** passed; `main` is ready to merge."
+        await call(agent, "send_message", room_id="web", message=markdown, client_id=agent_id)
+        newest = page.locator("#messages .msg:not(.own) .bubble").last
+        await expect(newest).to_have_text("Green: 212 tests passed; main is ready to merge.")
+        await expect(newest.locator("strong")).to_have_text("212 tests")
         await person_says(page, agent, agent_id, "Great, thanks!")
         if target := os.environ.get("MCP_CHAT_SCREENSHOT"):
             await page.screenshot(path=target)

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Awaitable
 from typing import Any
 
 from textual.app import App, ComposeResult
 from textual.widgets import Input, Static
-from textual.worker import Worker
+from textual.worker import Worker, WorkerCancelled, WorkerFailed
 
 from mcp_chat.tui.link import ChatLink, Message, Refused, Seat, Unreachable
 from mcp_chat.tui.transcript import Transcript
@@ -19,6 +20,7 @@ Commands:
   /who       who is in the room
   /history   fill in the room's recent history
   /leave     leave the room (the others are told), or the queue while waiting
+  /next      in a random chat: leave it, and wait for someone else (same name, interests)
   /quit      leave and close the window
   /help      this list
 Anything else is sent to the room."""
@@ -73,7 +75,8 @@ class ChatApp(App[None]):
             self._status("not connected")
         except Refused as refused:
             if refused.code == "chat_ended":
-                self.transcript.note("The chat has ended. /quit to close the window.")
+                more = "/next to chat with someone else, " if self._random else ""
+                self.transcript.note(f"The chat has ended. {more}/quit to close the window.")
                 self._status("chat ended")
             else:
                 moment: Moment = "in the room" if self.in_room else "joining"
@@ -157,7 +160,8 @@ class ChatApp(App[None]):
         elif self.link.waiting:
             self.transcript.note("Not sent: no partner yet. You can talk once you are matched.")
         elif not self.in_room and self.link.client_id:
-            self.transcript.note("You are not in the room any more; /quit to close.")
+            more = "/next to chat with someone else, " if self._random else ""
+            self.transcript.note(f"You are not in the room any more; {more}/quit to close.")
         else:
             self.run_worker(self._send(text), group="sends")
 
@@ -187,6 +191,8 @@ class ChatApp(App[None]):
             await self.action_quit()
         elif command == "/leave" and self.link.waiting:
             await self._leave_queue()
+        elif command == "/next":
+            await self._next()
         elif not self.in_room:
             self.transcript.note(f"{command}: you are not in the room.")
         elif command == "/who":
@@ -225,6 +231,34 @@ class ChatApp(App[None]):
             self.transcript.note(f"You left room {self.link.room_id}. /quit to close.")
         else:
             self.transcript.note(refusal(left["code"], self.link.room_id))
+
+    @property
+    def _random(self) -> bool:
+        """Started with --random: its chats come from the queue."""
+        return self.link.seat.room_id is None
+
+    async def _next(self) -> None:
+        """Leave the random chat (if it still goes on) and enter the queue again, as the
+        same person with the same interests."""
+        if not self._random:
+            self.transcript.note("/next is for random chats (mcp-chat chat --random).")
+            return
+        if self.link.waiting:
+            self.transcript.note("You are already waiting for a partner.")
+            return
+        if self.in_room:
+            await self._leave()
+        if self.link_worker is not None:
+            # The old link is done, or about to be (left, or the chat ended).
+            with contextlib.suppress(WorkerFailed, WorkerCancelled):
+                await self.link_worker.wait()
+        self.link = ChatLink(self.link.seat, on_messages=self._show, on_status=self._status)
+        self.in_room = False
+        self._lost = False
+        self._noted_position = None
+        self.transcript.new_conversation()
+        self.transcript.note("Looking for someone else to chat with…")
+        self.link_worker = self.run_worker(self._stay_in_room(), name="link", exit_on_error=False)
 
     async def _leave_queue(self) -> None:
         left = await self.link.leave_queue()
