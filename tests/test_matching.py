@@ -5,7 +5,13 @@ from __future__ import annotations
 import pytest
 
 from mcp_chat.errors import ChatError
-from mcp_chat.matching import MatchPolicy, clean_interests, pick_partner
+from mcp_chat.matching import (
+    MatchPolicy,
+    clean_interests,
+    make_pair,
+    pick_partner,
+    shared_interests,
+)
 from mcp_chat.types import QueueEntry
 
 POLICY = MatchPolicy(fallback_after=30, stale_after=20)
@@ -61,3 +67,17 @@ def test_interests_are_cleaned_and_bounded() -> None:
     for bad in (["x" * 33], ["<script>"], [f"t{i}" for i in range(6)], [3]):
         with pytest.raises(ChatError):
             clean_interests(bad)  # type: ignore[arg-type]
+
+
+def test_a_match_tells_each_which_interests_they_share() -> None:
+    waited, seeker = entry("Ann", "chess", "go", "tea"), entry("Ben", "tea", "go")
+    assert shared_interests(waited, seeker) == ("go", "tea")
+    pair = make_pair(waited, seeker, 5.0)
+    assert [e.text for e in pair.events] == [
+        "Ann was matched with you: you share interests, go, tea. Say hello!",
+        "Ben was matched with you: you share interests, go, tea. Say hello!",
+    ]
+    one = make_pair(entry("Cy", "chess"), entry("Di", "chess"), 5.0)
+    assert one.events[0].text == "Cy was matched with you: you share an interest, chess. Say hello!"
+    none = make_pair(entry("Ed"), entry("Flo", "chess"), 5.0)
+    assert none.events[1].text == "Flo was matched with you. Say hello!"

@@ -244,3 +244,44 @@ async def test_the_match_events_address_each_of_the_pair(service: ChatService) -
         assert [(m.kind, m.mentions) for m in heard.messages] == [
             (Kind.MATCHED, (me.participant_id,))
         ]
+
+
+async def test_seats_of_the_gone_go_to_newcomers_and_a_returner_finds_it_full(
+    service: ChatService,
+) -> None:
+    sessions = []
+    for name in ("Alice", "Bob"):
+        session = Session()
+        token = current_session.set(session)
+        try:
+            sessions.append((session, await service.join("duo", name)))
+        finally:
+            current_session.reset(token)
+    for session, _ in sessions:
+        await service.disconnect(session)  # both sessions ended
+    assert [r.room_id for r in await service.rooms()] == []
+    carol = await service.join("duo", "Carol")  # room_full, for good, before
+    assert [(r.room_id, r.members) for r in await service.rooms()] == [("duo", 1)]
+    await service.join("duo", "Dan")
+
+    alice = sessions[0][1]
+    for attempt in (
+        service.send("duo", alice.client_id, "I'm back"),
+        service.wait("duo", alice.client_id, timeout=1),
+        service.members("duo", alice.client_id),
+    ):
+        with pytest.raises(ChatError) as full:
+            await attempt
+        assert full.value.code is Code.ROOM_FULL
+        assert "while you were gone" in full.value.message
+    await service.heartbeat()  # her calls were signs of life; still no seat for her
+    _, members = await service.members("duo", carol.client_id)
+    assert [(m.participant.display_name, m.status) for m in members] == [
+        ("Alice", Status.GONE),
+        ("Bob", Status.GONE),
+        ("Carol", Status.PRESENT),
+        ("Dan", Status.PRESENT),
+    ]
+    # She gives up her place; Carol and Dan's pair goes on.
+    assert not await service.leave("duo", alice.client_id)
+    await service.send("duo", carol.client_id, "still on")

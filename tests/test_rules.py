@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from mcp_chat import credentials, messages, names, rooms
 from mcp_chat.errors import ChatError, Code
-from mcp_chat.types import Room
+from mcp_chat.types import Participant, Room
 
 
 def test_display_name_is_trimmed() -> None:
@@ -57,9 +59,47 @@ def test_full_or_ended_rooms_refuse_joiners() -> None:
 def test_room_of_two_ends_when_either_leaves_but_groups_live_on() -> None:
     pair = Room("p", 2, "", 0, False)
     group = Room("g", 5, "", 0, False)
-    assert rooms.ends_after_leave(pair, 1)
-    assert not rooms.ends_after_leave(group, 1)
-    assert rooms.ends_after_leave(group, 0)
+    assert rooms.ends_after_leave(pair, 1, seated_others=1)
+    assert rooms.ends_after_leave(pair, 1, seated_others=0)  # the other is gone: ends too
+    assert not rooms.ends_after_leave(group, 1, seated_others=1)
+    assert not rooms.ends_after_leave(group, 1, seated_others=0)  # gone ones may come back
+    assert rooms.ends_after_leave(group, 0, seated_others=0)
+    # A gone member whose seat a newcomer took leaves: the two in the pair go on.
+    assert not rooms.ends_after_leave(pair, 2, seated_others=2)
+
+
+def member(gone: bool) -> Participant:
+    return Participant("p-1", "r", "Ann", "h", 0, "", left=False, gone=gone)
+
+
+def test_members_marked_gone_hold_no_seat() -> None:
+    assert rooms.holds_seat(member(gone=False)) and not rooms.holds_seat(member(gone=True))
+    assert rooms.seated([member(False), member(True), member(True)]) == 1
+    pair = Room("p", 2, "", 0, False)
+    rooms.check_join(pair, rooms.seated([member(True), member(True)]))  # both gone: two free
+    rooms.check_join(pair, rooms.seated([member(False), member(True)]))
+    with pytest.raises(ChatError) as full:
+        rooms.check_join(pair, rooms.seated([member(False), member(False), member(True)]))
+    assert full.value.code is Code.ROOM_FULL
+
+
+def test_one_gone_comes_back_to_a_free_seat_only() -> None:
+    group = Room("g", 3, "", 0, False)
+    assert rooms.may_come_back(group, member(gone=True))
+    assert not rooms.may_come_back(group, member(gone=False))
+    assert not rooms.may_come_back(dataclasses.replace(group, ended=True), member(gone=True))
+    rooms.check_return(group, seated_others=2)
+    with pytest.raises(ChatError) as full:
+        rooms.check_return(group, seated_others=3)
+    assert full.value.code is Code.ROOM_FULL
+    assert "while you were gone" in full.value.message
+
+
+def test_rooms_are_listed_while_someone_in_them_is_not_gone() -> None:
+    room = Room("r", 3, "", 0, False)
+    assert rooms.listed(room, 1) and not rooms.listed(room, 0)
+    assert not rooms.listed(dataclasses.replace(room, ended=True), 1)
+    assert not rooms.listed(dataclasses.replace(room, invite_hash="h"), 1)
 
 
 def test_message_text_limits() -> None:

@@ -14,6 +14,7 @@ import pytest
 from mcp_chat import credentials, messages
 from mcp_chat.errors import ChatError, Code
 from mcp_chat.stores import Store, open_store
+from mcp_chat.stores.base import Unseated
 from mcp_chat.stores.sqlite import SQLiteStore
 from mcp_chat.types import Counts, Draft, Kind, Message, Participant, Pruned
 
@@ -582,3 +583,85 @@ async def test_a_leave_that_ends_a_pair_addresses_the_one_left_behind(store: Sto
     await enter(store, "group", "Y", capacity=3)
     lives_on = await store.leave(x.participant_id, messages.event_draft(Kind.LEFT, x))
     assert not lives_on.room_ended and lives_on.message.mentions == ()
+
+
+async def test_a_gone_members_seat_is_free_and_it_comes_back_only_to_a_free_one(
+    store: Store,
+) -> None:
+    a = await enter(store, "trio", "A", capacity=3)
+    b = await enter(store, "trio", "B", capacity=3)
+    c = await enter(store, "trio", "C", capacity=3)
+    await store.disconnect([a.participant_id])
+    d = await enter(store, "trio", "D", capacity=3)  # A's seat
+    with pytest.raises(ChatError) as full:
+        await enter(store, "trio", "E", capacity=3)
+    assert full.value.code is Code.ROOM_FULL
+
+    # A calls again: no free seat. Its calls are refused, and it stays gone.
+    with pytest.raises(Unseated):
+        await store.append(a.participant_id, text(a, "I'm back"))
+    with pytest.raises(Unseated):
+        await store.claim(a.participant_id, None, 10)
+    with pytest.raises(ChatError) as refused:
+        await store.come_back(a.participant_id)
+    assert refused.value.code is Code.ROOM_FULL
+    assert await store.touch({a.participant_id: time.time()}) == []
+    assert [p.gone for p in await store.members("trio")] == [True, False, False, False]
+
+    # A seat frees up: A takes it, and the room is told.
+    await store.leave(d.participant_id, messages.event_draft(Kind.LEFT, d))
+    back = await store.come_back(a.participant_id)
+    assert back is not None and (back.kind, back.sender_id) == (Kind.RETURNED, a.participant_id)
+    assert await store.come_back(a.participant_id) is None  # nothing more to do
+    await store.append(a.participant_id, text(a, "I'm back"))
+    got = await store.claim(b.participant_id, None, 10)
+    assert [m.kind for m in got.messages][-3:] == [Kind.LEFT, Kind.RETURNED, Kind.MESSAGE]
+    assert await store.touch({c.participant_id: time.time()}) == []
+
+
+async def test_a_gone_member_comes_back_at_a_sign_of_life_only_to_a_free_seat(
+    store: Store,
+) -> None:
+    a = await enter(store, "duo", "A")
+    await enter(store, "duo", "B")
+    await store.disconnect([a.participant_id])
+    events = await store.touch({a.participant_id: time.time()})
+    assert [(m.kind, m.sender_id) for m in events] == [(Kind.RETURNED, a.participant_id)]
+    await store.disconnect([a.participant_id])
+    await enter(store, "duo", "C")
+    assert await store.touch({a.participant_id: time.time()}) == []  # C has the seat
+
+
+async def test_a_pair_whose_members_are_gone_takes_two_newcomers(store: Store) -> None:
+    a = await enter(store, "duo", "A")
+    b = await enter(store, "duo", "B")
+    await store.disconnect([a.participant_id, b.participant_id])
+    assert [r.room_id for r in await store.rooms(limit=10)] == []  # nobody is there
+    c = await enter(store, "duo", "C")
+    listed = await store.rooms(limit=10)
+    assert [(r.room_id, r.members, r.capacity) for r in listed] == [("duo", 1, 2)]
+    d = await enter(store, "duo", "D")
+    await store.append(c.participant_id, text(c, "hi D"))
+    assert "hi D" in [m.text for m in (await store.claim(d.participant_id, None, 10)).messages]
+    # A, gone and seatless, gives up its place: the pair of C and D goes on.
+    left = await store.leave(a.participant_id, messages.event_draft(Kind.LEFT, a))
+    assert not left.room_ended
+    await store.append(d.participant_id, text(d, "still here"))
+    # One of the pair leaves: it ends, as a pair does.
+    assert (await store.leave(c.participant_id, messages.event_draft(Kind.LEFT, c))).room_ended
+
+
+async def test_rooms_lists_only_rooms_with_someone_not_gone(store: Store) -> None:
+    for i in range(12):  # more empty rooms than the page of the listing, all newer
+        ghost = await enter(store, f"ghost-{i:02}", "G", capacity=3)
+        await store.disconnect([ghost.participant_id])
+    lively = await enter(store, "lively", "L", capacity=3)
+    gone = await enter(store, "lively", "M", capacity=3)
+    await store.disconnect([gone.participant_id])
+    for i in range(12):
+        ghost = await enter(store, f"later-{i:02}", "G", capacity=3)
+        await store.disconnect([ghost.participant_id])
+    listed = await store.rooms(limit=5)
+    assert [(r.room_id, r.members) for r in listed] == [("lively", 1)]
+    await store.leave(lively.participant_id, messages.event_draft(Kind.LEFT, lively))
+    assert await store.rooms(limit=5) == []

@@ -5,12 +5,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import functools
 import hmac
 import logging
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from mcp_chat import credentials, errors, matching, mentions, messages, names, rooms
 from mcp_chat.errors import ChatError
@@ -19,7 +21,7 @@ from mcp_chat.matching import MatchPolicy
 from mcp_chat.presence import PresencePolicy, Session, Status, Tracker, status
 from mcp_chat.retention import Retention
 from mcp_chat.signals import Handoff, RoomSignals, answering, delivered, settle
-from mcp_chat.stores.base import EVERYTHING, Store
+from mcp_chat.stores.base import EVERYTHING, Store, Unseated
 from mcp_chat.types import (
     Claim,
     Kind,
@@ -32,6 +34,8 @@ from mcp_chat.types import (
 )
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -384,7 +388,9 @@ class ChatService:
                 members = await self.store.members(identity.room_id)
                 mentioned = mentions.find(text, members, identity.participant_id)
             draft = messages.text_draft(self._as_participant(identity), text, key, mentioned)
-            appended = await self.store.append(identity.participant_id, draft)
+            appended = await self._seated(
+                identity, lambda: self.store.append(identity.participant_id, draft)
+            )
         except ChatError:
             self.send_rate.give_back(identity.participant_id)
             raise
@@ -473,8 +479,15 @@ class ChatService:
                     claim = Claim([], seen.cursor, False, False, seen.room_id)
                 else:
                     async with self.turns.turn(identity.participant_id):
-                        claim = await self.store.claim(
-                            identity.participant_id, position, self.limits.batch_size, through
+                        claim = await self._seated(
+                            identity,
+                            functools.partial(
+                                self.store.claim,
+                                identity.participant_id,
+                                position,
+                                self.limits.batch_size,
+                                through,
+                            ),
                         )
                     position = None
                     if through is not None and not claim.messages:
@@ -638,13 +651,36 @@ class ChatService:
 
     async def _room_of(self, identity: _Identity) -> str:
         """The id the participant's room is stored under now (the name it joined may since
-        have been taken by a new conversation, see `rooms.starts_anew`); raises if it left."""
+        have been taken by a new conversation, see `rooms.starts_anew`); raises if it left.
+        One marked gone takes a seat again first, or gets room_full (see `rooms`)."""
         participant = await self.store.participant(identity.secret_hash)
         if participant is None:
             raise errors.unknown_client()
         if participant.left:
             raise errors.left_room(rooms.public_id(participant.room_id))
+        if participant.gone:
+            await self._come_back(identity)
         return participant.room_id
+
+    async def _seated(self, identity: _Identity, call: Callable[[], Awaitable[T]]) -> T:
+        """`call()`, a store operation for someone who must hold a seat. One marked gone
+        (its connection closed, or long silent) takes a seat again first, if one is free,
+        else gets room_full and stays gone (`rooms.check_return`)."""
+        for _ in range(3):
+            try:
+                return await call()
+            except Unseated:
+                await self._come_back(identity)
+        # Marked gone again each time it came back: cannot happen while it keeps calling.
+        raise errors.ChatError(
+            errors.Code.STORE_UNAVAILABLE,
+            "Your place in the room changed as you called; call again.",
+        )
+
+    async def _come_back(self, identity: _Identity) -> None:
+        event = await self.store.come_back(identity.participant_id)
+        if event is not None:
+            self._announce([event])
 
     # -- random pairing ---------------------------------------------------------------------------
 

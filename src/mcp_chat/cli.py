@@ -7,6 +7,8 @@ import getpass
 import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 # FastMCP reads these when imported: no banner, no update check (no traffic off this machine),
 # plain log lines on stderr.
@@ -21,6 +23,9 @@ from mcp_chat import __version__
 from mcp_chat.config import Settings
 from mcp_chat.errors import StartupError
 from mcp_chat.logs import setup_logging
+
+if TYPE_CHECKING:
+    from mcp_chat.tui.app import ChatApp
 
 DESCRIPTION = """\
 mcp-chat: a chat server for AI assistants and people, over the Model Context Protocol.
@@ -167,6 +172,16 @@ def _parser() -> argparse.ArgumentParser:
     chat.add_argument(
         "--invite", help="a private room's invite (creating a room with one makes it private)"
     )
+    chat.add_argument(
+        "--auth-token",
+        help="with --url: the server's access token (env MCP_CHAT_AUTH_TOKEN; prefer the env "
+        "or a file: flags show in ps)",
+    )
+    chat.add_argument(
+        "--auth-token-file",
+        help="with --url: a file holding the token, its first line that is not blank or a "
+        "# comment (env MCP_CHAT_AUTH_TOKEN_FILE)",
+    )
     return parser
 
 
@@ -218,11 +233,7 @@ def main(argv: Sequence[str] | None = None) -> None:
 def _run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     settings = settings_from(args)
     if args.command == "chat":
-        if args.random and (args.capacity is not None or args.invite is not None):
-            parser.error("--capacity and --invite are for a named room, not --random")
-        if args.interests and not args.random:
-            parser.error("--interests goes with --random")
-        _chat(args, settings)
+        _chat_app(parser, args, settings).run()
         return
     setup_logging(settings.log_level, settings.log_format)
     from mcp_chat import app
@@ -233,12 +244,40 @@ def _run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
         app.serve_stdio(settings)
 
 
-def _chat(args: argparse.Namespace, settings: Settings) -> None:
+def chat_app(argv: Sequence[str]) -> ChatApp:
+    """The window `mcp-chat chat ARGV...` runs, not yet running (tests drive it)."""
+    parser = _parser()
+    args = parser.parse_args(["chat", *argv])
+    return _chat_app(parser, args, settings_from(args))
+
+
+def _chat_app(
+    parser: argparse.ArgumentParser, args: argparse.Namespace, settings: Settings
+) -> ChatApp:
     # No log handler here: lines on stderr would scribble over the window.
+    from mcp_chat.auth import load_tokens
     from mcp_chat.tui.app import ChatApp
     from mcp_chat.tui.link import Seat, stdio_target
 
+    if args.random and (args.capacity is not None or args.invite is not None):
+        parser.error("--capacity and --invite are for a named room, not --random")
+    if args.interests and not args.random:
+        parser.error("--interests goes with --random")
+    if not args.url and (args.auth_token is not None or args.auth_token_file is not None):
+        parser.error("--auth-token and --auth-token-file go with --url (stdio needs none)")
+    token = None
+    if args.url:
+        # Flags win over the variables (a token exported for `serve` is the one to bring).
+        if args.auth_token is not None or args.auth_token_file is not None:
+            secret, path = args.auth_token, args.auth_token_file
+        else:
+            secret = settings.auth_token.get_secret_value() if settings.auth_token else None
+            path = settings.auth_token_file
+        try:
+            token = next(iter(load_tokens(secret, None if path is None else Path(path))), None)
+        except OSError as exc:  # the file's name, never its content
+            parser.error(f"cannot read the token file {path}: {exc.strerror}")
     target = args.url or stdio_target(settings.store)
     room = None if args.random else args.room or "lobby"
-    seat = Seat(target, room, args.name, args.capacity, args.invite, args.interests)
-    ChatApp(seat).run()
+    seat = Seat(target, room, args.name, args.capacity, args.invite, args.interests, token)
+    return ChatApp(seat)

@@ -87,6 +87,15 @@ def room_full(room_id: str, capacity: int) -> ChatError:
     )
 
 
+def room_full_on_return(room_id: str, capacity: int) -> ChatError:
+    return ChatError(
+        Code.ROOM_FULL,
+        f"Room '{room_id}' is full ({capacity} of {capacity} places taken): others took the "
+        "places while you were gone. Try again later (you are still a member, and nothing was "
+        "changed), or call leave_chat and join another room.",
+    )
+
+
 def chat_ended(room_id: str) -> ChatError:
     return ChatError(
         Code.CHAT_ENDED,

@@ -7,7 +7,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from mcp_chat import credentials, errors, mentions, messages, text
-from mcp_chat.types import Draft, Kind, Participant, QueueEntry, Room
+from mcp_chat.types import Draft, Participant, QueueEntry, Room
 
 MAX_INTERESTS = 5
 MAX_INTEREST_CHARS = 32
@@ -119,12 +119,18 @@ def make_pair(waited: QueueEntry, seeker: QueueEntry, now: float) -> Pair:
         )
 
     first, second = member(waited), member(seeker)
+    shared = shared_interests(waited, seeker)
     return Pair(
         room,
         first,
         second,
         (
-            mentions.matched(messages.event_draft(Kind.MATCHED, first), second.participant_id),
-            mentions.matched(messages.event_draft(Kind.MATCHED, second), first.participant_id),
+            mentions.matched(messages.match_draft(first, shared), second.participant_id),
+            mentions.matched(messages.match_draft(second, shared), first.participant_id),
         ),
     )
+
+
+def shared_interests(a: QueueEntry, b: QueueEntry) -> tuple[str, ...]:
+    """The interests both gave, in the order `a` gave them."""
+    return tuple(tag for tag in a.interests if tag in b.interests)

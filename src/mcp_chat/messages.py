@@ -98,6 +98,16 @@ _EVENT_TEXT = {
 }
 
 
+def match_draft(about: Participant, shared: tuple[str, ...]) -> Draft:
+    """The event telling a random partner of `about`, naming the interests the two share."""
+    draft = event_draft(Kind.MATCHED, about)
+    if not shared:
+        return draft
+    what = "an interest" if len(shared) == 1 else "interests"
+    text = f"{about.display_name} was matched with you: you share {what}, {', '.join(shared)}. "
+    return dataclasses.replace(draft, text=text + "Say hello!")
+
+
 def event_draft(kind: Kind, about: Participant) -> Draft:
     """A system event about `about`; it counts as sent by them, so they are not told of it."""
     return Draft(

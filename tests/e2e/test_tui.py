@@ -154,3 +154,137 @@ async def test_the_window_rides_out_a_graceful_restart(db_url: str) -> None:
         first.kill()
         if second is not None:
             second.stop()
+
+
+async def link_finished(app: ChatApp) -> None:
+    """Wait until the window's link worker has ended (it ends only when the link stops
+    trying: left, refused or ended)."""
+    assert app.link_worker is not None
+    async with asyncio.timeout(30):
+        await app.link_worker.wait()
+
+
+@pytest.mark.parametrize("capacity", [2, 3])
+async def test_leave_ends_quietly(http_server: ServerProcess, capacity: int) -> None:
+    """After /leave the window says so and stays idle: the link ends, having opened one
+    connection, and nothing about losing it is shown."""
+    app = ChatApp(Seat(http_server.url, "t1", "Person", capacity=capacity))
+    async with app.run_test() as pilot:
+        await shown(app, "You are in room t1 as Person")
+        async with Client(http_server.url) as agent:
+            agent_id = await join(agent, "t1", "Agent")
+            if capacity == 3:
+                await join(agent, "t1", "Third")
+            await shown(app, "Agent joined the room")
+            await type_line(app, pilot, "/leave")
+            lines = await shown(app, "You left room t1.")
+            await link_finished(app)
+            assert app.link.connections == 1
+            lines = app.transcript.lines()
+            assert count(lines, "Lost the connection") == count(lines, "Reconnected") == 0
+            assert "left the room" in str(app.query_one("#bar").render())
+            left = await call(
+                agent, "wait_for_message", room_id="t1", client_id=agent_id, timeout=30
+            )
+            assert [m["sender"] for m in left["messages"] if m["kind"] == "left"] == ["Person"]
+
+
+async def gone_from(db_url: str, room: str, *names: str) -> list[str]:
+    """Agents join `room`, each with its own stdio server on the file, and their processes
+    end (each marks its participant gone as it stops). Their client_ids."""
+    client_ids = []
+    for name in names:
+        async with Client(stdio_params(db_url)) as agent:
+            client_ids.append(await join(agent, room, name))
+    return client_ids
+
+
+async def test_a_window_takes_a_seat_left_by_the_gone(db_url: str) -> None:
+    first, _ = await gone_from(db_url, "duo", "Ann", "Ben")
+    app = ChatApp(Seat(stdio_target(db_url), "duo", "Person"))
+    async with app.run_test() as pilot:
+        await shown(app, "You are in room duo as Person")  # "Room 'duo' is full" before
+        await type_line(app, pilot, "/who")
+        await shown(app, "In room duo (1 of 2 places): Ann (gone), Ben (gone), Person")
+        async with Client(stdio_params(db_url)) as agent:
+            await join(agent, "duo", "Cy")
+            await shown(app, "Cy joined the room")
+            # Ann comes back to a full room: refused, and she stays gone.
+            back = await call(
+                agent, "send_message", room_id="duo", message="I'm back", client_id=first
+            )
+            assert back["code"] == "room_full" and "while you were gone" in back["error"], back
+            await type_line(app, pilot, "/who")
+            await shown(app, "In room duo (2 of 2 places): Ann (gone), Ben (gone), Person, Cy")
+
+
+async def test_after_a_restart_that_forgot_the_room_the_window_joins_it_again() -> None:
+    first = ServerProcess("memory://")
+    app = ChatApp(Seat(first.url, "mem", "Person"))
+    second: ServerProcess | None = None
+    try:
+        async with app.run_test() as pilot:
+            await shown(app, "You are in room mem as Person")
+            old_id = app.link.client_id
+            first.kill()
+            await shown(app, "Lost the connection")
+            await type_line(app, pilot, "typed while it was down")
+            second = ServerProcess("memory://", port=first.port)  # remembers nothing
+            lines = await shown(app, "you joined room mem again as Person")
+            assert app.link.client_id not in (None, old_id)
+            async with Client(second.url) as agent:
+                agent_id = await join(agent, "mem", "Agent")
+                await hear(agent, "mem", agent_id, "typed while it was down")
+                await call(agent, "send_message", room_id="mem", message="hi", client_id=agent_id)
+                await shown(app, "Agent  hi")
+                await type_line(app, pilot, "hello again")
+                await hear(agent, "mem", agent_id, "hello again")
+            lines = await shown(app, "Person  hello again")
+            assert count(lines, "joined room mem again") == 1, lines
+            assert count(lines, "typed while it was down") == 1, lines
+            assert not any("client_id" in line or "join_room" in line for line in lines), lines
+    finally:
+        first.kill()
+        if second is not None:
+            second.stop()
+
+
+async def test_a_full_room_is_explained_in_the_windows_own_words(db_url: str) -> None:
+    async with Client(stdio_params(db_url)) as agent:
+        await join(agent, "full", "Ann")
+        await join(agent, "full", "Ben")
+        app = ChatApp(Seat(stdio_target(db_url), "full", "Person"))
+        async with app.run_test():
+            lines = await shown(app, "Room full is full. Start the window with another --room")
+            await link_finished(app)
+            assert not any("room_id" in line for line in lines), lines
+
+
+HOSTILE = (
+    "**bold** and *em* and `code` <script>alert(1)</script> [x](javascript:alert(1)) "
+    "[docs](https://example.com/a?b=1) <img src=x onerror=alert(1)> [red]not rich[/red]\n\n"
+    "- one\n- two\n\n```\nprint('hi')\n```"
+)
+
+
+async def test_messages_are_safe_markdown_in_the_window(db_url: str) -> None:
+    async with person_and_agent(db_url, "md") as (app, _, agent, agent_id):
+        await call(agent, "send_message", room_id="md", message=HOSTILE, client_id=agent_id)
+        await shown(app, "print('hi')")
+        text = next(t for t in app.transcript.texts() if "print('hi')" in t.plain)
+        assert text.plain.endswith(
+            "Agent  bold and em and code <script>alert(1)</script> [x](javascript:alert(1)) "
+            "docs (https://example.com/a?b=1) <img src=x onerror=alert(1)> [red]not rich[/red]\n"
+            "• one\n• two\nprint('hi')"
+        ), text.plain
+
+        def style_of(fragment: str) -> str:
+            at = text.plain.index(fragment)
+            return " ".join(str(s.style) for s in text.spans if s.start <= at < s.end)
+
+        assert "bold" in style_of("bold and")
+        assert "italic" in style_of("em and")
+        assert "link https://example.com/a?b=1" in style_of("docs")
+        assert "link" not in style_of("[x](javascript")  # only http(s) and mailto link
+        assert style_of("<script>") == ""  # raw HTML is text
+        assert style_of("[red]") == ""  # and so is Rich markup

@@ -12,7 +12,7 @@ from mcp_chat.tui.app import ChatApp
 from mcp_chat.tui.link import Seat, stdio_target
 from tests.e2e.conftest import ServerProcess, stdio_params
 from tests.e2e.helpers import call, hear
-from tests.e2e.test_tui import count, shown, type_line
+from tests.e2e.test_tui import count, link_finished, shown, type_line
 
 pytestmark = pytest.mark.anyio
 
@@ -97,3 +97,51 @@ async def test_dropped_from_the_queue_the_window_enters_again_and_leave_leaves(
             await shown(second, f"You are in room {room} as Second")
             found = await call(agent, "wait_for_match", client_id=later["client_id"], timeout=30)
             assert found["room_id"] == room and found["partner"]["display_name"] == "Second"
+
+
+async def test_leave_while_waiting_ends_quietly(http_server: ServerProcess) -> None:
+    app = ChatApp(Seat(http_server.url, None, "Person"))
+    async with app.run_test() as pilot:
+        await shown(app, "Waiting for a partner (position 1)…")
+        await type_line(app, pilot, "/leave")
+        await shown(app, "You left the queue.")
+        await link_finished(app)
+        assert app.link.connections == 1
+        lines = app.transcript.lines()
+        assert count(lines, "Lost the connection") == count(lines, "Reconnected") == 0
+    async with Client(http_server.url) as agent:
+        later = await enter(agent, "Agent")
+        assert later["status"] == "waiting" and later["position"] == 1, later
+
+
+async def test_next_after_a_chat_ends_waits_for_someone_else_with_the_same_interests(
+    http_server: ServerProcess,
+) -> None:
+    app = ChatApp(Seat(http_server.url, None, "Person", interests=("chess", "go")))
+    async with app.run_test() as pilot, Client(http_server.url) as agent:
+        await shown(app, "Waiting for a partner (position 1)…")
+        first = await enter(agent, "Agent", "go")
+        assert first["status"] == "matched", first
+        await shown(app, "Agent was matched with you: you share an interest, go. Say hello!")
+        await call(agent, "leave_chat", room_id=first["room_id"], client_id=first["client_id"])
+        await shown(app, "The chat has ended. /next to chat with someone else")
+        old_link = app.link
+
+        await type_line(app, pilot, "/next")
+        await shown(app, "Looking for someone else to chat with…")
+        await shown(app, "Waiting for a partner (position 1)…", times=2)
+        assert app.link is not old_link
+        second = await enter(agent, "Second", "chess")
+        assert second["status"] == "matched" and second["partner"]["display_name"] == "Person"
+        lines = await shown(app, "Second was matched with you: you share an interest, chess.")
+        assert app.link.room_id == second["room_id"] != first["room_id"]
+        await shown(app, f"You are in room {second['room_id']} as Person")
+        await call(
+            agent,
+            "send_message",
+            room_id=second["room_id"],
+            message="hi",
+            client_id=second["client_id"],
+        )
+        await shown(app, "Second  hi")
+        assert count(lines, "Lost the connection") == 0, lines

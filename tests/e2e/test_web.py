@@ -4,6 +4,7 @@ over MCP in the same room."""
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from playwright.async_api import Browser, Page, async_playwright, expect
 
 from tests.e2e.conftest import ServerProcess
 from tests.e2e.helpers import call, hear, join
+from tests.e2e.test_tui import gone_from
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -87,7 +89,11 @@ async def test_a_person_on_the_page_and_an_agent_chat(
         # Markup in a message is text, never markup.
         await agent_says(agent, agent_id, page, XSS)
         assert await page.locator("#messages img").count() == 0
-        await agent_says(agent, agent_id, page, "Green: 212 tests passed.")
+        markdown = "Green: **212 tests** passed; `main` is ready to merge."
+        await call(agent, "send_message", room_id="web", message=markdown, client_id=agent_id)
+        newest = page.locator("#messages .msg:not(.own) .bubble").last
+        await expect(newest).to_have_text("Green: 212 tests passed; main is ready to merge.")
+        await expect(newest.locator("strong")).to_have_text("212 tests")
         await person_says(page, agent, agent_id, "Great, thanks!")
         if target := os.environ.get("MCP_CHAT_SCREENSHOT"):
             await page.screenshot(path=target)
@@ -172,3 +178,94 @@ async def test_a_page_reads_only_rooms_it_joined(
     assert "graceful shutdown exceeded" not in http_server.log
     await page.close()
     assert len(bearer) >= 4 and set(bearer) == {"Bearer tok-123"}, bearer
+
+
+async def test_the_page_offers_only_rooms_with_someone_in_them_and_seats_of_the_gone_are_free(
+    db_url: str, browser: Browser
+) -> None:
+    await gone_from(db_url, "duo", "Ann", "Ben")
+    server = ServerProcess(db_url)
+    page = await browser.new_page()
+    try:
+        async with Client(server.url) as agent:
+            agent_id = await join(agent, "lively", "Agent")
+            await page.goto(server.base + "/")
+            await expect(page.locator("#rooms")).to_contain_text("lively")
+            await expect(page.locator("#rooms .room")).to_have_count(1)  # not duo: all gone
+            listed = await call(agent, "list_rooms")
+            assert [r["room_id"] for r in listed["rooms"]] == ["lively"], listed
+
+            await page.fill("#name", "Ada")
+            await page.fill("#room", "duo")
+            await page.click("#join")  # "Room 'duo' is full" before
+            await expect(page.locator("#room-name")).to_have_text("duo")
+            await expect(page.locator("#places")).to_have_text("1 of 2 places taken")
+            await expect(page.locator("#members .presence-gone")).to_have_count(2)
+            listed = await call(agent, "list_rooms")
+            assert [(r["room_id"], r["members"]) for r in listed["rooms"]] == [
+                ("lively", 1),
+                ("duo", 1),  # made first, by those now gone
+            ], listed
+            await call(agent, "leave_chat", room_id="lively", client_id=agent_id)
+    finally:
+        server.stop()
+    await page.close()
+
+
+async def test_the_page_says_things_in_its_own_words_and_explains_the_room_name(
+    http_server: ServerProcess, browser: Browser
+) -> None:
+    page = await browser.new_page()
+    async with Client(http_server.url) as agent:
+        await join(agent, "full", "Ann")
+        await join(agent, "full", "Ben")
+        await page.goto(http_server.base + "/")
+        await page.fill("#name", "Ada")
+        rule = page.locator("#room-rule")
+        await expect(rule).to_contain_text("starting with a letter or digit")
+        await page.fill("#room", "bad room!")
+        await page.click("#join")
+        said = await page.eval_on_selector("#room", "box => box.validationMessage")
+        assert said.startswith("A room name is letters, digits"), said
+        await expect(rule).to_have_class(re.compile("broken"))
+        await expect(page.locator("#lobby")).to_be_visible()
+
+        await page.fill("#room", "full")
+        await expect(rule).not_to_have_class(re.compile("broken"))
+        await page.click("#join")
+        await expect(page.locator("#join-error")).to_have_text(
+            "Room “full” is full. Pick another room, or name a new one."
+        )
+    await page.fill("#room", "mine")
+    await page.click("#join")
+    await expect(page.locator("#room-name")).to_have_text("mine")
+    await page.close()
+
+
+async def test_a_restart_that_forgot_the_room_is_told_in_words_for_people(
+    browser: Browser,
+) -> None:
+    first = ServerProcess("memory://")
+    second: ServerProcess | None = None
+    page = await browser.new_page()
+    try:
+        await page.goto(first.base + "/")
+        await page.fill("#name", "Ada")
+        await page.fill("#room", "mem")
+        await page.click("#join")
+        await expect(page.locator("#room-name")).to_have_text("mem")
+        first.stop()
+        await expect(page.locator("#status")).to_have_text("Connection lost; reconnecting…")
+        second = ServerProcess("memory://", port=first.port)
+        # The page tries again with backoff (up to 8 s apart): wait past a few of those.
+        await expect(page.locator("#status")).to_have_text(
+            "The server no longer knows you here (it may have restarted). Join again. "
+            "Leave to go back to the rooms.",
+            timeout=30_000,
+        )
+        await expect(page.locator("#status")).not_to_contain_text("client_id")
+    finally:
+        first.kill()
+        if second is not None:
+            second.stop()
+    await page.close()

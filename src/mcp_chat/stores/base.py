@@ -54,6 +54,11 @@ class Outage:
         return result
 
 
+class Unseated(Exception):
+    """A call by a member marked gone, in a room that has not ended: it holds no seat, and
+    must take one again (`Store.come_back`) before it may send or read (see `rooms`)."""
+
+
 ChangeListener = Callable[[str], None]
 """Called with a room id (or `queue:<entry id>`) when another process changed it, or with
 `EVERYTHING` when changes may have been missed (a lost connection to a shared store)."""
@@ -87,8 +92,9 @@ class Store(ABC):
         """Create the room with `capacity` (private when `invite_hash` is given) if it does not
         exist, add `participant`, and log `event` (its 'joined' message). A room that has
         ended is first set aside under `rooms.archive_id` with its participants and messages
-        (`rooms.starts_anew`), and a new one made. Raises invite_required, room_not_private or
-        room_full (via `rooms.check_join`)."""
+        (`rooms.starts_anew`), and a new one made. Members marked gone hold no seat
+        (`rooms.seated`). Raises invite_required, room_not_private or room_full (via
+        `rooms.check_join`)."""
 
     @abstractmethod
     async def participant(self, secret_hash: str) -> Participant | None:
@@ -99,7 +105,7 @@ class Store(ABC):
         """Log a message from a current participant. A draft whose `key` this sender used
         before returns the first message, marked duplicate. Either way the answer carries the
         sender's `unread` count, taken in the same operation. Raises chat_ended or
-        not_in_room."""
+        not_in_room, or Unseated for a sender marked gone."""
 
     @abstractmethod
     async def keyed(self, participant_id: str, key: str) -> Message | None:
@@ -112,7 +118,8 @@ class Store(ABC):
         """Take up to `limit` messages from others past the read position (or past `after`,
         when given) and move the read position past them, atomically: two concurrent
         claims never return the same message. With `through`, nothing past that seq is
-        taken, and the read position moves no further than it (and never back for it)."""
+        taken, and the read position moves no further than it (and never back for it). Raises
+        Unseated for a reader marked gone in a room that has not ended."""
 
     @abstractmethod
     async def peek(self, participant_id: str, after: int | None, limit: int) -> Claim:
@@ -134,7 +141,8 @@ class Store(ABC):
     @abstractmethod
     async def leave(self, participant_id: str, event: Draft) -> Left:
         """Mark the participant gone, log `event` (addressed as `mentions.left` says), and
-        end the room if the rules say so."""
+        end the room if the rules say so (`rooms.ends_after_leave`). One marked gone may leave
+        too, seat or none."""
 
     @abstractmethod
     async def room(self, room_id: str) -> Room | None: ...
@@ -150,7 +158,8 @@ class Store(ABC):
 
     @abstractmethod
     async def rooms(self, limit: int) -> list[RoomSummary]:
-        """Open public rooms, newest first."""
+        """The rooms `rooms.listed` offers (open, public, someone in them not gone), newest
+        first, each with how many members hold a seat."""
 
     @abstractmethod
     async def counts(self) -> Counts:
@@ -191,7 +200,15 @@ class Store(ABC):
     @abstractmethod
     async def touch(self, seen: Mapping[str, float]) -> list[Message]:
         """Record signs of life (participant or queue-entry id -> epoch seconds). A gone
-        participant that shows life is back: returns the 'returned' events logged."""
+        participant that shows life is back if a seat is free for it (`rooms.check_return`;
+        else it stays gone): returns the 'returned' events logged."""
+
+    @abstractmethod
+    async def come_back(self, participant_id: str) -> Message | None:
+        """A member marked gone calls again: it takes a seat if `rooms.check_return` allows,
+        and its 'returned' event is logged and returned; else room_full, and it stays gone.
+        None if there is nothing to do (not gone, or its room has ended). Raises
+        unknown_client, or not_in_room for one who left."""
 
     @abstractmethod
     async def disconnect(self, ids: Collection[str]) -> list[Message]:

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import bisect
+import contextlib
 import dataclasses
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 
 from mcp_chat import errors, matching, mentions, messages, rooms
 from mcp_chat.matching import MatchPolicy
-from mcp_chat.stores.base import Store
+from mcp_chat.stores.base import Store, Unseated
 from mcp_chat.types import (
     Appended,
     Claim,
@@ -92,7 +93,7 @@ class MemoryStore(Store):
         if state is None:
             room = Room(room_id, capacity, event.timestamp, 0, False, invite_hash)
             state = _RoomState(room)
-        rooms.check_join(state.room, len(state.members), invite_hash)
+        rooms.check_join(state.room, rooms.seated(self._members(state)), invite_hash)
         self._rooms[room_id] = state
         self._append(state, event)
         # The newcomer's read position starts at the beginning: what was said before it
@@ -103,6 +104,9 @@ class MemoryStore(Store):
         state.members.append(stored.participant_id)
         members = [self._participants[pid] for pid in state.members]
         return Joined(stored, state.room, created, members)
+
+    def _members(self, state: _RoomState, but: str | None = None) -> list[Participant]:
+        return [self._participants[pid] for pid in state.members if pid != but]
 
     def _set_aside(self, state: _RoomState) -> None:
         """Keep an ended conversation, with everyone who was in it, under `rooms.archive_id`."""
@@ -131,6 +135,8 @@ class MemoryStore(Store):
                 return Appended(first, True, state.unread(participant))
         if state.room.ended:
             raise errors.chat_ended(state.room.room_id)
+        if participant.gone:
+            raise Unseated
         message = self._append(state, draft)
         if draft.key is not None:
             state.keys[(participant_id, draft.key)] = message
@@ -144,6 +150,8 @@ class MemoryStore(Store):
         self, participant_id: str, after: int | None, limit: int, through: int | None = None
     ) -> Claim:
         participant, state = self._member(participant_id)
+        if participant.gone and not state.room.ended:
+            raise Unseated
         claim = self._read(participant, state, after, limit, through)
         self._participants[participant_id] = dataclasses.replace(participant, cursor=claim.cursor)
         return claim
@@ -200,7 +208,8 @@ class MemoryStore(Store):
     async def leave(self, participant_id: str, event: Draft) -> Left:
         participant, state = self._member(participant_id)
         others = [pid for pid in state.members if pid != participant_id]
-        ended = state.room.ended or rooms.ends_after_leave(state.room, len(others))
+        seated_others = rooms.seated(self._members(state, but=participant_id))
+        ended = state.room.ended or rooms.ends_after_leave(state.room, len(others), seated_others)
         message = self._append(state, mentions.left(event, others, ended))
         self._participants[participant_id] = dataclasses.replace(
             participant, left=True, cursor=message.seq
@@ -218,11 +227,14 @@ class MemoryStore(Store):
         return [] if state is None else [self._participants[pid] for pid in state.members]
 
     async def rooms(self, limit: int) -> list[RoomSummary]:
-        open_rooms = [s for s in self._rooms.values() if not s.room.ended and not s.room.private]
-        open_rooms.sort(key=lambda s: s.room.created_at, reverse=True)
+        seats = {room_id: rooms.seated(self._members(s)) for room_id, s in self._rooms.items()}
+        found = [s for room_id, s in self._rooms.items() if rooms.listed(s.room, seats[room_id])]
+        found.sort(key=lambda s: s.room.created_at, reverse=True)
         return [
-            RoomSummary(s.room.room_id, s.room.capacity, len(s.members), False, s.room.created_at)
-            for s in open_rooms[:limit]
+            RoomSummary(
+                s.room.room_id, s.room.capacity, seats[s.room.room_id], False, s.room.created_at
+            )
+            for s in found[:limit]
         ]
 
     async def counts(self) -> Counts:
@@ -334,9 +346,23 @@ class MemoryStore(Store):
                 participant, last_seen=max(participant.last_seen, when)
             )
             self._participants[some_id] = participant
-            if participant.gone and self._in_open_room(participant):
-                events.append(self._mark(participant, Kind.RETURNED, gone=False))
+            with contextlib.suppress(errors.ChatError):  # no free seat: it stays gone
+                if event := self._come_back(participant):
+                    events.append(event)
         return events
+
+    async def come_back(self, participant_id: str) -> Message | None:
+        participant, _ = self._member(participant_id)
+        return self._come_back(participant)
+
+    def _come_back(self, participant: Participant) -> Message | None:
+        state = self._rooms[participant.room_id]
+        if not rooms.may_come_back(state.room, participant):
+            return None
+        rooms.check_return(
+            state.room, rooms.seated(self._members(state, participant.participant_id))
+        )
+        return self._mark(participant, Kind.RETURNED, gone=False)
 
     async def disconnect(self, ids: Collection[str]) -> list[Message]:
         events: list[Message] = []

@@ -59,7 +59,7 @@ from redis.typing import EncodableT
 from mcp_chat import errors, matching, mentions, messages, rooms
 from mcp_chat.errors import StartupError
 from mcp_chat.matching import MatchPolicy
-from mcp_chat.stores.base import EVERYTHING, ChangeListener, Outage, Store
+from mcp_chat.stores.base import EVERYTHING, ChangeListener, Outage, Store, Unseated
 from mcp_chat.types import (
     Appended,
     Claim,
@@ -130,9 +130,11 @@ _APPEND = (
 -- ARGV: mode, payload, dedup field ('' for none), channel, notice, participant id,
 --       silent-since cutoff ('' for none), the participant's room id as the caller knows it
 -- mode 'text': a participant's message; the answer ends with the sender's unread count.
--- 'gone' / 'back': a presence event that also sets the participant's
--- gone flag, and is skipped if it no longer applies (the same conditions as
--- MemoryStore._in_open_room and the gone checks in its touch/disconnect/sweep).
+-- A sender marked gone holds no seat and gets 'gone' (it must come back first, see rooms.py).
+-- 'gone': a presence event that also sets the participant's gone flag, and is skipped if it
+-- no longer applies (the same conditions as MemoryStore._in_open_room and the gone checks in
+-- its disconnect/sweep). Coming back is a transaction instead (RedisStore.come_back): whether
+-- a seat is free is a rule of rooms.py.
 local mode = ARGV[1]
 local p = redis.call('HMGET', KEYS[1], 'left', 'gone', 'last_seen', 'cursor', 'indexed',
                      'room_id')
@@ -156,15 +158,12 @@ if redis.call('HGET', KEYS[2], 'ended') == '1' then
   if mode == 'text' then return {'ended'} end
   return {'skip'}
 end
+if mode == 'text' and p[2] == '1' then return {'gone'} end
 if mode == 'gone' then
   if p[2] == '1' then return {'skip'} end
   if ARGV[7] ~= '' and tonumber(p[3]) > tonumber(ARGV[7]) then return {'skip'} end
   redis.call('HSET', KEYS[1], 'gone', '1')
   redis.call('ZREM', KEYS[5], ARGV[6])
-elseif mode == 'back' then
-  if p[2] ~= '1' then return {'skip'} end
-  redis.call('HSET', KEYS[1], 'gone', '0')
-  redis.call('ZADD', KEYS[5], p[3], ARGV[6])
 end
 local seq = redis.call('HINCRBY', KEYS[2], 'last_seq', 1)
 redis.call('ZADD', KEYS[3], seq, ARGV[2])
@@ -183,11 +182,13 @@ _CLAIM = """
 -- The same reading as SQLiteStore.claim: the first `limit` messages from others past the
 -- start (and not past `through`); the read position moves past them, or to the end (or to
 -- `through`) when nothing more remains. A peek moves nothing and answers the read position.
-local p = redis.call('HMGET', KEYS[1], 'left', 'cursor', 'room_id')
+-- A reader marked gone in an open room holds no seat: its claim gets 'gone' (see _APPEND).
+local p = redis.call('HMGET', KEYS[1], 'left', 'cursor', 'room_id', 'gone')
 if not p[1] then return {'unknown'} end
 if p[3] ~= ARGV[4] then return {'moved'} end
 if p[1] == '1' then return {'left'} end
 local room = redis.call('HMGET', KEYS[2], 'last_seq', 'ended')
+if ARGV[6] ~= '0' and p[4] == '1' and room[2] ~= '1' then return {'gone'} end
 local last = tonumber(room[1])
 local start = tonumber(p[2])
 if ARGV[1] ~= '' then start = math.max(tonumber(ARGV[1]), 0) end
@@ -685,7 +686,7 @@ class RedisStore(Store):
                 if created
                 else _room(fields)
             )
-            rooms.check_join(room, len(members), invite_hash)
+            rooms.check_join(room, rooms.seated(members), invite_hash)
             # The newcomer's read position starts at the beginning: what was said before it
             # arrived is delivered too.
             stored = dataclasses.replace(participant, cursor=0)
@@ -902,7 +903,10 @@ class RedisStore(Store):
                 raise errors.left_room(room_id)
             room = _room(await self._hash(room_key))
             others = [m for m in await self._ids(members_key) if m != participant_id]
-            ended = room.ended or rooms.ends_after_leave(room, len(others))
+            seated = rooms.seated(
+                _participant(f) for f in await self._hashes([self._key("p", m) for m in others])
+            )
+            ended = room.ended or rooms.ends_after_leave(room, len(others), seated)
             _begin(pipe)
             message = self._log(
                 pipe, room_id, room.last_seq + 1, mentions.left(event, others, ended)
@@ -941,22 +945,44 @@ class RedisStore(Store):
         return [_participant(f) for f in found if f]
 
     async def rooms(self, limit: int) -> list[RoomSummary]:
+        """Open public rooms newest first, a page at a time, until `limit` of them are
+        listed (`rooms.listed`: one whose members are all gone is passed over)."""
+        summaries: list[RoomSummary] = []
+        start = 0
         with self._guard():
-            ids = await self._ids(self._key("rooms"), desc=True, limit=limit)
-            async with self._redis.pipeline(transaction=False) as pipe:
-                for room_id in ids:
-                    room_key, _, members_key, _ = self._room_keys(room_id)
-                    pipe.hgetall(room_key)
-                    pipe.zcard(members_key)
-                found = await pipe.execute()
-        summaries = []
-        for i in range(0, len(found), 2):
-            if found[i]:
-                room = _room(found[i])
-                summaries.append(
-                    RoomSummary(room.room_id, room.capacity, found[i + 1], False, room.created_at)
+            while len(summaries) < limit:
+                ids = _texts(
+                    await self._redis.zrange(
+                        self._key("rooms"), start, start + limit - 1, desc=True
+                    )
                 )
-        return summaries
+                start += limit
+                for room_id in ids:
+                    room, seated = await self._seats(room_id)
+                    if room is not None and rooms.listed(room, seated):
+                        summaries.append(
+                            RoomSummary(room_id, room.capacity, seated, False, room.created_at)
+                        )
+                if len(ids) < limit:
+                    break
+        return summaries[:limit]
+
+    async def _seats(self, room_id: str) -> tuple[Room | None, int]:
+        """The room, and how many of its members hold a seat (`rooms.seated`)."""
+        room_key, _, members_key, _ = self._room_keys(room_id)
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.hgetall(room_key)
+            pipe.zrange(members_key, 0, -1)
+            fields, member_ids = await pipe.execute()
+        if not fields:
+            return None, 0
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for participant_id in _texts(member_ids):
+                pipe.hget(self._key("p", participant_id), "gone")
+            flags = await pipe.execute()
+        return _room(_text_map(fields)), sum(
+            1 for flag in flags if flag is not None and flag != "1"
+        )
 
     async def counts(self) -> Counts:
         with self._guard():
@@ -1157,18 +1183,17 @@ class RedisStore(Store):
     # Each participant's mark is atomic on its own (one script); a batch of them is not one
     # transaction, and needs not be: every mark re-checks its conditions when it runs.
 
-    async def _mark(self, participant_id: str, kind: Kind, cutoff: str = "") -> Message | None:
-        """Log a presence event about the participant and set its gone flag, if that still
-        applies when the script runs (another instance may have done it first)."""
+    async def _gone(self, participant_id: str, cutoff: str = "") -> Message | None:
+        """Log that the participant is gone and set its gone flag, if that still applies when
+        the script runs (another instance may have done it first)."""
         with self._guard():
             fields = await self._hash(self._key("p", participant_id))
         if not fields:
             return None
         participant = _participant(fields)
-        draft = messages.event_draft(kind, participant)
-        mode = "back" if kind is Kind.RETURNED else "gone"
+        draft = messages.event_draft(Kind.DISCONNECTED, participant)
         status, *rest = await self._run_append(
-            participant.room_id, participant_id, mode, draft, cutoff=cutoff
+            participant.room_id, participant_id, "gone", draft, cutoff=cutoff
         )
         if status != "ok":
             return None
@@ -1191,15 +1216,56 @@ class RedisStore(Store):
                 flags = await pipe.execute()
         events: list[Message] = []
         for some_id, gone in zip(seen, flags, strict=True):
-            if gone == "1" and (event := await self._mark(some_id, Kind.RETURNED)):
-                events.append(event)
+            if gone != "1":
+                continue
+            with contextlib.suppress(errors.ChatError):  # no free seat: it stays gone
+                if event := await self.come_back(some_id):
+                    events.append(event)
         return events
+
+    async def come_back(self, participant_id: str) -> Message | None:
+        async def run(room_id: str) -> Message | None:
+            return await self._come_back(participant_id, room_id)
+
+        return (await self._in_room(participant_id, run))[1]
+
+    async def _come_back(self, participant_id: str, room_id: str) -> Message | None:
+        room_key, _, members_key, _ = self._room_keys(room_id)
+        p_key = self._key("p", participant_id)
+
+        async def body(pipe: Pipeline) -> Message | None:
+            fields = await self._hash(p_key)
+            if not fields:
+                raise errors.unknown_client()
+            if fields["room_id"] != room_id:
+                raise _Moved
+            participant = _participant(fields)
+            if participant.left:
+                raise errors.left_room(room_id)
+            room = _room(await self._hash(room_key))
+            if not rooms.may_come_back(room, participant):
+                return None
+            others = [m for m in await self._ids(members_key) if m != participant_id]
+            members = await self._hashes([self._key("p", m) for m in others])
+            rooms.check_return(room, rooms.seated(_participant(f) for f in members if f))
+            draft = messages.event_draft(Kind.RETURNED, participant)
+            _begin(pipe)
+            message = self._log(pipe, room_id, room.last_seq + 1, draft)
+            pipe.hset(p_key, "gone", 0)
+            pipe.zadd(self._key("present"), {participant_id: participant.last_seen})
+            pipe.publish(self.channel, self._notice(room_id))
+            await pipe.execute()
+            return message
+
+        # The room's hash changes with every seat taken or given up (each logs an event), so
+        # watching it sees a newcomer or another returner get there first.
+        return await self._transact([p_key, room_key, members_key], body)
 
     async def disconnect(self, ids: Collection[str]) -> list[Message]:
         events: list[Message] = []
         for some_id in ids:
             await self._run_dequeue(some_id)
-            if event := await self._mark(some_id, Kind.DISCONNECTED):
+            if event := await self._gone(some_id):
                 events.append(event)
         return events
 
@@ -1216,7 +1282,7 @@ class RedisStore(Store):
             )
         events = []
         for participant_id in silent:
-            if event := await self._mark(participant_id, Kind.DISCONNECTED, repr(cutoff)):
+            if event := await self._gone(participant_id, repr(cutoff)):
                 events.append(event)
         return events
 
@@ -1250,3 +1316,5 @@ def _raise_for(status: str, room_id: str) -> None:
         raise errors.left_room(room_id)
     if status == "ended":
         raise errors.chat_ended(room_id)
+    if status == "gone":
+        raise Unseated

@@ -45,7 +45,7 @@ from urllib.parse import unquote, urlsplit
 from mcp_chat import errors, matching, mentions, messages, rooms
 from mcp_chat.errors import StartupError
 from mcp_chat.matching import MatchPolicy
-from mcp_chat.stores.base import ChangeListener, Outage, Store
+from mcp_chat.stores.base import ChangeListener, Outage, Store, Unseated
 from mcp_chat.stores.wakeups import Waker
 from mcp_chat.types import (
     Appended,
@@ -607,7 +607,8 @@ class SQLiteStore(Store):
                 if room is None:
                     room = Room(room_id, capacity, event.timestamp, 0, False, invite_hash)
                     self._insert_room(room)
-                rooms.check_join(room, len(self._active_members(room_id)), invite_hash)
+                seated = rooms.seated(self._active_members(room_id))
+                rooms.check_join(room, seated, invite_hash)
                 message = self._append(room, event)
                 self._insert_participant(participant, message.seq)
                 room = dataclasses.replace(room, last_seq=message.seq)
@@ -649,16 +650,22 @@ class SQLiteStore(Store):
                     ).fetchone()
                     if row is not None:
                         return Appended(_message(row), True, self._unread(participant_id))
-                # Check the sender is in the room and the room is open, and take the next seq,
-                # in one statement (the hot path); if that finds nothing, find out why.
+                # Check the sender is in the room with a seat and the room is open, and take
+                # the next seq, in one statement (the hot path); if that finds nothing, find
+                # out why.
                 row = self.db.execute(
                     "UPDATE rooms SET last_seq = last_seq + 1 WHERE ended = 0 AND room_id ="
-                    " (SELECT room_id FROM participants WHERE participant_id = ? AND left_room = 0)"
+                    " (SELECT room_id FROM participants"
+                    "   WHERE participant_id = ? AND left_room = 0 AND gone = 0)"
                     " RETURNING room_id, last_seq",
                     (participant_id,),
                 ).fetchone()
                 if row is None:
-                    raise errors.chat_ended(self._member_room(participant_id))
+                    sender = self._member(participant_id)
+                    room = self._room_row(sender.room_id)
+                    if room is not None and rooms.may_come_back(room, sender):
+                        raise Unseated
+                    raise errors.chat_ended(sender.room_id)
                 room_id, seq = row
                 settled = self._insert_message(room_id, seq, draft)
                 assert settled is not None
@@ -677,6 +684,8 @@ class SQLiteStore(Store):
                 participant = self._member(participant_id)
                 room = self._room_row(participant.room_id)
                 assert room is not None
+                if rooms.may_come_back(room, participant):
+                    raise Unseated
                 claim, end = self._read(participant, room, after, limit, through)
                 cursor, taken = claim.cursor, len(claim.messages)
                 if cursor != participant.cursor:
@@ -780,12 +789,15 @@ class SQLiteStore(Store):
                 participant = self._member(participant_id)
                 room = self._room_row(participant.room_id)
                 assert room is not None
-                others = [
-                    p.participant_id
+                members = [
+                    p
                     for p in self._active_members(room.room_id)
                     if p.participant_id != participant_id
                 ]
-                ended = room.ended or rooms.ends_after_leave(room, len(others))
+                others = [p.participant_id for p in members]
+                ended = room.ended or rooms.ends_after_leave(
+                    room, len(others), rooms.seated(members)
+                )
                 message = self._append(room, mentions.left(event, others, ended))
                 self.db.execute(
                     "UPDATE participants SET left_room = 1, cursor = ? WHERE participant_id = ?",
@@ -821,17 +833,21 @@ class SQLiteStore(Store):
 
     async def rooms(self, limit: int) -> list[RoomSummary]:
         def run() -> list[RoomSummary]:
+            # `rooms.listed` in SQL too (open, public, someone seated), so that the LIMIT
+            # counts only rooms that are offered; then the rule itself decides.
             rows = self.db.execute(
-                "SELECT r.room_id, r.capacity, r.created_at,"
+                "SELECT * FROM (SELECT r.room_id, r.capacity, r.created_at, r.ended,"
+                " r.invite_hash, r.last_seq,"
                 " (SELECT count(*) FROM participants p"
-                "   WHERE p.room_id = r.room_id AND p.left_room = 0) AS members"
-                " FROM rooms r WHERE r.ended = 0 AND r.invite_hash IS NULL"
-                " ORDER BY r.created_at DESC LIMIT ?",
+                "   WHERE p.room_id = r.room_id AND p.left_room = 0 AND p.gone = 0) AS seated"
+                " FROM rooms r WHERE r.ended = 0 AND r.invite_hash IS NULL)"
+                " WHERE seated > 0 ORDER BY created_at DESC LIMIT ?",
                 (limit,),
             ).fetchall()
             return [
-                RoomSummary(r["room_id"], r["capacity"], r["members"], False, r["created_at"])
+                RoomSummary(r["room_id"], r["capacity"], r["seated"], False, r["created_at"])
                 for r in rows
+                if rooms.listed(_room(r), r["seated"])
             ]
 
         return await self._query(run)
@@ -1023,11 +1039,35 @@ class SQLiteStore(Store):
                         (when, some_id),
                     )
                     participant = self._open_participant(some_id)
-                    if participant is not None and participant.gone:
-                        events.append(self._mark(participant, Kind.RETURNED, gone=False))
+                    if participant is not None:
+                        with contextlib.suppress(errors.ChatError):  # no seat: it stays gone
+                            if event := self._come_back(participant):
+                                events.append(event)
             return events
 
         return await self._announced(run)
+
+    async def come_back(self, participant_id: str) -> Message | None:
+        def run() -> list[Message]:
+            with _write(self.db):
+                event = self._come_back(self._member(participant_id))
+                return [] if event is None else [event]
+
+        events = await self._announced(run)
+        return events[0] if events else None
+
+    def _come_back(self, participant: Participant) -> Message | None:
+        room = self._room_row(participant.room_id)
+        assert room is not None
+        if not rooms.may_come_back(room, participant):
+            return None
+        others = [
+            p
+            for p in self._active_members(room.room_id)
+            if p.participant_id != participant.participant_id
+        ]
+        rooms.check_return(room, rooms.seated(others))
+        return self._mark(participant, Kind.RETURNED, gone=False)
 
     async def disconnect(self, ids: Collection[str]) -> list[Message]:
         def run() -> list[Message]:

@@ -3,20 +3,24 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Awaitable
 from typing import Any
 
 from textual.app import App, ComposeResult
 from textual.widgets import Input, Static
+from textual.worker import Worker, WorkerCancelled, WorkerFailed
 
-from mcp_chat.tui.link import ChatLink, Message, Refused, Seat
+from mcp_chat.tui.link import ChatLink, Message, Refused, Seat, Unreachable
 from mcp_chat.tui.transcript import Transcript
+from mcp_chat.tui.wording import Moment, refusal
 
 HELP = """\
 Commands:
   /who       who is in the room
   /history   fill in the room's recent history
   /leave     leave the room (the others are told), or the queue while waiting
+  /next      in a random chat: leave it, and wait for someone else (same name, interests)
   /quit      leave and close the window
   /help      this list
 Anything else is sent to the room."""
@@ -44,8 +48,12 @@ class ChatApp(App[None]):
         self.link = ChatLink(seat, on_messages=self._show, on_status=self._status)
         self.in_room = False
         self._lost = False
+        self._trouble: str | None = None
+        """The reason last shown for not connecting (each is shown once)."""
         self._noted_position: int | None = None
         self.transcript = Transcript()
+        self.link_worker: Worker[None] | None = None
+        """Runs the link; finished once the link stops trying (left, refused, ended)."""
 
     def compose(self) -> ComposeResult:
         yield Static(id="bar")
@@ -55,19 +63,24 @@ class ChatApp(App[None]):
     def on_mount(self) -> None:
         self._status("connecting")
         self.query_one(Input).focus()
-        self.run_worker(self._stay_in_room(), name="link", exit_on_error=False)
+        self.link_worker = self.run_worker(self._stay_in_room(), name="link", exit_on_error=False)
 
     # -- from the link ----------------------------------------------------------------------
 
     async def _stay_in_room(self) -> None:
         try:
             await self.link.run()
+        except Unreachable as unreachable:
+            self.transcript.note(f"{unreachable.sentence} Not trying again; /quit to close.")
+            self._status("not connected")
         except Refused as refused:
             if refused.code == "chat_ended":
-                self.transcript.note("The chat has ended. /quit to close the window.")
+                more = "/next to chat with someone else, " if self._random else ""
+                self.transcript.note(f"The chat has ended. {more}/quit to close the window.")
                 self._status("chat ended")
             else:
-                self.transcript.note(refused.sentence)
+                moment: Moment = "in the room" if self.in_room else "joining"
+                self.transcript.note(refusal(refused.code, self.link.room_id, moment))
                 self._status("not in the room")
         else:
             self._status("left the room" if self.link.room_id else "left the queue")
@@ -83,9 +96,20 @@ class ChatApp(App[None]):
                 "Type /help for commands."
             )
         lost = state.startswith("disconnected")
-        if lost and not self._lost:
+        trouble = link.trouble
+        if lost and trouble is not None and not link.connections:
+            # Never connected: say why at each new reason, not at each attempt.
+            if trouble.sentence != self._trouble:
+                self._trouble = trouble.sentence
+                self.transcript.note(f"Cannot connect: {trouble.sentence}. Trying again…")
+            state = "cannot connect; trying again"
+        elif lost and not self._lost:
             self._lost = True
-            self.transcript.note("Lost the connection to the server; reconnecting…")
+            why = f": {trouble.sentence}." if trouble is not None else "."
+            self.transcript.note(f"Lost the connection to the server{why} Reconnecting…")
+        elif state == "connected" and self._trouble is not None and link.connections == 1:
+            self._trouble = None
+            self.transcript.note("Connected.")
         elif state == "connected" and self._lost:
             self._lost = False
             self.transcript.note("Reconnected.")
@@ -103,6 +127,13 @@ class ChatApp(App[None]):
             self.transcript.note(f"Waiting for a partner (position {link.queue_position})…")
         elif state == "matched":
             self.transcript.note(f"Matched with {link.partner}.")
+        elif state == "rejoined":
+            # A new conversation under the same name: its seqs start again at 1.
+            self.transcript.new_conversation()
+            self.transcript.note(
+                f"The server had forgotten this chat (it restarted without keeping its rooms): "
+                f"you joined room {link.room_id} again as {link.joined.get('display_name')}."
+            )
         elif state == "requeued":
             self._noted_position = None
             self.transcript.note(
@@ -129,14 +160,15 @@ class ChatApp(App[None]):
         elif self.link.waiting:
             self.transcript.note("Not sent: no partner yet. You can talk once you are matched.")
         elif not self.in_room and self.link.client_id:
-            self.transcript.note("You are not in the room any more; /quit to close.")
+            more = "/next to chat with someone else, " if self._random else ""
+            self.transcript.note(f"You are not in the room any more; {more}/quit to close.")
         else:
             self.run_worker(self._send(text), group="sends")
 
     async def _send(self, text: str) -> None:
         sent = await self.link.send(text)
         if not sent["success"]:
-            self.transcript.note(f"Not sent: {sent['error']}")
+            self.transcript.note(f"Not sent: {refusal(sent['code'], self.link.room_id, 'sending')}")
             return
         joined = self.link.joined
         self.transcript.add(
@@ -159,6 +191,8 @@ class ChatApp(App[None]):
             await self.action_quit()
         elif command == "/leave" and self.link.waiting:
             await self._leave_queue()
+        elif command == "/next":
+            await self._next()
         elif not self.in_room:
             self.transcript.note(f"{command}: you are not in the room.")
         elif command == "/who":
@@ -173,16 +207,18 @@ class ChatApp(App[None]):
     async def _who(self) -> None:
         found = await self.link.call("list_participants")
         if not found["success"]:
-            self.transcript.note(found["error"])
+            self.transcript.note(refusal(found["code"], self.link.room_id))
             return
         names = ", ".join(_who(m) for m in found["members"])
-        places = f"{len(found['members'])} of {found['capacity']} places"
+        # Those gone hold no place: a newcomer may have taken theirs.
+        taken = sum(m.get("presence") != "gone" for m in found["members"])
+        places = f"{taken} of {found['capacity']} places"
         self.transcript.note(f"In room {found['room_id']} ({places}): {names}")
 
     async def _history(self) -> None:
         page: dict[str, Any] = await self.link.call("get_messages", limit=100)
         if not page["success"]:
-            self.transcript.note(page["error"])
+            self.transcript.note(refusal(page["code"], self.link.room_id))
             return
         added = sum(self.transcript.add(m, own=self._is_own(m)) for m in page["messages"])
         self.transcript.note(f"History: {added} earlier message(s) filled in.")
@@ -194,7 +230,35 @@ class ChatApp(App[None]):
         if left["success"]:
             self.transcript.note(f"You left room {self.link.room_id}. /quit to close.")
         else:
-            self.transcript.note(left["error"])
+            self.transcript.note(refusal(left["code"], self.link.room_id))
+
+    @property
+    def _random(self) -> bool:
+        """Started with --random: its chats come from the queue."""
+        return self.link.seat.room_id is None
+
+    async def _next(self) -> None:
+        """Leave the random chat (if it still goes on) and enter the queue again, as the
+        same person with the same interests."""
+        if not self._random:
+            self.transcript.note("/next is for random chats (mcp-chat chat --random).")
+            return
+        if self.link.waiting:
+            self.transcript.note("You are already waiting for a partner.")
+            return
+        if self.in_room:
+            await self._leave()
+        if self.link_worker is not None:
+            # The old link is done, or about to be (left, or the chat ended).
+            with contextlib.suppress(WorkerFailed, WorkerCancelled):
+                await self.link_worker.wait()
+        self.link = ChatLink(self.link.seat, on_messages=self._show, on_status=self._status)
+        self.in_room = False
+        self._lost = False
+        self._noted_position = None
+        self.transcript.new_conversation()
+        self.transcript.note("Looking for someone else to chat with…")
+        self.link_worker = self.run_worker(self._stay_in_room(), name="link", exit_on_error=False)
 
     async def _leave_queue(self) -> None:
         left = await self.link.leave_queue()
@@ -203,7 +267,7 @@ class ChatApp(App[None]):
         elif left["success"] or left.get("code") == "not_in_queue":
             self.transcript.note("You left the queue. /quit to close.")
         else:
-            self.transcript.note(left["error"])
+            self.transcript.note(refusal(left["code"], None))
 
     async def action_quit(self) -> None:
         """Leave the room or the queue (if still in it and the server answers soon), then

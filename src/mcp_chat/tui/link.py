@@ -5,16 +5,25 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
 import os
 import secrets
+import socket
 import sys
+import tempfile
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import IO, Any
+from urllib.parse import urlsplit
 
+import httpx2
 from mcp import Client, MCPError, StdioServerParameters
 from mcp.client.stdio import stdio_client
+from mcp.client.streamable_http import streamable_http_client
+from mcp.shared._httpx_utils import create_mcp_http_client
+
+from mcp_chat.credentials import redact_url
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +50,36 @@ class _ConnectionLost(Exception):
     """The session broke; the link reconnects and carries on."""
 
 
+class Unreachable(Exception):
+    """The server cannot be reached, and trying again would not help until the person
+    changes something (the address, the store URL, the token). `sentence` says what."""
+
+    def __init__(self, sentence: str) -> None:
+        super().__init__(sentence)
+        self.sentence = sentence
+
+
+@dataclass(frozen=True, slots=True)
+class Trouble:
+    """Why a connection attempt failed, in words for a person, and whether another attempt
+    may succeed."""
+
+    sentence: str
+    retry: bool
+
+
+@dataclass
+class _Attempt:
+    """What one connection attempt saw, to explain its failure: the HTTP statuses answered
+    (each with whether the request named a session), the stdio server's stderr, and whether
+    the session was set up."""
+
+    responses: list[tuple[int, bool]] = field(default_factory=list)
+    stderr: str = ""
+    """The last line the stdio server wrote to stderr (its error, if it stopped)."""
+    connected: bool = False
+
+
 @dataclass(frozen=True, slots=True)
 class Seat:
     """Where and as whom: the server, the room (None: the random queue, with `interests`),
@@ -53,6 +92,8 @@ class Seat:
     capacity: int | None = None
     invite: str | None = None
     interests: tuple[str, ...] = ()
+    token: str | None = field(default=None, repr=False)
+    """The HTTP server's access token (sent as a bearer token); never shown."""
 
 
 @dataclass
@@ -80,15 +121,117 @@ def stdio_target(store_url: str) -> StdioServerParameters:
 
 
 @contextlib.asynccontextmanager
-async def _connect(target: Target) -> AsyncIterator[Client]:
+async def _connect(target: Target, attempt: _Attempt, token: str | None) -> AsyncIterator[Client]:
     if isinstance(target, str):
-        async with Client(target) as client:
+        http = create_mcp_http_client({"Authorization": f"Bearer {token}"} if token else None)
+
+        async def note(response: httpx2.Response) -> None:
+            named = "mcp-session-id" in response.request.headers
+            attempt.responses.append((response.status_code, named))
+
+        http.event_hooks = {"response": [note]}
+        async with http, Client(streamable_http_client(target, http_client=http)) as client:
             yield client
     else:
-        # The server's stderr would land on the terminal the app draws on.
-        with open(os.devnull, "w") as quiet:  # noqa: ASYNC230 (never blocks)
-            async with Client(stdio_client(target, errlog=quiet)) as client:
-                yield client
+        # The server's stderr would land on the terminal the app draws on: it goes to a file
+        # instead, whose last line says why the server stopped, if it did.
+        with tempfile.TemporaryFile("w+", encoding="utf-8", errors="replace") as errlog:
+            try:
+                async with Client(stdio_client(target, errlog=errlog)) as client:
+                    yield client
+            finally:
+                attempt.stderr = _last_line(errlog)
+
+
+def check_url(url: str) -> None:
+    """Raise Unreachable unless `url` could be a server's address (http or https, a host)."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise Unreachable(
+            f"'{redact_url(url)}' is not a server address: it needs http:// or https:// and a "
+            "host, e.g. http://127.0.0.1:8000/mcp. Not trying to connect."
+        )
+
+
+def _chain(exc: BaseException) -> list[BaseException]:
+    """`exc`, the exceptions grouped in it, and their causes and contexts, depth first."""
+    found: list[BaseException] = []
+    pending = [exc]
+    while pending:
+        current = pending.pop()
+        if any(current is seen for seen in found):
+            continue
+        found.append(current)
+        if isinstance(current, BaseExceptionGroup):
+            pending.extend(reversed(current.exceptions))
+        # The context too, even when suppressed: anyio, say, raises "All connection attempts
+        # failed" over the refusal that says why.
+        pending.extend(e for e in (current.__context__, current.__cause__) if e is not None)
+    return found
+
+
+def _last_line(errlog: IO[str]) -> str:
+    """The last line written to `errlog`."""
+    errlog.flush()
+    errlog.seek(0)
+    lines = [line.strip() for line in errlog.read().splitlines() if line.strip()]
+    return lines[-1] if lines else ""
+
+
+def explain(
+    target: Target, exc: BaseException, attempt: _Attempt, token_given: bool = False
+) -> Trouble:
+    """Why a connection attempt failed, for a person: refused (try again), not found, a bad
+    address, a missing or wrong token, or a bad store URL (stop: trying again changes
+    nothing)."""
+    if isinstance(target, StdioServerParameters):
+        line = attempt.stderr
+        if not attempt.connected:
+            why = line or "it stopped without saying why"
+            return Trouble(f"The local chat server could not start: {why}", retry=False)
+        return Trouble(f"the local chat server stopped{': ' + line if line else ''}", True)
+    parts = urlsplit(target)
+    where = f"{parts.hostname}:{parts.port or (443 if parts.scheme == 'https' else 80)}"
+    for status, named_session in attempt.responses:
+        if status == 401 and token_given:
+            return Trouble(
+                f"The server at {where} did not accept the access token (401 Unauthorized): "
+                "check --auth-token, --auth-token-file or MCP_CHAT_AUTH_TOKEN.",
+                retry=False,
+            )
+        if status == 401:
+            return Trouble(
+                f"The server at {where} needs an access token (401 Unauthorized): give it "
+                "with MCP_CHAT_AUTH_TOKEN, --auth-token-file or --auth-token.",
+                retry=False,
+            )
+        if status == 404 and not named_session:
+            return Trouble(
+                f"Nothing answers at {redact_url(target)} (404 Not Found): check the path; "
+                "mcp-chat serves MCP at /mcp.",
+                retry=False,
+            )
+        if status in (403, 421):
+            return Trouble(
+                f"The server at {where} refused this client (HTTP {status}): it does not serve "
+                "this address; check the host name in --url.",
+                retry=False,
+            )
+    chain = _chain(exc)  # the most telling cause first, wherever it is in the chain
+    if lookup := next((i for i in chain if isinstance(i, socket.gaierror)), None):
+        if lookup.errno == socket.EAI_NONAME:
+            return Trouble(f"The host name '{parts.hostname}' is not known.", retry=False)
+        return Trouble(f"cannot look up the host name '{parts.hostname}' ({lookup})", retry=True)
+    if any(isinstance(inner, OSError) and inner.errno == errno.ECONNREFUSED for inner in chain):
+        return Trouble(f"nothing is listening at {where} (connection refused)", retry=True)
+    if any(isinstance(inner, httpx2.TimeoutException) for inner in chain):
+        return Trouble(f"{where} does not answer (timed out)", retry=True)
+    if connect := next((i for i in chain if isinstance(i, httpx2.ConnectError)), None):
+        return Trouble(f"cannot reach {where} ({connect})", retry=True)
+    failed = [status for status, _ in attempt.responses if status >= 400]
+    if failed:
+        return Trouble(f"the server answered HTTP {failed[-1]}", retry=True)
+    return Trouble("the connection broke", retry=True)
 
 
 def _refusal(exc: BaseException) -> Refused | None:
@@ -105,7 +248,8 @@ class ChatLink:
     """A participant of one room, over MCP. `run()` joins (or enters the random queue and
     waits for a match), then streams messages to `on_messages` until the room ends or the
     participant leaves; `call()` runs a tool on whatever session is current, waiting out a
-    reconnect. In the queue, `on_status` hears "waiting", "matched" and "requeued"."""
+    reconnect. In the queue, `on_status` hears "waiting", "matched" and "requeued"; in a room
+    the server has forgotten (a restart on memory://), "rejoined" once it has joined again."""
 
     def __init__(
         self,
@@ -127,6 +271,13 @@ class ChatLink:
         self.position: int | None = None
         """The read position: `after` for the next wait, so a new session resumes here."""
         self.listening = True
+        self.connections = 0
+        """Sessions opened so far (each attempt that reached the server)."""
+        self.attempts = 0
+        """Connection attempts so far, successful or not."""
+        self.trouble: Trouble | None = None
+        """Why the last attempt failed (None once connected)."""
+        self._rejoining = asyncio.Lock()
         self._requests: asyncio.Queue[_Request] = asyncio.Queue()
         self._pending: list[_Request] = []
 
@@ -169,11 +320,21 @@ class ChatLink:
 
     async def run(self) -> None:
         """Join and listen, reconnecting with backoff, until the chat ends or is left.
-        Raises Refused when the server says no to the join or to a wait."""
+        Raises Refused when the server says no to the join or to a wait, and Unreachable when
+        it cannot be reached and trying again would not help (`trouble` says why it tries
+        again otherwise)."""
+        target = self.seat.target
+        if isinstance(target, str):
+            check_url(target)
         delay = self.backoff[0]
         while True:
+            attempt = _Attempt()
+            self.attempts += 1
             try:
-                async with _connect(self.seat.target) as client:
+                async with _connect(target, attempt, self.seat.token) as client:
+                    attempt.connected = True
+                    self.connections += 1
+                    self.trouble = None
                     self.on_status("connected")
                     delay = self.backoff[0]
                     await self._session(client)
@@ -182,6 +343,9 @@ class ChatLink:
                 if refused := _refusal(exc):
                     raise refused from None
                 log.debug("session lost: %r", exc)
+                self.trouble = explain(target, exc, attempt, bool(self.seat.token))
+            if not self.trouble.retry:
+                raise Unreachable(self.trouble.sentence)
             self.on_status(f"disconnected; reconnecting in {delay:.1f} s")
             await asyncio.sleep(delay)  # backoff between attempts, not synchronisation
             delay = min(delay * 2, self.backoff[1])
@@ -199,6 +363,9 @@ class ChatLink:
                     await asyncio.wait({getter, listener}, return_when=asyncio.FIRST_COMPLETED)
                 finally:
                     getter.cancel()  # a getter left behind would swallow the next request
+                    # cancel() only asks: until the task has run once more it is neither
+                    # cancelled nor done, and it may yet finish with a request it took.
+                    await asyncio.wait({getter})
                 if not getter.cancelled():
                     self._start(tasks, client, getter.result())
             # Asked for as the listener stopped (a leave, say): still answered.
@@ -277,9 +444,13 @@ class ChatLink:
             }
             if self.position is not None:
                 args["after"] = self.position
+            stale = self.client_id
             got = await self._call(client, "wait_for_message", args)
             if not self.listening:  # left while the wait was out
                 return
+            if self._forgotten(got):
+                await self._rejoin(client, stale)
+                continue
             if not got["success"]:
                 if got.get("code") == "server_restarting":
                     # A graceful stop: reconnect with backoff to the next server.
@@ -295,11 +466,38 @@ class ChatLink:
         if request.action is not None:
             result = await request.action(client)
         else:
-            args = {"room_id": self.room_id, "client_id": self.client_id, **request.args}
+            stale = self.client_id
+            args = {"room_id": self.room_id, "client_id": stale, **request.args}
             result = await self._call(client, request.tool, args)
+            if self._forgotten(result):  # then as this participant's new self
+                await self._rejoin(client, stale)
+                args = {"room_id": self.room_id, "client_id": self.client_id, **request.args}
+                result = await self._call(client, request.tool, args)
         self._pending.remove(request)
         if not request.done.done():
             request.done.set_result(result)
+
+    def _forgotten(self, result: dict[str, Any]) -> bool:
+        """The server does not know this participant's client_id (it restarted on memory://,
+        say) and the link may join its room again: a named room it is still in. A random
+        pair's room cannot be made again."""
+        return (
+            result.get("code") == "unknown_client"
+            and self.seat.room_id is not None
+            and self.listening
+        )
+
+    async def _rejoin(self, client: Client, stale: str | None) -> None:
+        """Join the room again, with the same name, once for every call that found `stale`
+        forgotten; tells `on_status` "rejoined". The read position starts over, in the new
+        conversation."""
+        async with self._rejoining:
+            if self.client_id != stale:  # another call did it meanwhile
+                return
+            self.client_id = None
+            self.position = None
+            await self._join(client)
+            self.on_status("rejoined")
 
     @staticmethod
     async def _call(client: Client, tool: str, args: dict[str, Any]) -> dict[str, Any]:

@@ -11,6 +11,8 @@ from rich.text import Text
 from textual.containers import VerticalScroll
 from textual.widgets import Static
 
+from mcp_chat.tui.markdown import to_text
+
 _NAME_COLORS = ["cyan", "magenta", "green", "yellow", "blue", "red"]
 
 
@@ -23,13 +25,14 @@ def clock(timestamp: str) -> str:
 
 
 def render(message: dict[str, Any], own: bool) -> Text:
-    """One line. Message text goes in as plain text: markup in it is shown, never applied."""
+    """One message. Its text is safe Markdown (`markdown.to_text`): emphasis, code, lists and
+    links are styled; markup of Rich or HTML in it is shown, never applied."""
     when = Text(clock(str(message.get("timestamp", ""))) + "  ", style="dim")
     sender = str(message.get("sender", "?"))
     if message.get("system"):  # the server's own sentence: "Bob joined the room."
         return when + Text(f"— {message.get('message', '')}", style="italic dim")
     color = "bold white" if own else f"bold {_NAME_COLORS[sum(map(ord, sender)) % 6]}"
-    return when + Text(sender, style=color) + Text("  ") + Text(str(message.get("message", "")))
+    return when + Text(sender, style=color) + Text("  ") + to_text(str(message.get("message", "")))
 
 
 class Transcript(VerticalScroll):
@@ -67,6 +70,12 @@ class Transcript(VerticalScroll):
         self._touch()
         return True
 
+    def new_conversation(self) -> None:
+        """What follows is another conversation (the room was made anew), whose seqs start
+        over: its messages go below everything shown so far, each once."""
+        self._seqs = []
+        self._rows = []
+
     def note(self, text: str) -> None:
         """A line from the app itself (help, errors, connection state)."""
         line = Text(text)
@@ -84,10 +93,14 @@ class Transcript(VerticalScroll):
     def last_seq(self) -> int:
         return self._seqs[-1] if self._seqs else 0
 
+    def texts(self) -> list[Text]:
+        """Every line as shown (with its styles), top to bottom."""
+        order = {id(row): i for i, row in enumerate(self.children)}
+        return [text for row, text in sorted(self._lines, key=lambda p: order[id(p[0])])]
+
     def lines(self) -> list[str]:
         """The plain text of every line, top to bottom."""
-        order = {id(row): i for i, row in enumerate(self.children)}
-        return [text.plain for row, text in sorted(self._lines, key=lambda p: order[id(p[0])])]
+        return [text.plain for text in self.texts()]
 
     async def changed(self) -> None:
         """Returns at the next change."""

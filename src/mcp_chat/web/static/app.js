@@ -1,6 +1,6 @@
 // The mcp-chat page: join a room (or wait in the random queue for a stranger), read it live,
-// talk. Text is only ever set with textContent; the client_id travels in the X-Client-Id
-// header, never in a URL.
+// talk. Text is only ever set with textContent, or made into nodes by the safe Markdown below;
+// nothing is parsed as HTML. The client_id travels in the X-Client-Id header, never in a URL.
 "use strict";
 
 // In a room: {room_id, client_id, participant_id, display_name}; in the random queue:
@@ -14,6 +14,34 @@ let session = JSON.parse(sessionStorage.getItem(SESSION_KEY) || "null");
 let position = null; // read position: the stream resumes after it
 let stream = null; // AbortController of the live stream
 const shown = new Set(); // seqs on the page: nothing is shown twice
+
+// The server's sentences are written for assistants ("Choose another room_id."); the page
+// keeps the stable code and says it in its own words. `room` names the room concerned.
+function say(code, room, status) {
+  const where = room ? `Room “${room}”` : "The room";
+  const trouble = "The server is having trouble right now. Try again in a moment.";
+  const sentences = {
+    room_full: `${where} is full. Pick another room, or name a new one.`,
+    invite_required: `${where} is private: type its invite below to enter.`,
+    room_not_private: `${where} is public, so an invite cannot make it private. Pick another name for a private room.`,
+    chat_ended: "The chat has ended.",
+    too_many_rooms: "The server has as many rooms as it allows. Join one of the open rooms.",
+    rate_limited: "That was too fast. Wait a few seconds and try again.",
+    message_too_large: "The message is too long.",
+    request_too_large: "The message is too long.",
+    invalid_argument: "The server did not accept that. Check your name and the room's name.",
+    unknown_client: "The server no longer knows you here (it may have restarted). Join again.",
+    not_in_room: "You are not in this room any more.",
+    room_not_found: `${where} does not exist any more.`,
+    not_in_queue: "You are no longer in the queue.",
+    too_many_waits: "This room is open in too many of your tabs. Close one.",
+    too_many_streams: "This room is open in too many of your tabs. Close one.",
+    store_unavailable: trouble,
+    internal_error: trouble,
+    server_restarting: trouble,
+  };
+  return sentences[code] || (status ? `The server answered ${status}.` : trouble);
+}
 
 class ApiError extends Error {
   constructor(message, code, status) {
@@ -56,7 +84,7 @@ function wantsToken(status, data) {
   return status === 401 && data.code !== "unknown_client";
 }
 
-async function api(method, path, body) {
+async function api(method, path, body, room) {
   for (;;) {
     const res = await fetch(path, {
       method,
@@ -66,12 +94,120 @@ async function api(method, path, body) {
     });
     const data = await res.json().catch(() => ({}));
     if (wantsToken(res.status, data) && askForToken()) continue;
-    if (!res.ok) throw new ApiError(data.error || `The server answered ${res.status}.`, data.code, res.status);
+    if (!res.ok) {
+      throw new ApiError(say(data.code, room || (session && session.room_id), res.status), data.code, res.status);
+    }
     return data;
   }
 }
 
 const roomPath = (suffix) => `/api/rooms/${encodeURIComponent(session.room_id)}/${suffix}`;
+
+// -- safe Markdown ------------------------------------------------------------------------
+// Message text becomes DOM nodes made one by one (createElement, textContent): emphasis,
+// inline code, code blocks, lists and links. No text is ever parsed as HTML, so a tag in a
+// message is shown as the text it is; a link is made only to http(s) or mailto addresses.
+
+const SAFE_HREF = /^(https?:\/\/|mailto:)/i;
+const INLINE = [
+  ["code", /`([^`\n]+)`/],
+  ["link", /\[([^\]\n]+)\]\(([^)\s]+)\)/],
+  ["strong", /\*\*(?=\S)([^\n]*?\S)\*\*|__(?=\S)([^\n]*?\S)__/],
+  ["em", /\*(?=[^\s*])([^*\n]*?[^\s*])\*|(?<![A-Za-z0-9])_(?=[^\s_])([^_\n]*?[^\s_])_(?![A-Za-z0-9])/],
+  ["url", /\bhttps?:\/\/[^\s<>"]*[^\s<>".,:;!?)\]'*_]/],
+];
+
+function renderMarkdown(text) {
+  const root = document.createDocumentFragment();
+  const lines = text.replace(/\r\n?/g, "\n").split("\n");
+  let i = 0;
+  while (i < lines.length) {
+    const line = lines[i];
+    if (/^\s*```/.test(line)) {
+      const code = [];
+      i += 1;
+      while (i < lines.length && !/^\s*```\s*$/.test(lines[i])) code.push(lines[i++]);
+      i += 1; // the closing fence (or the end)
+      const pre = document.createElement("pre");
+      const inner = document.createElement("code");
+      inner.textContent = code.join("\n");
+      pre.append(inner);
+      root.append(pre);
+    } else if (listItem(line)) {
+      const ordered = listItem(line).ordered;
+      const list = document.createElement(ordered ? "ol" : "ul");
+      const first = listItem(line);
+      if (ordered && first.number !== 1) list.start = first.number;
+      while (i < lines.length && listItem(lines[i]) && listItem(lines[i]).ordered === ordered) {
+        const li = document.createElement("li");
+        inline(listItem(lines[i]).text, li);
+        list.append(li);
+        i += 1;
+      }
+      root.append(list);
+    } else if (!line.trim()) {
+      i += 1;
+    } else {
+      const para = [];
+      while (i < lines.length && lines[i].trim() && !listItem(lines[i]) && !/^\s*```/.test(lines[i])) {
+        para.push(lines[i++]);
+      }
+      const p = document.createElement("p");
+      inline(para.join("\n"), p);
+      root.append(p);
+    }
+  }
+  return root;
+}
+
+function listItem(line) {
+  const bullet = /^\s{0,3}[-*+]\s+(.*)$/.exec(line);
+  if (bullet) return { ordered: false, text: bullet[1] };
+  const numbered = /^\s{0,3}(\d{1,9})[.)]\s+(.*)$/.exec(line);
+  if (numbered) return { ordered: true, number: Number(numbered[1]), text: numbered[2] };
+  return null;
+}
+
+// The earliest of the inline forms in `text`, appended to `parent`; the rest in turn.
+function inline(text, parent) {
+  while (text) {
+    let best = null;
+    for (const [kind, pattern] of INLINE) {
+      const found = pattern.exec(text);
+      if (found && (best === null || found.index < best.found.index)) best = { kind, found };
+    }
+    if (best === null) {
+      parent.append(document.createTextNode(text));
+      return;
+    }
+    const { kind, found } = best;
+    if (found.index > 0) parent.append(document.createTextNode(text.slice(0, found.index)));
+    parent.append(inlineNode(kind, found));
+    text = text.slice(found.index + found[0].length);
+  }
+}
+
+function inlineNode(kind, found) {
+  if (kind === "code") {
+    const code = document.createElement("code");
+    code.textContent = found[1];
+    return code;
+  }
+  if (kind === "link" || kind === "url") {
+    const href = kind === "url" ? found[0] : found[2];
+    if (!SAFE_HREF.test(href)) return document.createTextNode(found[0]); // javascript: etc.
+    const a = document.createElement("a");
+    a.href = href;
+    a.target = "_blank";
+    a.rel = "noopener noreferrer";
+    if (kind === "url") a.textContent = href;
+    else inline(found[1], a);
+    return a;
+  }
+  const node = document.createElement(kind);
+  inline(found[1] !== undefined ? found[1] : found[2], node);
+  return node;
+}
 
 // -- the lobby ----------------------------------------------------------------------------
 
@@ -100,6 +236,7 @@ async function loadRooms() {
     button.disabled = full;
     button.addEventListener("click", () => {
       $("room").value = room.room_id;
+      checkRoomName();
       if ($("name").value.trim()) $("join-form").requestSubmit();
       else $("name").focus();
     });
@@ -107,6 +244,17 @@ async function loadRooms() {
     list.append(li);
   }
   $("no-rooms").hidden = rooms.length > 0;
+}
+
+// The browser's own "Please match the requested format." says nothing of the format.
+const ROOM_RULE = "A room name is letters, digits, “.”, “_” and “-”, starting with a letter or digit.";
+
+function checkRoomName() {
+  const box = $("room");
+  box.setCustomValidity("");
+  const broken = box.validity.patternMismatch;
+  box.setCustomValidity(broken ? ROOM_RULE : "");
+  $("room-rule").classList.toggle("broken", broken);
 }
 
 async function join(event) {
@@ -122,7 +270,7 @@ async function join(event) {
   $("join").disabled = true;
   try {
     session = null;
-    const joined = await api("POST", "/api/join", body);
+    const joined = await api("POST", "/api/join", body, room);
     session = {
       room_id: joined.room_id,
       client_id: joined.client_id,
@@ -227,14 +375,34 @@ function matched(found) {
     client_id: session.client_id,
     participant_id: found.participant_id,
     display_name: found.display_name,
+    random: true, // "Chat with someone else" enters the queue again with these
+    interests: session.interests || [],
   });
   enterRoom();
+}
+
+// After a random chat: the queue again, under the same name and interests.
+async function chatWithSomeoneElse() {
+  if (!session || !session.random) return;
+  const { display_name: name, interests } = session;
+  if (stream) stream.abort();
+  try {
+    await api("POST", roomPath("leave"));
+  } catch (err) {
+    // Ended already: nothing to leave.
+  }
+  clearOutbox();
+  try {
+    await queueUp(name, interests);
+  } catch (err) {
+    showLobby(err.message);
+  }
 }
 
 // Gone from the queue without asking (silent too long, say): enter it again.
 async function dropped(failure) {
   if (!session) return;
-  if (failure.code !== "not_in_queue") return showLobby(failure.error || "The queue failed.");
+  if (failure.code !== "not_in_queue") return showLobby(say(failure.code, null, failure.status));
   const { display_name: name, interests } = session;
   try {
     await queueUp(name, interests);
@@ -264,7 +432,9 @@ async function enterRoom() {
   $("room-title").hidden = false;
   $("leave").hidden = false;
   $("room-name").textContent = session.room_id;
-  document.title = `#${session.room_id} · mcp-chat`;
+  unread = 0;
+  showUnread();
+  $("next").hidden = true;
   $("messages").replaceChildren();
   shown.clear();
   setStatus("");
@@ -306,7 +476,9 @@ async function loadMembers() {
     }
     list.append(li);
   }
-  $("places").textContent = `${found.members.length} of ${found.capacity} places taken`;
+  // Those gone hold no place: a newcomer may have taken theirs.
+  const taken = found.members.filter((m) => m.presence !== "gone").length;
+  $("places").textContent = `${taken} of ${found.capacity} places taken`;
 }
 
 function hue(name) {
@@ -321,7 +493,7 @@ function clock(timestamp) {
 }
 
 function show(message) {
-  if (shown.has(message.seq)) return;
+  if (shown.has(message.seq)) return false;
   shown.add(message.seq);
   const list = $("messages");
   const nearBottom = list.scrollHeight - list.scrollTop - list.clientHeight < 80;
@@ -342,7 +514,7 @@ function show(message) {
     }
     const bubble = document.createElement("div");
     bubble.className = "bubble";
-    bubble.textContent = message.message;
+    bubble.append(renderMarkdown(message.message));
     const time = document.createElement("time");
     time.dateTime = message.timestamp;
     time.title = new Date(message.timestamp).toLocaleString();
@@ -350,12 +522,81 @@ function show(message) {
     li.append(bubble, time);
   }
   li.dataset.sender = message.system ? "" : message.sender_id;
-  // In seq order, even when a reply overtakes the echo of one's own message.
-  const after = [...list.children].find((el) => Number(el.dataset.seq) > message.seq);
+  // In seq order, even when a reply overtakes the echo of one's own message; those still
+  // waiting to be sent stay last.
+  const after = [...list.children].find(
+    (el) => el.classList.contains("pending") || Number(el.dataset.seq) > message.seq,
+  );
   list.insertBefore(li, after || null);
   group(li);
   if (li.nextElementSibling) group(li.nextElementSibling);
   if (nearBottom || own) list.scrollTop = list.scrollHeight;
+  return true;
+}
+
+// -- while the tab is hidden: the unread count in its title, and mentions ------------------
+
+let unread = 0;
+
+function showUnread() {
+  const base = session && session.room_id ? `#${session.room_id} · mcp-chat` : "mcp-chat";
+  document.title = unread ? `(${unread}) ${base}` : base;
+}
+
+// A message from someone else, as it arrives.
+function arrived(message) {
+  if (message.system || message.sender_id === session.participant_id) return;
+  if (document.hidden) {
+    unread += 1;
+    showUnread();
+  }
+  if (mentions(message.message, session.display_name)) notifyMention(message);
+}
+
+function mentions(text, name) {
+  const at = `@${name}`.toLowerCase();
+  const lower = text.toLowerCase();
+  for (let i = lower.indexOf(at); i >= 0; i = lower.indexOf(at, i + 1)) {
+    const after = lower.charAt(i + at.length);
+    if (!after || !/[\p{L}\p{N}_]/u.test(after)) return true; // @Ada, not @Adam
+  }
+  return false;
+}
+
+const NOTIFY_KEY = "mcp-chat.notify-mentions";
+
+function notifying() {
+  return "Notification" in window && Notification.permission === "granted" && localStorage.getItem(NOTIFY_KEY) === "1";
+}
+
+function showNotifyButton() {
+  const button = $("notify");
+  button.hidden = !("Notification" in window);
+  const on = notifying();
+  button.setAttribute("aria-pressed", String(on));
+  button.textContent = on ? "Notifying you of @mentions" : "Notify me of @mentions";
+}
+
+// Permission is asked for here, on a click, never when the page loads.
+async function toggleNotify() {
+  if (notifying()) {
+    localStorage.removeItem(NOTIFY_KEY);
+  } else {
+    const answer = Notification.permission === "granted" ? "granted" : await Notification.requestPermission();
+    if (answer === "granted") localStorage.setItem(NOTIFY_KEY, "1");
+    else setStatus("Notifications are blocked for this page in the browser's settings.");
+  }
+  showNotifyButton();
+}
+
+function notifyMention(message) {
+  if (!notifying() || (!document.hidden && document.hasFocus())) return;
+  const text = message.message.length > 200 ? `${message.message.slice(0, 200)}…` : message.message;
+  const note = new Notification(`${message.sender} mentioned you in #${session.room_id}`, {
+    body: text,
+    tag: `mcp-chat-${session.room_id}-${message.seq}`,
+  });
+  note.onclick = () => window.focus();
 }
 
 // A message right after another from the same sender drops the repeated name.
@@ -375,14 +616,15 @@ function listen() {
   follow({
     path: () => roomPath("events") + (position === null ? "" : `?after=${position}`),
     status: setStatus,
+    onOpen: flushOutbox,
     onEvent: onRoomEvent,
-    onRefused: (data) => ended(data.error),
+    onRefused: (data) => ended(say(data.code, session && session.room_id, data.status)),
   });
 }
 
 // A stream of server-sent events, read with fetch (EventSource cannot send headers), reopened
 // with backoff until `onEvent` says "end", the server refuses it, or it is aborted.
-async function follow({ path, status, onEvent, onRefused }) {
+async function follow({ path, status, onEvent, onRefused, onOpen }) {
   if (stream) stream.abort();
   const control = new AbortController();
   stream = control;
@@ -398,12 +640,13 @@ async function follow({ path, status, onEvent, onRefused }) {
         const data = await res.json().catch(() => ({}));
         if (wantsToken(res.status, data) && askForToken()) continue;
         if (res.status < 500) {
-          return onRefused({ error: `The server answered ${res.status}.`, ...data });
+          return onRefused({ ...data, status: res.status });
         }
         throw new Error(`status ${res.status}`);
       }
       status("");
       delay = 500;
+      if (onOpen) onOpen();
       const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
       let buffer = "";
       for (;;) {
@@ -439,28 +682,36 @@ function parseEvent(block) {
 
 function onRoomEvent(name, payload) {
   if (name === "messages") {
-    payload.messages.forEach(show);
+    for (const message of payload.messages) if (show(message)) arrived(message);
     position = payload.position;
     if (payload.messages.some((m) => m.system)) loadMembers().catch(() => {});
     return null;
   }
   if (name === "end") {
-    ended(payload.code === "chat_ended" ? "The chat has ended." : payload.error);
+    ended(say(payload.code, session && session.room_id));
     return "end";
   }
   return null;
 }
 
 function ended(reason) {
-  setStatus(`${reason} Leave to go back to the rooms.`);
+  const random = Boolean(session && session.random);
+  setStatus(`${reason} ${random ? "Chat with someone else, or leave" : "Leave"} to go back to the rooms.`);
+  $("next").hidden = !random;
   $("text").disabled = true;
   $("send").disabled = true;
+  clearOutbox();
 }
 
 function randomKey() {
   const bytes = crypto.getRandomValues(new Uint8Array(12));
   return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
 }
+
+// Messages typed but not yet stored, oldest first: each keeps its key, so that sending it
+// again after a lost connection stores it once. Shown greyed out, last, until stored.
+const outbox = [];
+let flushing = false;
 
 async function send(event) {
   event.preventDefault();
@@ -469,19 +720,70 @@ async function send(event) {
   if (!text.trim() || !session) return;
   box.value = "";
   fitText();
+  const item = { text, key: randomKey(), li: pendingItem(text) };
+  outbox.push(item);
+  await flushOutbox();
+}
+
+function pendingItem(text) {
+  const li = document.createElement("li");
+  li.className = "msg own pending";
+  const bubble = document.createElement("div");
+  bubble.className = "bubble";
+  bubble.append(renderMarkdown(text));
+  const time = document.createElement("time");
+  time.textContent = "sending…";
+  li.append(bubble, time);
+  const list = $("messages");
+  list.append(li);
+  list.scrollTop = list.scrollHeight;
+  return li;
+}
+
+// Lost connections, a server restarting or busy: worth sending again once it is back.
+function worthRetrying(err) {
+  return !(err instanceof ApiError) || err.status >= 500 || err.code === "server_restarting";
+}
+
+async function flushOutbox() {
+  if (flushing || !session) return;
+  flushing = true;
   try {
-    const sent = await api("POST", roomPath("messages"), { message: text, message_key: randomKey() });
-    show(sent.message);
-  } catch (err) {
-    box.value = text;
-    fitText();
-    setStatus(`Not sent: ${err.message}`);
+    while (outbox.length && session && !session.waiting) {
+      const item = outbox[0];
+      try {
+        const sent = await api("POST", roomPath("messages"), { message: item.text, message_key: item.key });
+        outbox.shift();
+        item.li.remove();
+        show(sent.message);
+      } catch (err) {
+        if (worthRetrying(err)) {
+          setStatus("Connection lost: what you write is kept, and sent once it is back.");
+          return; // the stream's next opening flushes again
+        }
+        outbox.shift();
+        item.li.remove();
+        const box = $("text");
+        if (!box.value) {
+          box.value = item.text;
+          fitText();
+        }
+        setStatus(`Not sent: ${err.message}`);
+      }
+    }
+  } finally {
+    flushing = false;
   }
+}
+
+function clearOutbox() {
+  for (const item of outbox.splice(0)) item.li.remove();
 }
 
 async function leave() {
   if (!session) return;
   if (stream) stream.abort();
+  clearOutbox();
   try {
     await api("POST", roomPath("leave"));
   } catch (err) {
@@ -500,11 +802,21 @@ function start() {
   takeTokenFromAddress();
   $("name").value = localStorage.getItem(NAME_KEY) || "";
   $("join-form").addEventListener("submit", join);
+  $("room").addEventListener("input", checkRoomName);
   $("random-form").addEventListener("submit", enterQueue);
   $("cancel").addEventListener("click", cancelQueue);
   $("refresh").addEventListener("click", loadRooms);
   $("composer").addEventListener("submit", send);
   $("leave").addEventListener("click", leave);
+  $("next").addEventListener("click", chatWithSomeoneElse);
+  $("notify").addEventListener("click", toggleNotify);
+  document.addEventListener("visibilitychange", () => {
+    if (!document.hidden && unread) {
+      unread = 0;
+      showUnread();
+    }
+  });
+  showNotifyButton();
   $("text").addEventListener("input", fitText);
   $("text").addEventListener("keydown", (event) => {
     if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
