@@ -254,6 +254,7 @@ async def test_a_restart_that_forgot_the_room_is_told_in_words_for_people(
         await page.fill("#room", "mem")
         await page.click("#join")
         await expect(page.locator("#room-name")).to_have_text("mem")
+        await expect(page.locator("#members")).to_contain_text("Ada")  # the room is loaded
         first.stop()
         await expect(page.locator("#status")).to_have_text("Connection lost; reconnecting…")
         second = ServerProcess("memory://", port=first.port)

@@ -51,6 +51,7 @@ async def enter_room(page: Page, server: ServerProcess, room: str, name: str = "
     await page.fill("#room", room)
     await page.click("#join")
     await expect(page.locator("#room-name")).to_have_text(room)
+    await expect(page.locator("#members")).to_contain_text(name)  # the room is loaded
 
 
 async def set_hidden(page: Page, hidden: bool) -> None:
@@ -201,4 +202,25 @@ async def test_after_a_random_chat_ends_the_page_finds_someone_else_with_the_sam
         )
         session = await page.evaluate("JSON.parse(sessionStorage['mcp-chat.session'])")
         assert session["client_id"] != client_id and session["interests"] == ["Chess", "go"]
+    await page.close()
+
+
+async def test_a_connection_lost_as_the_room_opens_keeps_the_person_in_it(
+    http_server: ServerProcess, browser: Browser
+) -> None:
+    page = await browser.new_page()
+    async with Client(http_server.url) as agent:
+        agent_id = await join(agent, "shaky", "Agent")
+        await call(agent, "send_message", room_id="shaky", message="before", client_id=agent_id)
+        # The history request dies on the way, as when the network drops at that moment.
+        await page.route("**/api/rooms/shaky/messages?limit=100", lambda route: route.abort())
+        await page.goto(http_server.base + "/")
+        await page.fill("#name", "Ada")
+        await page.fill("#room", "shaky")
+        await page.click("#join")
+        # It stays in the room, and the live stream brings what was said, and who is there.
+        await expect(page.locator("#messages .bubble")).to_have_text(["before"])
+        await expect(page.locator("#members")).to_contain_text("Agent")
+        await expect(page.locator("#lobby")).to_be_hidden()
+        await expect(page.locator("#join-error")).to_have_text("")
     await page.close()

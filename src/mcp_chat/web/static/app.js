@@ -84,14 +84,21 @@ function wantsToken(status, data) {
   return status === 401 && data.code !== "unknown_client";
 }
 
+const UNREACHABLE = "Cannot reach the server. Check the connection; try again in a moment.";
+
 async function api(method, path, body, room) {
   for (;;) {
-    const res = await fetch(path, {
-      method,
-      headers: headers(body ? { "Content-Type": "application/json" } : {}),
-      body: body ? JSON.stringify(body) : undefined,
-      cache: "no-store",
-    });
+    let res;
+    try {
+      res = await fetch(path, {
+        method,
+        headers: headers(body ? { "Content-Type": "application/json" } : {}),
+        body: body ? JSON.stringify(body) : undefined,
+        cache: "no-store",
+      });
+    } catch (err) {
+      throw new ApiError(UNREACHABLE, "unreachable", 0); // not the browser's "Failed to fetch"
+    }
     const data = await res.json().catch(() => ({}));
     if (wantsToken(res.status, data) && askForToken()) continue;
     if (!res.ok) {
@@ -437,6 +444,7 @@ async function enterRoom() {
   $("next").hidden = true;
   $("messages").replaceChildren();
   shown.clear();
+  position = null;
   setStatus("");
   try {
     const page = await api("GET", `${roomPath("messages")}?limit=100`);
@@ -444,8 +452,13 @@ async function enterRoom() {
     position = page.last_seq;
     await loadMembers();
   } catch (err) {
-    showLobby(err.message);
-    return;
+    // The connection dropped as the room opened: stay, and let the stream catch up once it
+    // is back (from the read position, so nothing is missed; members load with its events).
+    if (!worthRetrying(err)) {
+      showLobby(err.message);
+      return;
+    }
+    setStatus("Connection lost; reconnecting…");
   }
   $("text").disabled = false;
   $("send").disabled = false;
@@ -616,7 +629,10 @@ function listen() {
   follow({
     path: () => roomPath("events") + (position === null ? "" : `?after=${position}`),
     status: setStatus,
-    onOpen: flushOutbox,
+    onOpen: () => {
+      flushOutbox();
+      loadMembers().catch(() => {}); // who is here may have changed while it was away
+    },
     onEvent: onRoomEvent,
     onRefused: (data) => ended(say(data.code, session && session.room_id, data.status)),
   });
@@ -742,7 +758,7 @@ function pendingItem(text) {
 
 // Lost connections, a server restarting or busy: worth sending again once it is back.
 function worthRetrying(err) {
-  return !(err instanceof ApiError) || err.status >= 500 || err.code === "server_restarting";
+  return !(err instanceof ApiError) || err.status === 0 || err.status >= 500 || err.code === "server_restarting";
 }
 
 async function flushOutbox() {
