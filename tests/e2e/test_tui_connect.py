@@ -73,11 +73,11 @@ async def test_a_wrong_address_is_explained_and_not_retried(
 async def test_a_bad_store_url_shows_the_local_servers_error_and_stops() -> None:
     app = ChatApp(Seat(stdio_target("postgres://ada:hunter2@db/x"), "local", "Person"))
     async with app.run_test():
-        lines = await shown(app, "The local chat server could not start: ValueError: Unknown")
+        lines = await shown(app, "The local chat server could not start: unknown store URL")
         await link_finished(app)
         assert app.link.attempts == 1 and app.link.connections == 0
         said = next(line for line in lines if "could not start" in line)
-        assert "'postgres'" in said and "Use sqlite:///" in said and "hunter2" not in said
+        assert "'postgres'" in said and "use sqlite:///" in said and "hunter2" not in said
         assert count(lines, "Lost the connection") == 0, lines
 
 

@@ -185,7 +185,7 @@ def explain(
     address, a missing or wrong token, or a bad store URL (stop: trying again changes
     nothing)."""
     if isinstance(target, StdioServerParameters):
-        line = attempt.stderr
+        line = attempt.stderr.removeprefix("mcp-chat: ")  # the command's own one-line error
         if not attempt.connected:
             why = line or "it stopped without saying why"
             return Trouble(f"The local chat server could not start: {why}", retry=False)
