@@ -10,6 +10,7 @@ import pytest
 from mcp_chat.chat import ChatService, JoinResult
 from mcp_chat.presence import Session, current_session
 from mcp_chat.push import Feed, Push
+from mcp_chat.stores import open_store
 
 pytestmark = pytest.mark.anyio
 
@@ -119,3 +120,29 @@ async def test_in_mentions_mode_only_what_addresses_the_reader_is_pushed(
         assert "chatter nobody needs" in [m.text for m in page.messages]
     finally:
         await feed.close()
+
+
+async def test_a_participant_that_only_listens_to_pushes_is_not_silent(store_url: str) -> None:
+    """A channel's agent may make no call for a long time; each push its connection takes
+    is a sign of life, so the sweep does not mark it gone."""
+    now = [1_000.0]
+    chat = ChatService(open_store(store_url), clock=lambda: now[0])
+    await chat.start()
+    connection = Connection()
+    feed = Feed(chat, connection.write)
+    try:
+        ann = await joined_through(chat, feed, "quiet", "Ann")
+        bob = (await chat.join("quiet", "Bob")).client_id
+        await connection.next()  # Bob joined
+        now[0] += chat.presence.gone_after - 1
+        await chat.send("quiet", bob, "still there?")
+        assert (await connection.next()).message.text == "still there?"
+        async with chat.turns.turn(ann.participant.participant_id):
+            pass  # the push is done
+        now[0] += 2  # past gone_after since Ann's last call, not since her last push
+        await chat.heartbeat()
+        _, members = await chat.members("quiet", bob)
+        assert {m.participant.display_name: m.status.value for m in members}["Ann"] != "gone"
+    finally:
+        await feed.close()
+        await chat.close()

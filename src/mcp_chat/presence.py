@@ -84,6 +84,11 @@ class Tracker:
                 del self._blocked[participant_id]
             self._seen[participant_id] = self._latest[participant_id] = self.clock()
 
+    def took_push(self, participant_id: str) -> None:
+        """The participant's connection took a push: its client is alive, though it may make
+        no call while it only listens (a Claude Code channel), and must not be swept as gone."""
+        self._seen[participant_id] = self._latest[participant_id] = self.clock()
+
     def last_seen(self, participant_id: str) -> float:
         """When this process last heard from the participant (now, while it is blocked)."""
         if participant_id in self._blocked:

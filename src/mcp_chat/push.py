@@ -202,6 +202,7 @@ class Feed:
                     if message.seq not in written and pushed(self._mode, message, reader):
                         public = rooms.public_id(message.room_id)
                         await self._write(Push(public, shown(message)))
+                        chat.tracker.took_push(participant_id)
                         written.add(message.seq)
                         if len(written) > _WRITTEN_KEPT:
                             written.discard(min(written))
