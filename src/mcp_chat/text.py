@@ -25,7 +25,10 @@ def check_unicode(value: str, what: str) -> str:
 
 def displayable(value: str) -> str:
     """`value`, or a copy with any lone surrogate replaced by U+FFFD: what is shown of text
-    kept before `check_unicode` guarded the door, so one bad message cannot stop an answer."""
+    kept before `check_unicode` guarded the door, so one bad message cannot stop an answer.
+    Runs on every delivered message: ASCII text (a flag CPython keeps) is not copied."""
+    if value.isascii():
+        return value
     try:
         value.encode("utf-8")
     except UnicodeEncodeError:
