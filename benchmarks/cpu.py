@@ -1,6 +1,6 @@
 """Server CPU time per delivered message against two no-op tool calls. Prints figures only.
 
-    .venv/bin/python -m benchmarks.cpu [--duration 10]
+    .venv/bin/python -m benchmarks.cpu [--duration 10] [--protocol handshake|modern|both]
 
 F. One server (benchmarks.server, as in benchmarks.latency), 20 pairs (4 client processes x 5
    pairs, official SDK client, one connection per participant, a room per pair). In one run:
@@ -9,7 +9,10 @@ F. One server (benchmarks.server, as in benchmarks.latency), 20 pairs (4 client 
    turns (one call in flight per pair, as in phase 1). The server process's CPU time (user +
    system, from /proc/PID/stat) is read before and after each phase. A delivered message costs
    two tool calls (send_message and the wait_for_message that returns it), so its CPU time is
-   set against that of two no-op calls (target: ratio <= 1.3).
+   set against that of two no-op calls (target: ratio <= 0.5). Run once per protocol family
+   (`--protocol`, default both: the handshake family 2025-11-25, then 2026-07-28), each with
+   its own clients against the same server; the handshake figure is set against 2026-07-28's
+   (target: <= 1.25).
 """
 
 from __future__ import annotations
@@ -26,12 +29,15 @@ from multiprocessing.synchronize import Barrier
 from mcp import Client
 
 from benchmarks.latency import (
-    CALL_TIMEOUT,
+    FAMILIES,
     PAIRS_PER_PROCESS,
     PROCESSES,
     Pair,
     Server,
+    add_protocol_option,
     call,
+    connect,
+    families,
     header,
     now,
     report_warnings,
@@ -87,7 +93,9 @@ async def noops(pair: Pair, deadline: float) -> int:
     return made
 
 
-async def both_phases(url: str, n: int, duration: float, barrier: Barrier) -> tuple[int, int]:
+async def both_phases(
+    url: str, n: int, duration: float, barrier: Barrier, protocol: str
+) -> tuple[int, int]:
     """One client process: seats `n` pairs, then runs phase 1 and phase 2, each between two
     waits on `barrier` (shared with the other processes and the main process, which reads the
     server's CPU time at each)."""
@@ -96,10 +104,7 @@ async def both_phases(url: str, n: int, duration: float, barrier: Barrier) -> tu
         await asyncio.to_thread(barrier.wait, BARRIER_TIMEOUT)
 
     async with AsyncExitStack() as stack:
-        clients = [
-            await stack.enter_async_context(Client(url, read_timeout_seconds=CALL_TIMEOUT))
-            for _ in range(2 * n)
-        ]
+        clients = [await stack.enter_async_context(connect(url, protocol)) for _ in range(2 * n)]
         seated = await asyncio.gather(*(seat(clients[2 * i], clients[2 * i + 1]) for i in range(n)))
         # Warm-up: every client makes one call of each kind before anything is measured.
         await asyncio.gather(*(call(c, "noop") for c in clients))
@@ -114,7 +119,9 @@ async def both_phases(url: str, n: int, duration: float, barrier: Barrier) -> tu
         return delivered, made
 
 
-def figure_f(server: Server, url: str, duration: float) -> int:
+def figure_f(server: Server, url: str, duration: float, protocol: str) -> tuple[float, int]:
+    """One family's run: prints its lines; returns its CPU per delivered message and the
+    clients' log warnings."""
     ctx = mp.get_context("spawn")
     barrier = ctx.Barrier(PROCESSES + 1)
     marks: list[float] = []
@@ -131,7 +138,7 @@ def figure_f(server: Server, url: str, duration: float) -> int:
     thread.start()
     got = run_children(
         [
-            (f"p{i}", both_phases, (url, PAIRS_PER_PROCESS, duration, barrier))
+            (f"p{i}", both_phases, (url, PAIRS_PER_PROCESS, duration, barrier, protocol))
             for i in range(PROCESSES)
         ]
     )
@@ -142,10 +149,7 @@ def figure_f(server: Server, url: str, duration: float) -> int:
     phase2 = marks[3] - marks[2]
     per_message = phase1 / delivered
     per_two_noops = 2 * phase2 / made
-    pairs = PROCESSES * PAIRS_PER_PROCESS
-    print()
-    print(f"F. server CPU time, {pairs} pairs ({PROCESSES} processes x {PAIRS_PER_PROCESS}),")
-    print(f"   {duration:g} s per phase, server CPU (user+system) from /proc/PID/stat")
+    print(f"   {FAMILIES[protocol]} ({protocol})")
     print(
         f"   phase 1 ping-pong   {delivered:7d} delivered messages, server CPU {phase1:6.2f} s "
         f"({delivered / duration:.0f}/s)"
@@ -156,8 +160,8 @@ def figure_f(server: Server, url: str, duration: float) -> int:
     )
     print(f"   CPU per delivered message   {per_message * 1000:7.3f} ms")
     print(f"   CPU per two no-op calls     {per_two_noops * 1000:7.3f} ms")
-    print(f"   ratio                       {per_message / per_two_noops:7.2f}   (target <= 1.3)")
-    return int(got["client log warnings"])
+    print(f"   ratio                       {per_message / per_two_noops:7.2f}   (target <= 0.5)")
+    return per_message, int(got["client log warnings"])
 
 
 def main() -> None:
@@ -167,12 +171,29 @@ def main() -> None:
     parser.add_argument(
         "--duration", type=float, default=10.0, help="seconds per phase (default 10)"
     )
+    add_protocol_option(parser)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="mcp-chat-bench-") as tmp:
         server = Server(f"sqlite:///{tmp}/bench.db")
         try:
             header(server.port)
-            warnings = figure_f(server, f"http://127.0.0.1:{server.port}/mcp", args.duration)
+            url = f"http://127.0.0.1:{server.port}/mcp"
+            pairs = PROCESSES * PAIRS_PER_PROCESS
+            print()
+            print(
+                f"F. server CPU time, {pairs} pairs ({PROCESSES} processes x {PAIRS_PER_PROCESS}),"
+            )
+            print(f"   {args.duration:g} s per phase, server CPU (user+system) from /proc/PID/stat")
+            per_message: dict[str, float] = {}
+            warnings = 0
+            for protocol in families(args.protocol):
+                per_message[protocol], logged = figure_f(server, url, args.duration, protocol)
+                warnings += logged
+            if len(per_message) == 2:
+                ratio = per_message["handshake"] / per_message["modern"]
+                print(
+                    f"   CPU per message, handshake / 2026-07-28  {ratio:5.2f}   (target <= 1.25)"
+                )
         finally:
             server.stop()
         report_warnings(server, warnings)

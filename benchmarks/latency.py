@@ -1,6 +1,12 @@
 """Latency and throughput of mcp-chat over streamable HTTP on 127.0.0.1. Prints figures only.
 
     .venv/bin/python -m benchmarks.latency [--rounds 300] [--pause 0.02] [--duration 10]
+        [--protocol handshake|modern|both]
+
+Each figure runs once per protocol family (`--protocol`, default both), against the same
+server, and the families are printed side by side: the handshake family (2025-11-25,
+`initialize` and `Mcp-Session-Id`, the official SDK client in `mode="legacy"`, as the
+TypeScript SDK 1.x and most editors connect) and 2026-07-28 (the SDK client's default).
 
 A. One pair in two client processes: time from send_message to the waiting recipient's
    wait_for_message result, against the round trip of a no-op tool call measured in the same
@@ -46,6 +52,28 @@ CALL_TIMEOUT = 45.0  # seconds; any single tool call
 CHILD_TIMEOUT = 180.0  # seconds; a whole figure's client processes
 ClientJob = Callable[..., Coroutine[Any, Any, Any]]  # an async function a client process runs
 READY = re.compile(r"Uvicorn running on http://127\.0\.0\.1:(\d+)")
+FAMILIES = {"handshake": "2025-11-25", "modern": "2026-07-28"}
+"""The protocol families a client may speak, by `--protocol` name: the version each takes."""
+
+
+def connect(url: str, protocol: str) -> Client:
+    """An official SDK client for `url` on the `protocol` family (a FAMILIES key)."""
+    mode = "legacy" if protocol == "handshake" else "auto"
+    return Client(url, read_timeout_seconds=CALL_TIMEOUT, mode=mode)
+
+
+def families(choice: str) -> list[str]:
+    """The families a `--protocol` choice names, handshake first."""
+    return list(FAMILIES) if choice == "both" else [choice]
+
+
+def add_protocol_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--protocol",
+        choices=[*FAMILIES, "both"],
+        default="both",
+        help="protocol family: handshake (2025-11-25), modern (2026-07-28) or both (default)",
+    )
 
 
 def now() -> float:
@@ -83,9 +111,11 @@ async def recv(conn: Connection, timeout: float = 30.0) -> Any:
     return conn.recv()
 
 
-async def recipient(url: str, rounds: int, peer: Connection) -> list[float]:
+async def recipient(
+    url: str, rounds: int, peer: Connection, protocol: str = "modern"
+) -> list[float]:
     """Figure A: waits; for each message, the time from its send to this result, in seconds."""
-    async with Client(url, read_timeout_seconds=CALL_TIMEOUT) as client:
+    async with connect(url, protocol) as client:
         me = await call(client, "join_room", display_name="recipient")
         peer.send(me["room_id"])
         latencies: list[float] = []
@@ -106,10 +136,12 @@ async def recipient(url: str, rounds: int, peer: Connection) -> list[float]:
         return latencies
 
 
-async def sender(url: str, rounds: int, pause: float, peer: Connection) -> list[float]:
+async def sender(
+    url: str, rounds: int, pause: float, peer: Connection, protocol: str = "modern"
+) -> list[float]:
     """Figure A: sends `rounds` timestamps, each after the recipient acknowledged the last one
     and an idle pause; between sends, times one no-op call after the same pause."""
-    async with Client(url, read_timeout_seconds=CALL_TIMEOUT) as client:
+    async with connect(url, protocol) as client:
         room_id = await recv(peer)
         me = await call(client, "join_room", display_name="sender", room_id=room_id)
         noops: list[float] = []
@@ -127,9 +159,11 @@ async def sender(url: str, rounds: int, pause: float, peer: Connection) -> list[
         return noops
 
 
-async def queue_waiter(url: str, rounds: int, pause: float, peer: Connection) -> list[float]:
+async def queue_waiter(
+    url: str, rounds: int, pause: float, peer: Connection, protocol: str
+) -> list[float]:
     """Figure C: enters the queue alone, blocks in wait_for_match, and notes when it returns."""
-    async with Client(url, read_timeout_seconds=CALL_TIMEOUT) as client:
+    async with connect(url, protocol) as client:
         arrivals: list[float] = []
         for _ in range(rounds):
             me = await call(client, "enter_queue", display_name="waiter")
@@ -143,9 +177,11 @@ async def queue_waiter(url: str, rounds: int, pause: float, peer: Connection) ->
         return arrivals
 
 
-async def queue_entrant(url: str, rounds: int, pause: float, peer: Connection) -> list[float]:
+async def queue_entrant(
+    url: str, rounds: int, pause: float, peer: Connection, protocol: str
+) -> list[float]:
     """Figure C: once the waiter is blocked (its word, then the idle pause), enters the queue."""
-    async with Client(url, read_timeout_seconds=CALL_TIMEOUT) as client:
+    async with connect(url, protocol) as client:
         entered: list[float] = []
         for _ in range(rounds):
             await recv(peer)
@@ -189,14 +225,11 @@ async def ping_pong(pair: Pair, deadline: float) -> int:
     return sum(await asyncio.gather(player(a, a_id, True), player(b, b_id, False)))
 
 
-async def pairs(url: str, n: int, duration: float, barrier: Barrier) -> int:
+async def pairs(url: str, n: int, duration: float, barrier: Barrier, protocol: str) -> int:
     """Figure B, one process: `n` pairs, each participant its own connection. All processes
     start playing together, once every pair is in its room."""
     async with AsyncExitStack() as stack:
-        clients = [
-            await stack.enter_async_context(Client(url, read_timeout_seconds=CALL_TIMEOUT))
-            for _ in range(2 * n)
-        ]
+        clients = [await stack.enter_async_context(connect(url, protocol)) for _ in range(2 * n)]
         seated = await asyncio.gather(*(seat(clients[2 * i], clients[2 * i + 1]) for i in range(n)))
         await asyncio.to_thread(barrier.wait, 60)
         deadline = now() + duration
@@ -331,66 +364,89 @@ def header(port: int, store: str = "sqlite") -> None:
     print(f"  server    http://127.0.0.1:{port}/mcp, {store} store, log warning")
 
 
-def figure_a(url: str, rounds: int, pause: float) -> int:
+def figure_a(url: str, rounds: int, pause: float, protocols: list[str]) -> int:
     ctx = mp.get_context("spawn")
-    peer_r, peer_s = ctx.Pipe()
-    got = run_children(
-        [
-            ("recipient", recipient, (url, rounds, peer_r)),
-            ("sender", sender, (url, rounds, pause, peer_s)),
-        ]
-    )
-    delivery = percentiles(got["recipient"][WARMUP:])
-    noop = percentiles(got["sender"][WARMUP:])
+    warnings = 0
     print()
     print(f"A. one pair, two client processes: {rounds} rounds ({WARMUP} warm-up dropped),")
     print(f"   idle pause {pause * 1000:g} ms before each send and each no-op call")
-    print("                          p50      p90      p99  (ms)")
-    print(f"   send-to-receive   {ms(delivery[0])} {ms(delivery[1])} {ms(delivery[2])}")
-    print(f"   no-op round trip  {ms(noop[0])} {ms(noop[1])} {ms(noop[2])}")
-    print(
-        f"   ratio             {delivery[0] / noop[0]:8.2f}          {delivery[2] / noop[2]:8.2f}"
-    )
-    print("   target: p50 ratio <= 1.1, p99 ratio <= 1.5")
-    return int(got["client log warnings"])
+    print("                                     p50      p90      p99  (ms)")
+    for protocol in protocols:
+        peer_r, peer_s = ctx.Pipe()
+        got = run_children(
+            [
+                ("recipient", recipient, (url, rounds, peer_r, protocol)),
+                ("sender", sender, (url, rounds, pause, peer_s, protocol)),
+            ]
+        )
+        warnings += int(got["client log warnings"])
+        delivery = percentiles(got["recipient"][WARMUP:])
+        noop = percentiles(got["sender"][WARMUP:])
+        family = f"{FAMILIES[protocol]} {protocol}"
+        print(
+            f"   {family:<19}send-to-receive {ms(delivery[0])} {ms(delivery[1])} {ms(delivery[2])}"
+        )
+        print(f"   {'':<19}no-op round trip{ms(noop[0])} {ms(noop[1])} {ms(noop[2])}")
+        print(
+            f"   {'':<19}ratio           {delivery[0] / noop[0]:8.2f}          "
+            f"{delivery[2] / noop[2]:8.2f}"
+        )
+    print("   target, each family: p50 ratio <= 1.0, p99 ratio <= 1.5")
+    return warnings
 
 
-def figure_b(url: str, duration: float) -> int:
+def figure_b(url: str, duration: float, protocols: list[str]) -> int:
     ctx = mp.get_context("spawn")
-    barrier = ctx.Barrier(PROCESSES)
-    got = run_children(
-        [(f"p{i}", pairs, (url, PAIRS_PER_PROCESS, duration, barrier)) for i in range(PROCESSES)]
-    )
-    delivered = sum(got[f"p{i}"] for i in range(PROCESSES))
+    warnings = 0
+    rates: dict[str, float] = {}
     print()
     print(
         f"B. throughput: {PROCESSES * PAIRS_PER_PROCESS} pairs ping-ponging "
         f"({PROCESSES} processes x {PAIRS_PER_PROCESS} pairs, one connection each) "
         f"for {duration:g} s"
     )
-    print(f"   delivered messages  {delivered}")
-    print(f"   messages/second     {delivered / duration:.1f}")
-    return int(got["client log warnings"])
+    print("                          delivered  messages/s")
+    for protocol in protocols:
+        barrier = ctx.Barrier(PROCESSES)
+        got = run_children(
+            [
+                (f"p{i}", pairs, (url, PAIRS_PER_PROCESS, duration, barrier, protocol))
+                for i in range(PROCESSES)
+            ]
+        )
+        warnings += int(got["client log warnings"])
+        delivered = sum(got[f"p{i}"] for i in range(PROCESSES))
+        rates[protocol] = delivered / duration
+        family = f"{FAMILIES[protocol]} {protocol}"
+        print(f"   {family:<21}{delivered:9d}  {rates[protocol]:10.1f}")
+    if len(rates) == 2:
+        ratio = rates["handshake"] / rates["modern"]
+        print(f"   handshake / 2026-07-28   {ratio:8.2f}   (target >= 0.9)")
+    return warnings
 
 
-def figure_c(url: str, rounds: int, pause: float) -> int:
+def figure_c(url: str, rounds: int, pause: float, protocols: list[str]) -> int:
     ctx = mp.get_context("spawn")
-    waiter_end, entrant_end = ctx.Pipe()
-    got = run_children(
-        [
-            ("waiter", queue_waiter, (url, rounds, pause, waiter_end)),
-            ("entrant", queue_entrant, (url, rounds, pause, entrant_end)),
-        ]
-    )
-    gaps = [a - e for a, e in zip(got["waiter"], got["entrant"], strict=True)][WARMUP:]
-    p50, p90, p99 = percentiles(gaps)
+    warnings = 0
     print()
     print(f"C. random pairing, two client processes: {rounds} matches ({WARMUP} warm-up dropped)")
     print("   from the second person's enter_queue call to the first person's")
     print("   wait_for_match returning with the match")
-    print("                          p50      p90      p99  (ms)")
-    print(f"   enter-to-matched  {ms(p50)} {ms(p90)} {ms(p99)}")
-    return int(got["client log warnings"])
+    print("                                     p50      p90      p99  (ms)")
+    for protocol in protocols:
+        waiter_end, entrant_end = ctx.Pipe()
+        got = run_children(
+            [
+                ("waiter", queue_waiter, (url, rounds, pause, waiter_end, protocol)),
+                ("entrant", queue_entrant, (url, rounds, pause, entrant_end, protocol)),
+            ]
+        )
+        warnings += int(got["client log warnings"])
+        gaps = [a - e for a, e in zip(got["waiter"], got["entrant"], strict=True)][WARMUP:]
+        p50, p90, p99 = percentiles(gaps)
+        family = f"{FAMILIES[protocol]} {protocol}"
+        print(f"   {family:<19}enter-to-matched{ms(p50)} {ms(p90)} {ms(p99)}")
+    return warnings
 
 
 def report_warnings(server: Server, client_warnings: int) -> None:
@@ -417,7 +473,9 @@ def main() -> None:
     parser.add_argument(
         "--figures", default="ABC", help="which figures to run, e.g. A or AB (default ABC)"
     )
+    add_protocol_option(parser)
     args = parser.parse_args()
+    protocols = families(args.protocol)
     if args.rounds <= WARMUP + 1:
         parser.error(f"--rounds must exceed {WARMUP + 1}")
 
@@ -428,11 +486,12 @@ def main() -> None:
             header(server.port, (args.store or "sqlite:").split(":")[0])
             warnings = 0
             if "A" in args.figures:
-                warnings += figure_a(url, args.rounds, args.pause)
+                warnings += figure_a(url, args.rounds, args.pause, protocols)
             if "B" in args.figures:
-                warnings += figure_b(url, args.duration)
+                warnings += figure_b(url, args.duration, protocols)
             if "C" in args.figures:
-                warnings += figure_c(url, max(WARMUP + 2, args.rounds // 3), args.pause)
+                rounds = max(WARMUP + 2, args.rounds // 3)
+                warnings += figure_c(url, rounds, args.pause, protocols)
         finally:
             server.stop()
         report_warnings(server, warnings)

@@ -30,6 +30,7 @@ from mcp_chat.errors import ChatError, StartupError
 from mcp_chat.loop import run_on_loop, running_loop_name
 from mcp_chat.mcp import stdio
 from mcp_chat.mcp.channel import CHANNEL_CLIENTS, Channels, StreamTap
+from mcp_chat.mcp.connections import Connections
 from mcp_chat.mcp.fastcalls import FastCalls
 from mcp_chat.mcp.replies import TrackReplies
 from mcp_chat.mcp.server import create_server
@@ -51,6 +52,8 @@ class Parts(NamedTuple):
     channels: Channels | None
     session: Session | None
     """The stdio process's client session (None over HTTP)."""
+    connections: Connections
+    """The handshake-era connections (HTTP sessions) and the chat session of each."""
 
 
 def build(settings: Settings, stdio: bool = False, streams: Streams | None = None) -> Parts:
@@ -73,6 +76,7 @@ def build(settings: Settings, stdio: bool = False, streams: Streams | None = Non
     clients = None if settings.channel is not None else CHANNEL_CLIENTS
     channels = None if mode is None else Channels(chat, mode, clients)
     session = Session() if stdio else None
+    connections = Connections(chat, channels)
     server = create_server(
         chat,
         stdio=stdio,
@@ -81,6 +85,7 @@ def build(settings: Settings, stdio: bool = False, streams: Streams | None = Non
         auth=BearerTokens(tokens) if tokens else None,
         channels=channels,
         process_session=session,
+        connections=connections,
     )
 
     @server.custom_route("/healthz", methods=["GET"])
@@ -98,7 +103,7 @@ def build(settings: Settings, stdio: bool = False, streams: Streams | None = Non
         return Response(await metrics.render(), media_type=CONTENT_TYPE)
 
     add_web(server, chat, streams)
-    return Parts(chat, server, metrics, sessions, channels, session)
+    return Parts(chat, server, metrics, sessions, channels, session, connections)
 
 
 def http_app(settings: Settings, parts: Parts) -> Starlette:
@@ -132,6 +137,8 @@ def http_app(settings: Settings, parts: Parts) -> Starlette:
                 server=server,
                 metrics=parts.metrics,
                 required_scopes=scopes,
+                sessions=parts.sessions,
+                connections=parts.connections,
             )
         )
     app = server.http_app(

@@ -149,14 +149,12 @@ async def joined(server: Stdio, room: str, name: str) -> str:
     return client_id
 
 
-def test_the_borrowed_sdk_and_fastmcp_names_are_still_there() -> None:
-    """mcp/stdio.py serves FastMCP's low-level server on streams of its own, in the era it
-    chooses: an upgrade that takes these away must fail here, not in Claude Code."""
-    from fastmcp import FastMCP
+def test_the_sdk_still_serves_a_loop_in_the_era_we_choose() -> None:
+    """mcp/stdio.py serves FastMCP's low-level server (tests/test_sdk.py) on streams of its
+    own, in the era it chooses: an upgrade that takes these away must fail here, not in
+    Claude Code."""
     from mcp.server import runner
 
-    lowlevel = FastMCP("probe")._mcp_server
-    assert callable(lowlevel.lifespan) and callable(lowlevel.create_initialization_options)
     assert callable(runner.serve_loop) and callable(runner.serve_dual_era_loop)
 
 

@@ -1,6 +1,7 @@
 """The short road for sends and waits (mcp/fastcalls.py), over real HTTP on 127.0.0.1: it
-answers plain 2026-07-28 send_message and wait_for_message calls exactly as the SDK would,
-and leaves the rest to it."""
+answers plain send_message and wait_for_message calls exactly as the SDK would, on both
+protocol families (2026-07-28, and the handshake family's 2025-11-25 sessions), and leaves the
+rest to it. Each test that can runs on both: its id names the family."""
 
 from __future__ import annotations
 
@@ -16,18 +17,21 @@ import pytest
 import uvicorn
 from mcp import Client
 from mcp.server import _streamable_http_modern as sdk_modern
+from sse_starlette.sse import EventSourceResponse
 
 from mcp_chat.app import build, http_app
 from mcp_chat.chat import ChatService
 from mcp_chat.config import Settings
 from mcp_chat.mcp import fastcalls
-from mcp_chat.mcp.fastcalls import FastCalls
+from mcp_chat.mcp.fastcalls import FastCalls, FastTool
 from tests.conftest import blocked
 from tests.e2e.helpers import call, join, texts
 
 pytestmark = pytest.mark.anyio
 
 VERSION = "2026-07-28"
+HANDSHAKE = "2025-11-25"
+FAMILIES = ["modern", "handshake"]
 META = {
     "io.modelcontextprotocol/protocolVersion": VERSION,
     "io.modelcontextprotocol/clientInfo": {"name": "raw", "version": "0"},
@@ -36,10 +40,20 @@ META = {
 TOKEN = "fast-path-test-token"
 
 
+@pytest.fixture(params=FAMILIES)
+def family(request: pytest.FixtureRequest) -> str:
+    """The protocol family a test's raw requests speak."""
+    name: str = request.param
+    return name
+
+
 @dataclass
 class Served:
     port: int
     chat: ChatService
+    family: str = "modern"
+    session: str | None = None
+    """The handshake-era session the raw requests are made on (None on 2026-07-28)."""
     fast: list[str] = field(default_factory=list)
     """The client id of each wait_for_message the fast path answered."""
     sent: list[str] = field(default_factory=list)
@@ -51,8 +65,11 @@ class Served:
 
 
 @asynccontextmanager
-async def serving(monkeypatch: pytest.MonkeyPatch, **settings: Any) -> AsyncIterator[Served]:
-    """The product's ASGI app under uvicorn in this event loop, on a port the OS picks."""
+async def serving(
+    monkeypatch: pytest.MonkeyPatch, family: str = "modern", **settings: Any
+) -> AsyncIterator[Served]:
+    """The product's ASGI app under uvicorn in this event loop, on a port the OS picks; on the
+    handshake family, with a session opened (and initialized) for the raw requests."""
     config = Settings(store="memory://", port=0, log_level="warning", **settings)
     parts = build(config)
     server = uvicorn.Server(
@@ -69,7 +86,7 @@ async def serving(monkeypatch: pytest.MonkeyPatch, **settings: Any) -> AsyncIter
         while not server.started:
             await asyncio.sleep(0.01)
     port = server.servers[0].sockets[0].getsockname()[1]
-    served = Served(port, parts.chat)
+    served = Served(port, parts.chat, family)
     serve = FastCalls._serve
 
     async def counted(self: FastCalls, call: fastcalls.Call, *args: Any) -> None:
@@ -79,6 +96,8 @@ async def serving(monkeypatch: pytest.MonkeyPatch, **settings: Any) -> AsyncIter
 
     monkeypatch.setattr(FastCalls, "_serve", counted)
     try:
+        if family == "handshake":
+            served.session = await open_session(port, settings.get("auth_token"))
         yield served
     finally:
         parts.chat.stop_waits()
@@ -87,26 +106,61 @@ async def serving(monkeypatch: pytest.MonkeyPatch, **settings: Any) -> AsyncIter
 
 
 def request(
-    port: int,
+    port: int | Served,
     arguments: dict[str, Any],
-    meta: dict[str, Any] = META,
+    meta: dict[str, Any] | None = None,
     tool: str = "wait_for_message",
     headers: str = "",
 ) -> bytes:
-    body = json.dumps(
-        {
-            "jsonrpc": "2.0",
-            "id": 7,
-            "method": "tools/call",
-            "params": {"name": tool, "arguments": arguments, "_meta": meta},
-        }
-    ).encode()
+    """A tools/call as raw HTTP: on 2026-07-28 (a port, or a server with no session), with the
+    envelope in `_meta` and the routing headers; on a served session, with its id. `meta`
+    replaces the `_meta` (on a session, where there is none, adds it)."""
+    session = port.session if isinstance(port, Served) else None
+    number = port.port if isinstance(port, Served) else port
+    if session is None:
+        route = f"Mcp-Protocol-Version: {VERSION}\r\nMcp-Method: tools/call\r\nMcp-Name: {tool}\r\n"
+        params = {"name": tool, "arguments": arguments, "_meta": META if meta is None else meta}
+    else:
+        route = f"Mcp-Protocol-Version: {HANDSHAKE}\r\nMcp-Session-Id: {session}\r\n"
+        params = {"name": tool, "arguments": arguments}
+        if meta is not None:
+            params["_meta"] = meta
+    return raw_post(
+        number,
+        {"jsonrpc": "2.0", "id": 7, "method": "tools/call", "params": params},
+        route + headers,
+    )
+
+
+def raw_post(port: int, message: dict[str, Any], headers: str = "") -> bytes:
+    body = json.dumps(message).encode()
     return (
         f"POST /mcp HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
         "Accept: application/json, text/event-stream\r\nContent-Type: application/json\r\n"
-        f"Mcp-Protocol-Version: {VERSION}\r\nMcp-Method: tools/call\r\nMcp-Name: {tool}\r\n"
         f"{headers}Connection: close\r\nContent-Length: {len(body)}\r\n\r\n"
     ).encode() + body
+
+
+async def open_session(port: int, token: str | None = None) -> str:
+    """Opens and initializes a handshake-era session, as a client does; its id."""
+    bearer = f"Authorization: Bearer {token}\r\n" if token else ""
+    hello = {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "initialize",
+        "params": {
+            "protocolVersion": HANDSHAKE,
+            "capabilities": {},
+            "clientInfo": {"name": "raw", "version": "0"},
+        },
+    }
+    opened = await post(raw_post(port, hello, bearer), port)
+    assert opened.status == 200, opened
+    session = opened.headers["mcp-session-id"]
+    route = f"Mcp-Protocol-Version: {HANDSHAKE}\r\nMcp-Session-Id: {session}\r\n{bearer}"
+    done = {"jsonrpc": "2.0", "method": "notifications/initialized"}
+    assert (await post(raw_post(port, done, route), port)).status == 202
+    return session
 
 
 @dataclass
@@ -160,10 +214,9 @@ def dechunk(raw: bytes) -> bytes:
     return out
 
 
-async def joined(port: int, room: str, name: str) -> str:
-    answer = await post(
-        request(port, {"display_name": name, "room_id": room}, tool="join_room"), port
-    )
+async def joined(s: Served | int, room: str, name: str) -> str:
+    port = s.port if isinstance(s, Served) else s
+    answer = await post(request(s, {"display_name": name, "room_id": room}, tool="join_room"), port)
     client_id: str = answer.structured()["client_id"]
     return client_id
 
@@ -214,30 +267,31 @@ BLOCKING = {"timed out", "after past the end", "no mention since"}
 
 @pytest.mark.parametrize("scenario", SCENARIOS)
 async def test_the_fast_path_answers_byte_for_byte_as_the_sdk(
-    monkeypatch: pytest.MonkeyPatch, scenario: str
+    monkeypatch: pytest.MonkeyPatch, family: str, scenario: str
 ) -> None:
-    async with serving(monkeypatch) as s:
-        me = await joined(s.port, "r", "Ann")
-        other = await joined(s.port, "r", "Bob")
+    async with serving(monkeypatch, family) as s:
+        me = await joined(s, "r", "Ann")
+        other = await joined(s, "r", "Bob")
         said = {"room_id": "r", "client_id": other, "message": 'hi "@Ann" \\ héllo ✓ 🎉\n'}
-        sent = request(s.port, said, tool="send_message")
+        sent = request(s, said, tool="send_message")
         assert (await post(sent, s.port)).structured()["success"]
-        raw = request(s.port, SCENARIOS[scenario](me))
+        raw = request(s, SCENARIOS[scenario](me))
         if scenario == "timed out":  # read what is there, so that both calls time out
-            await post(request(s.port, {"room_id": "r", "client_id": me}), s.port)
+            await post(request(s, {"room_id": "r", "client_id": me}), s.port)
 
         fast = await post(raw, s.port)
         assert len(s.fast) == (2 if scenario == "timed out" else 1)
         slow = await through_the_sdk(monkeypatch, lambda: post(raw, s.port))
         assert len(s.fast) == (2 if scenario == "timed out" else 1)
 
-        if scenario in BLOCKING:
+        if scenario in BLOCKING and family == "modern":
             # The SDK answers in JSON what came within 15 s; the fast path streams at once.
             assert fast.streamed and not slow.streamed
             assert fast.payload() == slow.payload()
         else:
+            # (A handshake-era session's answers are event streams on both roads.)
             assert comparable(fast) == comparable(slow)
-            assert fast.headers["content-type"] == "application/json"
+            assert fast.streamed is (family == "handshake")
 
 
 SENDS: dict[str, Callable[[str], dict[str, Any]]] = {
@@ -277,22 +331,20 @@ def same_but_for_the_new_message(fast: Answer, slow: Answer) -> tuple[bytes, byt
 
 @pytest.mark.parametrize("scenario", SENDS)
 async def test_a_fast_send_answers_byte_for_byte_as_the_sdk(
-    monkeypatch: pytest.MonkeyPatch, scenario: str
+    monkeypatch: pytest.MonkeyPatch, family: str, scenario: str
 ) -> None:
-    async with serving(monkeypatch, max_message_bytes=64) as s:
-        me = await joined(s.port, "r", "Ann")
-        await joined(s.port, "r", "Bob")
+    async with serving(monkeypatch, family, max_message_bytes=64) as s:
+        me = await joined(s, "r", "Ann")
+        await joined(s, "r", "Bob")
         first = SENDS["a retry of a sent message"](me)
-        assert (await post(request(s.port, first, tool="send_message"), s.port)).structured()[
-            "success"
-        ]
-        raw = request(s.port, SENDS[scenario](me), tool="send_message")
+        assert (await post(request(s, first, tool="send_message"), s.port)).structured()["success"]
+        raw = request(s, SENDS[scenario](me), tool="send_message")
 
         fast = await post(raw, s.port)
         assert len(s.sent) == 2
         slow = await through_the_sdk(monkeypatch, lambda: post(raw, s.port))
         assert len(s.sent) == 2
-        assert fast.headers["content-type"] == "application/json"
+        assert fast.streamed is (family == "handshake")
 
         if scenario in ("a message", "no key"):  # two messages: their seq, id and time differ
             assert slow.structured()["seq"] == fast.structured()["seq"] + 1
@@ -308,12 +360,14 @@ async def test_a_fast_send_answers_byte_for_byte_as_the_sdk(
 
 async def test_a_wait_that_blocks_streams_at_once_and_pings_like_the_sdk(
     monkeypatch: pytest.MonkeyPatch,
+    family: str,
 ) -> None:
     monkeypatch.setattr(fastcalls, "PING_EVERY", 0.2)
     monkeypatch.setattr(sdk_modern, "_SSE_PING_INTERVAL", 0.2)
-    async with serving(monkeypatch) as s:
-        me = await joined(s.port, "r", "Ann")
-        raw = request(s.port, {"room_id": "r", "client_id": me, "timeout": 1})
+    monkeypatch.setattr(EventSourceResponse, "DEFAULT_PING_INTERVAL", 0.2)
+    async with serving(monkeypatch, family) as s:
+        me = await joined(s, "r", "Ann")
+        raw = request(s, {"room_id": "r", "client_id": me, "timeout": 1})
 
         fast = await post(raw, s.port)
         slow = await through_the_sdk(monkeypatch, lambda: post(raw, s.port))
@@ -322,30 +376,37 @@ async def test_a_wait_that_blocks_streams_at_once_and_pings_like_the_sdk(
         assert fast.status == 200
         assert comparable(fast)[:2] == comparable(slow)[:2]  # status and headers
         assert fast.headers["content-type"] == "text/event-stream"
-        assert fast.body.startswith(b": ping\r\n\r\n")
-        assert fast.body.endswith(slow.body[slow.body.rindex(b"event: message") :])
+        # The handshake era's pings (sse-starlette's) carry the time; the rest is the same.
+        ping = b": ping\r\n\r\n" if family == "modern" else b": ping - TIME\r\n\r\n"
+        fast_body, slow_body = (
+            re.sub(rb": ping - [^\r]+", b": ping - TIME", a.body) for a in (fast, slow)
+        )
+        assert fast_body.startswith(ping)
+        assert ping in slow_body
+        assert fast_body.endswith(slow_body[slow_body.rindex(b"event: message") :])
         assert fast.structured()["timed_out"] is True
 
 
 async def test_a_blocked_wait_has_its_headers_before_the_message_comes(
     monkeypatch: pytest.MonkeyPatch,
+    family: str,
 ) -> None:
     """The recipient's client gets the event stream's headers while the wait still blocks,
     so that the message itself goes out as one write."""
     monkeypatch.setattr(fastcalls, "PING_EVERY", 300.0)
-    async with serving(monkeypatch) as s:
-        me = await joined(s.port, "r", "Ann")
-        bob = await joined(s.port, "r", "Bob")
-        await post(request(s.port, {"room_id": "r", "client_id": me}), s.port)
+    async with serving(monkeypatch, family) as s:
+        me = await joined(s, "r", "Ann")
+        bob = await joined(s, "r", "Bob")
+        await post(request(s, {"room_id": "r", "client_id": me}), s.port)
         reader, writer = await asyncio.open_connection("127.0.0.1", s.port)
-        writer.write(request(s.port, {"room_id": "r", "client_id": me, "timeout": 120}))
+        writer.write(request(s, {"room_id": "r", "client_id": me, "timeout": 120}))
         async with asyncio.timeout(10):  # (a failure would leave this waiting for 300 s)
             head = await reader.readuntil(b"\r\n\r\n")
         assert b"content-type: text/event-stream" in head
         assert s.chat.signals.waiting == 1  # still blocked: nothing has been said yet
 
         said = {"room_id": "r", "client_id": bob, "message": "hello"}
-        await post(request(s.port, said, tool="send_message"), s.port)
+        await post(request(s, said, tool="send_message"), s.port)
         body = dechunk(await reader.read())
         writer.close()
         answer = Answer(200, {"content-type": "text/event-stream"}, body)
@@ -355,11 +416,12 @@ async def test_a_blocked_wait_has_its_headers_before_the_message_comes(
 
 async def test_a_message_wakes_a_fast_wait_from_an_sdk_client(
     monkeypatch: pytest.MonkeyPatch,
+    family: str,
 ) -> None:
     async with (
-        serving(monkeypatch) as s,
-        Client(s.url, mode=VERSION) as a,
-        Client(s.url, mode=VERSION) as b,
+        serving(monkeypatch, family) as s,
+        Client(s.url, mode=VERSION if family == "modern" else "legacy") as a,
+        Client(s.url, mode=VERSION if family == "modern" else "legacy") as b,
     ):
         ann = await join(a, "room", "Ann")
         bob = await join(b, "room", "Bob")
@@ -375,11 +437,13 @@ async def test_a_message_wakes_a_fast_wait_from_an_sdk_client(
         assert s.sent == [bob]
 
 
-async def test_a_client_that_hangs_up_ends_its_wait(monkeypatch: pytest.MonkeyPatch) -> None:
-    async with serving(monkeypatch) as s:
-        me = await joined(s.port, "r", "Ann")
+async def test_a_client_that_hangs_up_ends_its_wait(
+    monkeypatch: pytest.MonkeyPatch, family: str
+) -> None:
+    async with serving(monkeypatch, family) as s:
+        me = await joined(s, "r", "Ann")
         _, writer = await asyncio.open_connection("127.0.0.1", s.port)
-        writer.write(request(s.port, {"room_id": "r", "client_id": me, "timeout": 120}))
+        writer.write(request(s, {"room_id": "r", "client_id": me, "timeout": 120}))
         await blocked(s.chat)
         assert s.fast == [me]
         writer.close()
@@ -387,52 +451,55 @@ async def test_a_client_that_hangs_up_ends_its_wait(monkeypatch: pytest.MonkeyPa
             while s.chat.signals.waiting:
                 await asyncio.sleep(0.01)
         # and the participant can wait again (its wait slot was given back)
-        answer = await post(
-            request(s.port, {"room_id": "r", "client_id": me, "timeout": 1}), s.port
-        )
+        answer = await post(request(s, {"room_id": "r", "client_id": me, "timeout": 1}), s.port)
         assert answer.structured()["timed_out"] is True
 
 
-UNUSUAL: dict[str, Callable[[int, str], bytes]] = {
-    "a progress token": lambda port, me: request(
-        port, {"room_id": "r", "client_id": me, "timeout": 1}, meta={**META, "progressToken": 1}
+def envelope(s: Served, **extra: Any) -> dict[str, Any]:
+    """A request's `_meta`: on 2026-07-28 the protocol's envelope and `extra`, else `extra`."""
+    return extra if s.session is not None else {**META, **extra}
+
+
+UNUSUAL: dict[str, Callable[[Served, str], bytes]] = {
+    "a progress token": lambda s, me: request(
+        s, {"room_id": "r", "client_id": me, "timeout": 1}, meta=envelope(s, progressToken=1)
     ),
-    "a timeout as a string": lambda port, me: request(
-        port, {"room_id": "r", "client_id": me, "timeout": "1"}
+    "a timeout as a string": lambda s, me: request(
+        s, {"room_id": "r", "client_id": me, "timeout": "1"}
     ),
-    "an unknown argument": lambda port, me: request(
-        port, {"room_id": "r", "client_id": me, "timeout": 1, "colour": "red"}
+    "an unknown argument": lambda s, me: request(
+        s, {"room_id": "r", "client_id": me, "timeout": 1, "colour": "red"}
     ),
-    "a missing argument": lambda port, me: request(port, {"client_id": me}),
-    "mentions_only as text": lambda port, me: request(
-        port, {"room_id": "r", "client_id": me, "timeout": 1, "mentions_only": "true"}
+    "a missing argument": lambda s, me: request(s, {"client_id": me}),
+    "mentions_only as text": lambda s, me: request(
+        s, {"room_id": "r", "client_id": me, "timeout": 1, "mentions_only": "true"}
     ),
-    "mentions_only null": lambda port, me: request(
-        port, {"room_id": "r", "client_id": me, "timeout": 1, "mentions_only": None}
+    "mentions_only null": lambda s, me: request(
+        s, {"room_id": "r", "client_id": me, "timeout": 1, "mentions_only": None}
     ),
-    "other _meta": lambda port, me: request(
-        port, {"room_id": "r", "client_id": me, "timeout": 1}, meta={**META, "trace": "x"}
+    "other _meta": lambda s, me: request(
+        s, {"room_id": "r", "client_id": me, "timeout": 1}, meta=envelope(s, trace="x")
     ),
-    "an Mcp-Param header": lambda port, me: request(
-        port, {"room_id": "r", "client_id": me, "timeout": 1}, headers="Mcp-Param-Room: r\r\n"
+    "an Mcp-Param header": lambda s, me: request(
+        s, {"room_id": "r", "client_id": me, "timeout": 1}, headers="Mcp-Param-Room: r\r\n"
     ),
-    "a send with a progress token": lambda port, me: request(
-        port,
+    "a send with a progress token": lambda s, me: request(
+        s,
         {"room_id": "r", "client_id": me, "message": "hi"},
-        meta={**META, "progressToken": 1},
+        meta=envelope(s, progressToken=1),
         tool="send_message",
     ),
-    "a message that is a number": lambda port, me: request(
-        port, {"room_id": "r", "client_id": me, "message": 5}, tool="send_message"
+    "a message that is a number": lambda s, me: request(
+        s, {"room_id": "r", "client_id": me, "message": 5}, tool="send_message"
     ),
-    "a send without a message": lambda port, me: request(
-        port, {"room_id": "r", "client_id": me}, tool="send_message"
+    "a send without a message": lambda s, me: request(
+        s, {"room_id": "r", "client_id": me}, tool="send_message"
     ),
-    "a send of a long message": lambda port, me: request(
-        port, {"room_id": "r", "client_id": me, "message": "x" * 65_400}, tool="send_message"
+    "a send of a long message": lambda s, me: request(
+        s, {"room_id": "r", "client_id": me, "message": "x" * 65_400}, tool="send_message"
     ),
-    "a send with an unknown argument": lambda port, me: request(
-        port, {"room_id": "r", "client_id": me, "message": "hi", "to": "Bob"}, tool="send_message"
+    "a send with an unknown argument": lambda s, me: request(
+        s, {"room_id": "r", "client_id": me, "message": "hi", "to": "Bob"}, tool="send_message"
     ),
 }
 REFUSED = {
@@ -447,11 +514,11 @@ REFUSED = {
 
 @pytest.mark.parametrize("case", UNUSUAL)
 async def test_unusual_calls_are_left_to_the_sdk(
-    monkeypatch: pytest.MonkeyPatch, case: str
+    monkeypatch: pytest.MonkeyPatch, family: str, case: str
 ) -> None:
-    async with serving(monkeypatch) as s:
-        me = await joined(s.port, "r", "Ann")
-        answer = await post(UNUSUAL[case](s.port, me), s.port)
+    async with serving(monkeypatch, family) as s:
+        me = await joined(s, "r", "Ann")
+        answer = await post(UNUSUAL[case](s, me), s.port)
         assert s.fast == [] and s.sent == []
         assert answer.status in (200, 400)
         message = answer.result()
@@ -462,8 +529,9 @@ async def test_unusual_calls_are_left_to_the_sdk(
 
 async def test_with_auth_only_a_request_with_the_token_takes_the_fast_path(
     monkeypatch: pytest.MonkeyPatch,
+    family: str,
 ) -> None:
-    async with serving(monkeypatch, auth_token=TOKEN) as s:
+    async with serving(monkeypatch, family, auth_token=TOKEN) as s:
         bearer = f"Authorization: Bearer {TOKEN}\r\n"
         joining = request(
             s.port, {"display_name": "Ann", "room_id": "r"}, tool="join_room", headers=bearer
@@ -471,23 +539,25 @@ async def test_with_auth_only_a_request_with_the_token_takes_the_fast_path(
         me = (await post(joining, s.port)).structured()["client_id"]
         args = {"room_id": "r", "client_id": me, "timeout": 1}
 
-        refused = await post(request(s.port, args), s.port)
-        wrong = await post(request(s.port, args, headers="Authorization: Bearer nope\r\n"), s.port)
+        refused = await post(request(s, args), s.port)
+        wrong = await post(request(s, args, headers="Authorization: Bearer nope\r\n"), s.port)
         assert (refused.status, wrong.status) == (401, 401)
         assert s.fast == []
 
-        answer = await post(request(s.port, args, headers=bearer), s.port)
+        answer = await post(request(s, args, headers=bearer), s.port)
         assert answer.status == 200 and answer.structured()["success"]
         assert s.fast == [me]
 
 
-async def test_fast_calls_are_counted_in_the_metrics(monkeypatch: pytest.MonkeyPatch) -> None:
-    async with serving(monkeypatch) as s:
-        me = await joined(s.port, "r", "Ann")
-        await post(request(s.port, {"room_id": "r", "client_id": me, "timeout": 1}), s.port)
-        await post(request(s.port, {"room_id": "r", "client_id": "mcc_nobody"}), s.port)
+async def test_fast_calls_are_counted_in_the_metrics(
+    monkeypatch: pytest.MonkeyPatch, family: str
+) -> None:
+    async with serving(monkeypatch, family) as s:
+        me = await joined(s, "r", "Ann")
+        await post(request(s, {"room_id": "r", "client_id": me, "timeout": 1}), s.port)
+        await post(request(s, {"room_id": "r", "client_id": "mcc_nobody"}), s.port)
         said = {"room_id": "r", "client_id": me, "message": ""}
-        await post(request(s.port, said, tool="send_message"), s.port)
+        await post(request(s, said, tool="send_message"), s.port)
         reader, writer = await asyncio.open_connection("127.0.0.1", s.port)
         writer.write(
             f"GET /metrics HTTP/1.1\r\nHost: 127.0.0.1:{s.port}\r\nConnection: close\r\n\r\n".encode()
@@ -499,3 +569,89 @@ async def test_fast_calls_are_counted_in_the_metrics(monkeypatch: pytest.MonkeyP
         assert 'mcp_chat_tool_call_seconds_count{tool="send_message"} 1.0' in page
         assert 'mcp_chat_errors_total{code="unknown_client"} 1.0' in page
         assert 'mcp_chat_errors_total{code="invalid_argument"} 1.0' in page
+
+
+async def test_a_call_on_an_unknown_session_is_left_to_the_sdk(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    async with serving(monkeypatch, "handshake") as s:
+        me = await joined(s, "r", "Ann")
+        s.session = "0" * 32
+        answer = await post(request(s, {"room_id": "r", "client_id": me, "timeout": 1}), s.port)
+        assert answer.status == 404
+        assert s.fast == []
+
+
+async def test_a_session_speaks_for_those_it_served_on_the_short_road(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A participant heard only through the short road on a session is gone when that session
+    closes, as if the SDK had served its calls: the road speaks through the session's own
+    connection."""
+    async with serving(monkeypatch, "handshake") as s:
+        ann = await joined(s, "r", "Ann")
+        first = s.session
+        s.session = await open_session(s.port)
+        bob = await joined(s, "r", "Bob")
+        assert (await close_session(s.port, s.session)) == 200  # Bob's first session
+        s.session = await open_session(s.port)
+        said = {"room_id": "r", "client_id": bob, "message": "back"}
+        assert (await post(request(s, said, tool="send_message"), s.port)).structured()["success"]
+        assert s.sent == [bob]
+
+        assert (await close_session(s.port, s.session)) == 200
+        s.session = first
+        heard = await post(request(s, {"room_id": "r", "client_id": ann, "after": 0}), s.port)
+        kinds = [(m["kind"], m["sender"]) for m in heard.structured()["messages"]]
+        assert kinds[-3:] == [("returned", "Bob"), ("message", "Bob"), ("disconnected", "Bob")]
+
+
+async def test_a_wait_on_the_short_road_keeps_its_session_open(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A session's idle countdown stops while a call is in flight, on the short road too: a
+    wait longer than the idle timeout does not close the session it waits on."""
+    async with serving(monkeypatch, "handshake", session_idle_timeout=0.5) as s:
+        me = await joined(s, "r", "Ann")
+        waited = await post(request(s, {"room_id": "r", "client_id": me, "timeout": 2}), s.port)
+        assert waited.structured()["timed_out"] is True and s.fast == [me]
+        again = await post(request(s, {"room_id": "r", "client_id": me, "timeout": 1}), s.port)
+        assert again.status == 200 and again.structured()["success"]
+
+
+async def close_session(port: int, session: str) -> int:
+    """DELETE of a handshake-era session, as a client ends it; the status."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(
+        f"DELETE /mcp HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nMcp-Session-Id: {session}\r\n"
+        f"Mcp-Protocol-Version: {HANDSHAKE}\r\nConnection: close\r\n\r\n".encode()
+    )
+    head = await reader.readuntil(b"\r\n\r\n")
+    writer.close()
+    return int(head.split()[1])
+
+
+def test_the_road_takes_its_tools_from_their_input_schemas() -> None:
+    """The tools' arguments, which are required and their defaults come from FastMCP's
+    registration; a constraint the road cannot check exactly refuses to build it."""
+    parts = build(Settings(store="memory://", default_wait=42))
+    served = asyncio.run(parts.server.list_tools(run_middleware=False))
+    schemas = {t.name: t.to_mcp_tool().input_schema for t in served}
+    tools = {
+        name: FastTool.of(name, schemas[name], body, blocks)
+        for name, (body, blocks) in fastcalls.BODIES.items()
+    }
+    wait = tools["wait_for_message"]
+    assert wait.required == {"room_id", "client_id"}
+    assert wait.defaults == {"timeout": 42, "after": None, "mentions_only": False}
+    assert wait.arguments["after"](None) and wait.arguments["after"](3)
+    assert not wait.arguments["after"](True) and not wait.arguments["timeout"](float("inf"))
+    assert tools["send_message"].required == {"room_id", "client_id", "message"}
+
+    constrained = {**schemas["send_message"]}
+    constrained["properties"] = {
+        **constrained["properties"],
+        "message": {"type": "string", "minLength": 1},
+    }
+    with pytest.raises(ValueError, match="minLength"):
+        FastTool.of("send_message", constrained, *fastcalls.BODIES["send_message"])

@@ -1,51 +1,59 @@
-"""A short road for the two calls every chat is made of: 2026-07-28 `tools/call`s of
-`send_message` and `wait_for_message`.
+"""A short road for the two calls every chat is made of: plain `tools/call`s of `send_message`
+and `wait_for_message`, on both protocol families over HTTP.
 
-Over HTTP, the SDK serves each 2026-07-28 request with its own kernel (a task group with two
-tasks, a memory stream, a connection, a session), and FastMCP adds its context, dependency
-injection and middleware chain: about 1.5 ms of CPU per call on the benchmark machine, more
-than the chat's own work, and about 75 KB held by a wait_for_message for as long as it blocks,
-which can be minutes (10,000 waiting assistants would cost most of a gigabyte).
+The SDK serves a 2026-07-28 request with its own kernel (a task group with two tasks, a memory
+stream, a connection, a session), and a handshake-era (2025-11-25) session's request through
+its transport's memory streams, an event-stream response with a task group of its own, the
+session's dispatcher and runner; FastMCP adds its context, dependency injection and middleware
+chain. That cost more CPU per call than the chat's own work (about 1.5 ms a call on 2026-07-28,
+more on the handshake family: benchmarks.cpu), and a 2026-07-28 wait_for_message held about
+75 KB for as long as it blocked.
 
 `FastCalls` answers the plain case of those two calls itself, with the SDK's own parsing and
 checks (`classify_inbound_request`, the routing-header checks, the per-version parameter
-schema) and the same answer, byte for byte: the same tool bodies (`tools.post`,
-`tools.receive`), and the same JSON-RPC message (see `FastCalls._answer`). A client that hangs
-up cancels its wait.
+schema), the tool's own input schema as FastMCP registered it (`FastTool.of`: the arguments,
+which are required, their types and defaults) and the same answer, byte for byte: the same tool
+bodies (`tools.post`, `tools.receive`), and the same JSON-RPC message (see `FastCalls._answer`).
+A client that hangs up cancels its wait.
 
-One thing differs from the SDK, on purpose: when a wait answers. An answer that is there at
-once goes out as JSON, as the SDK would send it; a wait that blocks commits its response to
-an event stream at once (the SDK does so after 15 s, or when it has a notification to send),
-pinging every `PING_EVERY` seconds, and its answer goes out later as one event. Both are the
-transport's standard forms, and every client reads both. The recipient's client has then
-already had the response's headers when the message comes: one write and one wake-up on the
-path of a delivery instead of two, which took the send-to-receive latency from about 1.25 to
-1.1 times a no-op call's on the benchmark machine (benchmarks.latency, figure A). A send
-answers in JSON, as the SDK does.
+- 2026-07-28: an answer that is there at once goes out as JSON, as the SDK would send it; a
+  wait that blocks commits its response to an event stream at once (the SDK does so after 15 s,
+  or when it has a notification to send), pinging every `PING_EVERY` seconds, and its answer
+  goes out later as one event. Both are the transport's standard forms, and every client reads
+  both. The recipient's client has then already had the response's headers when the message
+  comes: one write and one wake-up on the path of a delivery instead of two, which took the
+  send-to-receive latency from about 1.25 to 1.1 times a no-op call's (benchmarks.latency, A).
+- Handshake era: a call on an open session (the `Mcp-Session-Id` of one this server opened, with
+  the credential that opened it, its client initialized) is answered on an event stream, as the
+  SDK answers it: headers at once, pings every `PING_EVERY` seconds, the answer as one event. It
+  speaks through the session's connection (`connections.py`: its participants are gone when the
+  session closes) and holds the session's idle countdown while it is in flight, as the SDK does.
 
-Anything else goes on to the SDK untouched, body included: other methods and tools, the
-handshake-era protocol, a progress token (its keepalive notifications are the SDK's),
-`_meta` beyond the protocol's envelope, `Mcp-Param-*` headers, arguments of another type
-than declared or missing (the SDK's coercion and its error shapes stay the only ones), and
-anything the SDK would reject. It sits inside the Host/Origin guard and the token check; a
-request whose token did not pass goes on to be refused by FastMCP.
+Anything else goes on to the SDK untouched, body included: other methods and tools, a progress
+token (its keepalive notifications are the SDK's), `_meta` beyond the protocol's envelope,
+`Mcp-Param-*` headers, arguments of another type than declared or missing (the SDK's coercion
+and its error shapes stay the only ones), a session that is unknown, closing or not yet
+initialized, and anything the SDK would reject. It sits inside the Host/Origin guard and the
+token check; a request whose token did not pass goes on to be refused by FastMCP.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import json
+import logging
 import math
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Final
+from datetime import UTC, datetime
+from typing import Any, Final, Literal
 
 import pydantic_core
 from fastmcp import FastMCP
 from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
-from mcp.server.runner import modern_error_data
 from mcp.server.streamable_http import check_accept_headers
 from mcp.shared.inbound import (
     InboundLadderRejection,
@@ -69,13 +77,19 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mcp_chat.chat import ChatService
+from mcp_chat.mcp import sdk
+from mcp_chat.mcp.connections import Connections
 from mcp_chat.mcp.results import Result
+from mcp_chat.mcp.sessions import Sessions
 from mcp_chat.mcp.tools import post, receive
 from mcp_chat.metrics import Metrics
+from mcp_chat.presence import current_session
+
+log = logging.getLogger(__name__)
 
 STREAM_AFTER = 0.001
-"""Seconds after which an unanswered wait commits its response to an event stream (see the
-module's text; read at each wait)."""
+"""Seconds after which an unanswered 2026-07-28 wait commits its response to an event stream
+(see the module's text; read at each wait)."""
 PING_EVERY = 15.0
 """Seconds between the event stream's pings (the SDK's interval; read at each wait, so tests
 may shorten it)."""
@@ -93,85 +107,78 @@ _SSE_HEADERS: Final = [
     (b"connection", b"keep-alive"),
     (b"x-accel-buffering", b"no"),
 ]
-_PING: Final[Message] = {"type": "http.response.body", "body": b": ping\r\n\r\n", "more_body": True}
+_PING: Final = b": ping\r\n\r\n"
 
-
-def _text(value: Any) -> bool:
-    return isinstance(value, str)
-
-
-def _text_or_none(value: Any) -> bool:
-    return value is None or isinstance(value, str)
-
-
-def _seconds(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
-
-
-def _seq_or_none(value: Any) -> bool:
-    return value is None or (isinstance(value, int) and not isinstance(value, bool))
-
-
-def _flag(value: Any) -> bool:
-    return isinstance(value, bool)
-
-
-Run = Callable[[ChatService, dict[str, Any]], Awaitable[Result]]
+Body = Callable[..., Awaitable[Result]]
+BODIES: Final[dict[str, tuple[Body, bool]]] = {
+    "send_message": (post, False),
+    "wait_for_message": (receive, True),
+}
+"""The tools this road serves: the body each shares with its FastMCP tool, and whether it may
+block (streamed, ended by a hang-up). Their arguments come from the tools' input schemas."""
 
 
 @dataclass(frozen=True, slots=True)
 class FastTool:
-    """A tool this road serves: its arguments (each with the check a value must pass, as
-    the declared type would take it without coercion), which are required, and its body."""
+    """A tool this road serves: its arguments (each with the check a value must pass, as the
+    declared type would take it without coercion), which are required, their defaults, and
+    its body."""
 
     name: str
     arguments: Mapping[str, Callable[[Any], bool]]
     required: frozenset[str]
-    run: Run
+    defaults: Mapping[str, Any]
+    body: Body
     blocks: bool
-    """Blocks until something happens: streamed after STREAM_AFTER, ended by a hang-up."""
+
+    @classmethod
+    def of(cls, name: str, schema: Mapping[str, Any], body: Body, blocks: bool) -> FastTool:
+        """The tool as its input schema (FastMCP's, from its signature) declares it. A schema
+        this road cannot check exactly as the SDK would (a constraint beyond the type) is
+        refused, loudly: the road would otherwise answer calls the SDK refuses."""
+        properties: Mapping[str, Mapping[str, Any]] = schema.get("properties", {})
+        taken = set(inspect.signature(body).parameters) - {"chat"}
+        if set(properties) != taken:
+            raise ValueError(
+                f"{name}: the tool's arguments {sorted(properties)} are not its body's "
+                f"{sorted(taken)}"
+            )
+        return cls(
+            name,
+            {key: _check(name, key, prop) for key, prop in properties.items()},
+            frozenset(schema.get("required", ())),
+            {key: prop["default"] for key, prop in properties.items() if "default" in prop},
+            body,
+            blocks,
+        )
+
+    async def run(self, chat: ChatService, arguments: Mapping[str, Any]) -> Result:
+        return await self.body(chat, **{**self.defaults, **arguments})
 
 
-TOOLS: Final = {
-    t.name: t
-    for t in (
-        FastTool(
-            "send_message",
-            {
-                "room_id": _text,
-                "client_id": _text,
-                "message": _text,
-                "message_key": _text_or_none,
-            },
-            frozenset({"room_id", "client_id", "message"}),
-            lambda chat, a: post(
-                chat, a["room_id"], a["client_id"], a["message"], a.get("message_key")
-            ),
-            blocks=False,
-        ),
-        FastTool(
-            "wait_for_message",
-            {
-                "room_id": _text,
-                "client_id": _text,
-                "timeout": _seconds,
-                "after": _seq_or_none,
-                "mentions_only": _flag,
-            },
-            frozenset({"room_id", "client_id"}),
-            lambda chat, a: receive(
-                chat,
-                a["room_id"],
-                a["client_id"],
-                a.get("timeout", chat.limits.default_wait),
-                a.get("after"),
-                a.get("mentions_only", False),
-            ),
-            blocks=True,
-        ),
-    )
+_TYPES: Final[dict[str, Callable[[Any], bool]]] = {
+    "string": lambda v: isinstance(v, str),
+    "number": lambda v: isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v),
+    "integer": lambda v: isinstance(v, int) and not isinstance(v, bool),
+    "boolean": lambda v: isinstance(v, bool),
+    "null": lambda v: v is None,
 }
-_NAMES: Final = {name.encode(): name for name in TOOLS}
+_WORDS: Final = frozenset({"type", "anyOf", "default", "description", "title"})
+
+
+def _check(tool: str, key: str, prop: Mapping[str, Any]) -> Callable[[Any], bool]:
+    """The check of one argument's JSON schema: a type, or any of some types."""
+    kinds = list(prop["anyOf"]) if "anyOf" in prop else [{"type": prop.get("type")}]
+    names = [kind.get("type") for kind in kinds]
+    if not set(prop) <= _WORDS or any(set(kind) != {"type"} for kind in kinds):
+        raise ValueError(f"{tool}.{key}: a schema this road cannot check: {dict(prop)}")
+    checks = tuple(_TYPES[name] for name in names if isinstance(name, str) and name in _TYPES)
+    if len(checks) != len(kinds):
+        raise ValueError(f"{tool}.{key}: a type this road cannot check: {dict(prop)}")
+    return checks[0] if len(checks) == 1 else lambda v: any(check(v) for check in checks)
+
+
+Family = Literal["modern", "handshake"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,11 +187,12 @@ class Call:
     version: str
     tool: FastTool
     arguments: dict[str, Any]
+    family: Family = "modern"
 
 
 class FastCalls:
-    """ASGI middleware: serves the plain 2026-07-28 send_message and wait_for_message POSTs
-    to `path` (see the module's text) and passes everything else on."""
+    """ASGI middleware: serves the plain send_message and wait_for_message POSTs to `path` (see
+    the module's text) and passes everything else on."""
 
     def __init__(
         self,
@@ -194,17 +202,38 @@ class FastCalls:
         metrics: Metrics | None = None,
         path: str = "/mcp",
         required_scopes: tuple[str, ...] | None = None,
+        sessions: Sessions | None = None,
+        connections: Connections | None = None,
     ) -> None:
         """`required_scopes`: None when the server has no auth; else a request is served only
-        if its token passed and carries these scopes."""
+        if its token passed and carries these scopes. `sessions` and `connections`: the
+        handshake-era sessions, whose calls are served only with both."""
         self.app, self.chat, self.server, self.metrics = app, chat, server, metrics
         self.path = path
         self.required_scopes = required_scopes
+        self.sessions, self.connections = sessions, connections
         self._stamp: dict[str, Any] | None = None  # the server's identity, as results carry it
+        self._tools: dict[str, FastTool] | None = None
+
+    @property
+    def tools(self) -> dict[str, FastTool]:
+        """The tools this road serves, from their registered input schemas (known once the
+        server's lifespan has run: see `server._cache_input_schemas`)."""
+        if self._tools is None:
+            schema_of = sdk.lowlevel(self.server).get_tool_input_schema
+            self._tools = {}
+            for name, (body, blocks) in BODIES.items():
+                schema = schema_of(name) if schema_of else None
+                try:
+                    if schema is not None:
+                        self._tools[name] = FastTool.of(name, schema, body, blocks)
+                except ValueError as exc:  # tests/e2e/test_fastcalls.py fails on it first
+                    log.error("%s: its calls take the SDK's road", exc)
+        return self._tools
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        tool = self._candidate(scope)
-        if tool is None:
+        family = self._candidate(scope)
+        if family is None:
             await self.app(scope, receive, send)
             return
         received: list[Message] = []
@@ -217,22 +246,21 @@ class FastCalls:
             body += message.get("body", b"")
             if not message.get("more_body") or len(body) > MAX_BODY:
                 break
-        call = (
-            parse(scope, body, tool)
-            if received[-1]["type"] == "http.request" and not received[-1].get("more_body")
-            else None
-        )
+        whole = received[-1]["type"] == "http.request" and not received[-1].get("more_body")
+        call = parse(scope, body, family, self.tools) if whole else None
         if call is None:
             await self.app(scope, _replay(received, receive), send)
-            return
-        await self._serve(call, scope, receive, send)
+        elif call.family == "modern":
+            await self._serve(call, scope, receive, send)
+        else:
+            await self._serve_in_session(call, scope, _replay(received, receive), send)
 
-    def _candidate(self, scope: Scope) -> FastTool | None:
-        """The tool the request's headers name, if it may be one for this road: cheap checks
-        on the request line and headers, before any body is read."""
+    def _candidate(self, scope: Scope) -> Family | None:
+        """The protocol family of a request that may be one for this road: cheap checks on the
+        request line and headers, before any body is read."""
         if scope["type"] != "http" or scope["method"] != "POST" or scope["path"] != self.path:
             return None
-        version = name = length = None
+        version = name = length = session_id = None
         for key, value in scope["headers"]:
             if key == b"mcp-protocol-version":
                 version = value
@@ -240,17 +268,20 @@ class FastCalls:
                 name = value
             elif key == b"content-length":
                 length = value
+            elif key == b"mcp-session-id":
+                session_id = value
             elif key.startswith(b"mcp-param-"):
                 return None
-        tool = _NAMES.get(name) if name is not None else None
-        if (
-            tool is None
-            or version is None
-            or version.decode("latin-1") in HANDSHAKE_PROTOCOL_VERSIONS
-            or length is None
-            or not length.isdigit()
-            or int(length) > MAX_BODY
-        ):
+        if version is None or length is None or not length.isdigit() or int(length) > MAX_BODY:
+            return None
+        family: Family
+        if version.decode("latin-1") in HANDSHAKE_PROTOCOL_VERSIONS:
+            if session_id is None or self.connections is None or self.sessions is None:
+                return None
+            family = "handshake"
+        elif name is not None and name.decode("latin-1") in BODIES:
+            family = "modern"
+        else:
             return None
         if self.required_scopes is not None:
             user, auth = scope.get("user"), scope.get("auth")
@@ -259,31 +290,79 @@ class FastCalls:
             if any(s not in auth.scopes for s in self.required_scopes):
                 return None
         has_json, has_sse = check_accept_headers(Request(scope))
-        return TOOLS[tool] if has_json and has_sse else None
+        return family if has_json and has_sse else None
 
-    async def _serve(self, call: Call, scope: Scope, receive: Receive, send: Send) -> None:
+    async def _serve_in_session(
+        self, call: Call, scope: Scope, receive: Receive, send: Send
+    ) -> None:
+        """A handshake-era call: served on its session, if the SDK would serve it there."""
+        assert self.sessions is not None and self.connections is not None
+        session_id = _header(scope, b"mcp-session-id")
+        transport = self.sessions.transport(session_id)
+        found = self.connections.find(session_id)
+        manager = self.sessions.manager
+        if (
+            transport is None
+            or found is None
+            or manager is None
+            or sdk.session_closing(transport)
+            or not sdk.owns_session(manager, session_id, scope.get("user"))
+        ):
+            await self.app(scope, receive, send)
+            return
+        headers = [
+            (b"cache-control", b"no-cache, no-transform"),
+            (b"connection", b"keep-alive"),
+            (b"content-type", b"text/event-stream"),
+            (b"mcp-session-id", session_id.encode("latin-1")),
+            (b"x-accel-buffering", b"no"),
+        ]
+        token = current_session.set(found[1])
+        try:
+            with sdk.in_flight(transport):
+                await self._serve(call, scope, receive, send, headers)
+        finally:
+            current_session.reset(token)
+
+    async def _serve(
+        self,
+        call: Call,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        stream: list[tuple[bytes, bytes]] | None = None,
+    ) -> None:
+        """Serves `call`: in JSON, or with `stream` (an event stream's headers) as one event
+        after those headers, sent at once."""
         started = time.perf_counter()
         structured: dict[str, Any] | None = None
         try:
-            if not call.tool.blocks:
+            if not call.tool.blocks and stream is None:
                 answer, structured = self._answer(
                     call, await call.tool.run(self.chat, call.arguments)
                 )
                 await Response(answer, media_type="application/json")(scope, receive, send)
                 return
-            structured = await self._serve_blocking(call, scope, receive, send)
+            structured = await self._serve_streamed(call, scope, receive, send, stream)
         finally:
             if self.metrics is not None and structured is not None:
                 self.metrics.observe_call(call.tool.name, time.perf_counter() - started, structured)
 
-    async def _serve_blocking(
-        self, call: Call, scope: Scope, receive: Receive, send: Send
+    async def _serve_streamed(
+        self,
+        call: Call,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        stream: list[tuple[bytes, bytes]] | None,
     ) -> dict[str, Any] | None:
-        """Serves a call that may block (see the module's text); returns its structured
-        result, or None if the client hung up first."""
+        """Serves a call that may block, or one on an event stream from the start (see the
+        module's text); returns its structured result, or None if the client hung up first."""
         work = asyncio.ensure_future(call.tool.run(self.chat, call.arguments))
         gone = asyncio.ensure_future(_disconnect(receive))
-        streaming = False
+        streaming = stream is not None
+        if stream is not None:
+            await send({"type": "http.response.start", "status": 200, "headers": stream})
         try:
             while not work.done():
                 pause = PING_EVERY if streaming else STREAM_AFTER
@@ -293,7 +372,8 @@ class FastCalls:
                 if work.done():
                     break
                 if streaming:
-                    await send(_PING)
+                    ping = _PING if stream is None else _sse_starlette_ping()
+                    await send({"type": "http.response.body", "body": ping, "more_body": True})
                 else:
                     streaming = True
                     await send(
@@ -317,31 +397,40 @@ class FastCalls:
         """The JSON-RPC response as the SDK would write it, and the structured result.
 
         Built directly, in the shape FastMCP and the SDK give a tool's structured result (the
-        result as JSON text and as structured content, then the 2026-07-28 fields): their
-        own conversion, validation and two more serialisations cost 0.2 ms here, on the path
-        of every delivery. tests/e2e/test_fastcalls.py holds both to the same bytes."""
+        result as JSON text and as structured content, then, on 2026-07-28, its own fields):
+        their own conversion, validation and two more serialisations cost 0.2 ms here, on the
+        path of every delivery. tests/e2e/test_fastcalls.py holds both to the same bytes."""
         try:
-            if self._stamp is None:
-                self._stamp = self.server._mcp_server.server_info_stamp
             structured: dict[str, Any] | None = out.model_dump(mode="json")
-            result = {
+            result: dict[str, Any] = {
                 "content": [{"text": pydantic_core.to_json(out).decode(), "type": "text"}],
                 "isError": not out.success,
-                "resultType": "complete",
-                "structuredContent": structured,
-                "_meta": {SERVER_INFO_META_KEY: self._stamp},
             }
+            if call.family == "modern":
+                if self._stamp is None:
+                    self._stamp = sdk.lowlevel(self.server).server_info_stamp
+                result["resultType"] = "complete"
+                result["structuredContent"] = structured
+                result["_meta"] = {SERVER_INFO_META_KEY: self._stamp}
+            else:
+                result["structuredContent"] = structured
             message: dict[str, Any] = {"jsonrpc": "2.0", "id": call.request_id, "result": result}
         except Exception as exc:
-            error = JSONRPCError(jsonrpc="2.0", id=call.request_id, error=modern_error_data(exc))
-            message = error.model_dump(mode="json", by_alias=True, exclude_none=True)
+            error = sdk.modern_error_data(exc)
+            message = JSONRPCError(jsonrpc="2.0", id=call.request_id, error=error).model_dump(
+                mode="json", by_alias=True, exclude_none=True
+            )
             structured = None
-        return json.dumps(message, separators=(",", ":")).encode(), structured
+        # The handshake era's messages are pydantic's JSON: UTF-8, not \u-escaped.
+        ascii_only = call.family == "modern"
+        return json.dumps(
+            message, separators=(",", ":"), ensure_ascii=ascii_only
+        ).encode(), structured
 
 
-def parse(scope: Scope, body: bytes, tool: FastTool) -> Call | None:
-    """The call of `tool` (the tool the headers name) this request makes, if the SDK would
-    serve it as a plain tools/call with well-typed arguments; None sends it to the SDK."""
+def parse(scope: Scope, body: bytes, family: Family, tools: Mapping[str, FastTool]) -> Call | None:
+    """The call this request makes, if the SDK would serve it as a plain tools/call of one of
+    `tools` with well-typed arguments; None sends it to the SDK."""
     try:
         decoded = json.loads(body)
     except (ValueError, RecursionError):
@@ -356,19 +445,19 @@ def parse(scope: Scope, body: bytes, tool: FastTool) -> Call | None:
     params = decoded["params"]
     if not isinstance(params, dict) or not set(params) <= {"name", "arguments", "_meta"}:
         return None
-    meta = params.get("_meta")
-    if not isinstance(meta, dict) or not set(meta) <= _ENVELOPE:
+    tool = tools.get(params.get("name"))  # type: ignore[arg-type]
+    if tool is None or progress_token_from_params(params) is not None:
         return None
-    if params.get("name") != tool.name or progress_token_from_params(params) is not None:
-        return None
-    headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"]]
-    if find_duplicated_routing_header(headers) is not None:
-        return None
-    verdict = classify_inbound_request(decoded, headers=dict(headers))
-    if isinstance(verdict, InboundLadderRejection):
+    if family == "modern":
+        version = _modern_version(scope, decoded, params, tool)
+    else:
+        version = _header(scope, b"mcp-protocol-version")
+        if params.get("_meta", {}) != {}:
+            return None
+    if version is None:
         return None
     try:
-        spec_methods.validate_client_request("tools/call", verdict.protocol_version, params)
+        spec_methods.validate_client_request("tools/call", version, params)
     except (ValidationError, KeyError):
         return None
     arguments = params.get("arguments", {})
@@ -378,7 +467,35 @@ def parse(scope: Scope, body: bytes, tool: FastTool) -> Call | None:
         check = tool.arguments.get(key)
         if check is None or not check(value):
             return None
-    return Call(request_id, verdict.protocol_version, tool, arguments)
+    return Call(request_id, version, tool, arguments, family)
+
+
+def _modern_version(
+    scope: Scope, decoded: dict[str, Any], params: dict[str, Any], tool: FastTool
+) -> str | None:
+    """The protocol version of a 2026-07-28 request the SDK would take, naming `tool` in its
+    routing headers as in its body; None if it would not."""
+    meta = params.get("_meta")
+    if not isinstance(meta, dict) or not set(meta) <= _ENVELOPE:
+        return None
+    if _header(scope, b"mcp-name") != tool.name:
+        return None
+    headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"]]
+    if find_duplicated_routing_header(headers) is not None:
+        return None
+    verdict = classify_inbound_request(decoded, headers=dict(headers))
+    if isinstance(verdict, InboundLadderRejection):
+        return None
+    return verdict.protocol_version
+
+
+def _header(scope: Scope, name: bytes) -> str:
+    return next((v.decode("latin-1") for k, v in scope["headers"] if k == name), "")
+
+
+def _sse_starlette_ping() -> bytes:
+    """The keep-alive comment the SDK's event streams (sse-starlette's) send."""
+    return f": ping - {datetime.now(UTC)}\r\n\r\n".encode()
 
 
 async def _disconnect(receive: Receive) -> None:

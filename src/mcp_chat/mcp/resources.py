@@ -42,6 +42,7 @@ from mcp_chat import credentials, errors
 from mcp_chat.chat import ChatService
 from mcp_chat.errors import ChatError
 from mcp_chat.limits import WaitSlots
+from mcp_chat.mcp import sdk
 from mcp_chat.mcp.results import MemberOut, MessageOut
 from mcp_chat.signals import EVERY_ROOM
 from mcp_chat.types import Room
@@ -91,7 +92,7 @@ def register_resources(mcp: FastMCP, chat: ChatService) -> None:
         )
 
     feeds = Feeds(chat)
-    lowlevel = mcp._mcp_server
+    lowlevel = sdk.lowlevel(mcp)
     lowlevel.add_request_handler("resources/subscribe", SubscribeRequestParams, feeds.subscribe)
     lowlevel.add_request_handler(
         "resources/unsubscribe", UnsubscribeRequestParams, feeds.unsubscribe
@@ -212,7 +213,7 @@ class Feeds:
         self, ctx: ServerRequestContext[Any, Any], params: SubscribeRequestParams
     ) -> EmptyResult:
         room_id = await self._room_of(params.uri)
-        connection = ctx.session._connection
+        connection = sdk.connection_of(ctx.session)
         subscribed = self._sessions.setdefault(room_id, {})
         subscribed[(id(connection), params.uri)] = ctx.session
         if not connection.state.get(_CLEANUP_KEY):
@@ -223,7 +224,7 @@ class Feeds:
     async def unsubscribe(
         self, ctx: ServerRequestContext[Any, Any], params: UnsubscribeRequestParams
     ) -> EmptyResult:
-        key = (id(ctx.session._connection), params.uri)
+        key = (id(sdk.connection_of(ctx.session)), params.uri)
         for subscribed in self._sessions.values():
             subscribed.pop(key, None)
         return EmptyResult()

@@ -6,8 +6,6 @@ import logging
 import time
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
-from functools import cached_property
-from operator import attrgetter
 from typing import Any
 
 import mcp.types as mt
@@ -16,7 +14,6 @@ from fastmcp.exceptions import ValidationError
 from fastmcp.server.auth import AuthProvider
 from fastmcp.server.middleware import CallNext, Middleware, MiddlewareContext
 from fastmcp.tools import Tool, ToolResult
-from mcp.server.runner import ServerRunner
 from mcp.shared.exceptions import MCPError
 from mcp.types import INVALID_PARAMS
 from mcp.types.version import HANDSHAKE_PROTOCOL_VERSIONS
@@ -26,8 +23,9 @@ from pydantic_core import ErrorDetails
 from mcp_chat import __version__
 from mcp_chat.chat import ChatService
 from mcp_chat.errors import Code
-from mcp_chat.mcp import channel
+from mcp_chat.mcp import channel, sdk
 from mcp_chat.mcp.channel import Channels
+from mcp_chat.mcp.connections import Connections
 from mcp_chat.mcp.prompts import register_prompts
 from mcp_chat.mcp.resources import admit_read, register_resources
 from mcp_chat.mcp.schemas import compact
@@ -68,21 +66,27 @@ class ChatMiddleware(Middleware):
         metrics: Metrics | None = None,
         process_session: Session | None = None,
         channels: Channels | None = None,
+        connections: Connections | None = None,
     ) -> None:
         self._chat = chat
         self._metrics = metrics
         self._process_session = process_session
         self._channels = channels
+        self._connections = Connections(chat, channels) if connections is None else connections
 
     async def __call__(self, context: MiddlewareContext[Any], call_next: CallNext[Any, Any]) -> Any:
         if isinstance(context.message, Mapping):
             return await self._unparsed(context, call_next)
         if context.method == "tools/call":
             return await self._call_tool(context, call_next)
-        if context.method == "initialize" and self._channels is not None:
-            params = getattr(context.message, "params", None)
-            client = getattr(getattr(params, "client_info", None), "name", None)
-            self._channels.client_is(client if isinstance(client, str) else None)
+        if context.method == "initialize":
+            if self._process_session is None:
+                # Known from the start, so that the short road (fastcalls.py) finds it.
+                self._connection_session(context)
+            if self._channels is not None:
+                params = getattr(context.message, "params", None)
+                client = getattr(getattr(params, "client_info", None), "name", None)
+                self._channels.client_is(client if isinstance(client, str) else None)
         if context.method == "resources/read":
             async with admit_read(self._chat, str(context.message.uri)):
                 return await call_next(context)
@@ -129,7 +133,7 @@ class ChatMiddleware(Middleware):
         self, context: MiddlewareContext[Any], call_next: CallNext[Any, Any]
     ) -> Any:
         """A request as FastMCP's outer pass hands it over: a copy of its raw params, since
-        they did not parse (FastMCP 4.1, `server/low_level.py`, `_raw_message`: a documented
+        they did not parse (FastMCP 4.2, `server/low_level.py`, `_raw_message`: a documented
         behaviour of its root dispatch, relied on here to tell this pass apart). Before, the
         tools/call branch read `.name` off that mapping and crashed: the SDK answered -32603
         (code 0 on the handshake family) and logged the crash at ERROR, chained to the
@@ -152,29 +156,13 @@ class ChatMiddleware(Middleware):
             raise
 
     def _connection_session(self, context: MiddlewareContext[Any]) -> Session | None:
-        """Only handshake-era connections (2025-11-25 and older) have a lifetime beyond one
-        request: when one closes (a stdio client's process ends, an HTTP session is closed),
-        its participants are marked gone and their rooms are told. 2026-07-28 requests stand
-        alone, so those participants go by silence instead. Over stdio the whole process is
-        one client: `process_session` covers every call."""
+        """The chat session of a handshake-era connection (see `connections.py`); None on
+        2026-07-28, whose requests stand alone. Over stdio the whole process is one client:
+        `process_session` covers every call."""
         request = context.fastmcp_context.request_context if context.fastmcp_context else None
         if request is None or request.protocol_version not in HANDSHAKE_PROTOCOL_VERSIONS:
             return None
-        # The SDK keeps the connection (with its teardown stack) on the request's session.
-        connection = getattr(request.session, "_connection", None)
-        if connection is None:
-            return None
-        session = connection.state.get(_SESSION_KEY)
-        if session is None:
-            session = connection.state[_SESSION_KEY] = Session()
-            connection.exit_stack.push_async_callback(self._chat.disconnect, session)
-            if self._channels is not None:
-                self._channels.follow_http(connection, session)
-        assert isinstance(session, Session)
-        return session
-
-
-_SESSION_KEY = "mcp_chat.session"
+        return self._connections.session_of(sdk.connection_of(request.session))
 
 
 def _where(err: ErrorDetails) -> str:
@@ -224,26 +212,12 @@ def _describe(cause: BaseException | None, tool: str) -> str:
 
 
 async def _cache_input_schemas(server: FastMCP) -> None:
-    """Give the SDK a by-name lookup of input schemas. Without it, the 2026-07-28 HTTP path
-    validates each tools/call's parameters by running a whole tools/list through the
-    middleware first, which cost more than the call itself (see benchmarks/)."""
+    """See `sdk.cache_input_schemas`."""
     schemas: dict[str, Mapping[str, Any]] = {
         tool.name: tool.to_mcp_tool().input_schema
         for tool in await server.list_tools(run_middleware=False)
     }
-    server._mcp_server.get_tool_input_schema = schemas.get
-
-
-def _no_runner_cycles() -> None:
-    """The SDK (mcp 2.3.0) keeps `ServerRunner.on_request` and `on_notify` as cached
-    properties whose values are the runner's own bound methods: a reference cycle, and a
-    runner is made for every 2026-07-28 request. Each left its connection, exit stack, events
-    and request behind for the garbage collector's oldest generation, which is what kept
-    memory up after a burst of clients (benchmarks.waits figure H). Plain properties give the
-    same methods without the cycle."""
-    for name in ("on_request", "on_notify"):
-        if isinstance(vars(ServerRunner).get(name), cached_property):
-            setattr(ServerRunner, name, property(attrgetter(f"_{name}")))
+    sdk.cache_input_schemas(server, schemas)
 
 
 def create_server(
@@ -254,12 +228,13 @@ def create_server(
     auth: AuthProvider | None = None,
     channels: Channels | None = None,
     process_session: Session | None = None,
+    connections: Connections | None = None,
 ) -> FastMCP:
     """A FastMCP server whose lifespan opens and closes `chat`. With `stdio`, the process
     serves one client (`process_session`, or one made here): when it ends, that client's
     participants are gone. `metrics` counts the tool calls; `auth` guards the server over
     HTTP; `channels` declares the Claude Code channel capability and pushes (`channel.py`)."""
-    _no_runner_cycles()
+    sdk.no_runner_cycles()
     if stdio and process_session is None:
         process_session = Session()
 
@@ -281,7 +256,7 @@ def create_server(
         else INSTRUCTIONS + "\n" + channel.INSTRUCTIONS,
         version=__version__,
         lifespan=lifespan,
-        middleware=[ChatMiddleware(chat, metrics, process_session, channels)],
+        middleware=[ChatMiddleware(chat, metrics, process_session, channels, connections)],
         auth=auth,
         mask_error_details=True,
         experimental_capabilities=None if channels is None else {channel.CAPABILITY: {}},

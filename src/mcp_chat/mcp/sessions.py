@@ -16,22 +16,17 @@ connection's teardown runs: our disconnect bookkeeping marks its participants go
 
 FastMCP makes the manager in its app's lifespan and offers no way to pass `max_sessions` or to
 evict, so `install` wraps that lifespan and `Sessions.attach` takes hold of the manager it made.
-Borrowed from the SDK (mcp 2.3), by name, because it has no public hook for either:
-
-- `StreamableHTTPSessionManager._server_instances`, its sessions by id: counted for the gauge,
-  and searched for the longest-idle one;
-- `StreamableHTTPSessionManager._admit_session(requestor)`, which registers a new session or
-  returns None at the cap, called under the manager's creation lock: wrapped, so that eviction
-  happens at the moment of admission and the cap stays exact under concurrent handshakes.
-
-`attach` refuses to start without them, and tests/e2e/test_sessions.py checks they are there.
+The SDK has no public hook for either: its sessions by id (counted for the gauge, searched for
+the longest-idle one) and its admission of a new session (wrapped, so that eviction happens at
+the moment of admission and the cap stays exact under concurrent handshakes) are borrowed
+through `mcp.sdk`.
 """
 
 from __future__ import annotations
 
 import logging
 import math
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -41,9 +36,9 @@ from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 from starlette.applications import Starlette
 from starlette.routing import Route
 
-log = logging.getLogger(__name__)
+from mcp_chat.mcp import sdk
 
-Admit = Callable[[Any], StreamableHTTPServerTransport | None]
+log = logging.getLogger(__name__)
 
 
 class Sessions:
@@ -52,6 +47,8 @@ class Sessions:
     def __init__(self, max_sessions: int) -> None:
         self.max_sessions = max_sessions
         self._sessions: dict[str, StreamableHTTPServerTransport] | None = None
+        self.manager: StreamableHTTPSessionManager | None = None
+        """The SDK's session manager while the app runs."""
 
     @property
     def open(self) -> int:
@@ -60,26 +57,26 @@ class Sessions:
 
     def attach(self, manager: StreamableHTTPSessionManager) -> None:
         """Takes hold of the manager FastMCP made: caps it, and wraps its admission."""
-        sessions = getattr(manager, "_server_instances", None)
-        admit: Admit | None = getattr(manager, "_admit_session", None)
-        if not isinstance(sessions, dict) or admit is None:
-            raise RuntimeError(
-                "The MCP SDK's session manager no longer has _server_instances and "
-                "_admit_session, which mcp_chat.mcp.sessions borrows: see its docstring."
-            )
-        self._sessions = sessions
+        sessions = sdk.session_transports(manager)
+        self._sessions, self.manager = sessions, manager
         manager.max_sessions = self.max_sessions
 
-        def admit_evicting(requestor: Any) -> StreamableHTTPServerTransport | None:
-            if len(sessions) >= self.max_sessions:
-                self._close_longest_idle(sessions)
-            return admit(requestor)
+        def evicting(admit: sdk.Admit) -> sdk.Admit:
+            def admit_evicting(requestor: Any) -> StreamableHTTPServerTransport | None:
+                if len(sessions) >= self.max_sessions:
+                    self._close_longest_idle(sessions)
+                return admit(requestor)
 
-        # An instance attribute: the manager calls `self._admit_session(...)`, which finds it.
-        manager._admit_session = admit_evicting  # type: ignore[method-assign]
+            return admit_evicting
+
+        sdk.wrap_admission(manager, evicting)
 
     def detach(self) -> None:
-        self._sessions = None
+        self._sessions = self.manager = None
+
+    def transport(self, session_id: str) -> StreamableHTTPServerTransport | None:
+        """The open session's transport, if `session_id` names one."""
+        return self._sessions.get(session_id) if self._sessions is not None else None
 
     def _close_longest_idle(self, sessions: dict[str, StreamableHTTPServerTransport]) -> None:
         """Closes the session idle the longest, if any is idle: forgotten at once (its id

@@ -6,15 +6,10 @@ registers a channel only on a handshake-era connection. So the probe is answered
 handshake-only server answers it (JSON-RPC -32601, method not found), and the client falls
 back to `initialize`. With pushes off, both eras stay offered.
 
-Borrowed from the SDK and FastMCP, here only:
-
-- `FastMCP._mcp_server`: the SDK's low-level server FastMCP builds (its handlers, its
-  initialization options and its lifespan, which enters FastMCP's), to serve it on streams
-  of our own. `FastMCP.run_stdio_async` gives no way to pass stdout, nor to choose the era.
-- `mcp.server.runner.serve_loop` ("handshake-only loop mode") and `serve_dual_era_loop`
-  (both eras, what `Server.run` serves), both public, to choose the era.
-
-`tests/e2e/test_channel.py` fails if an upgrade takes either away.
+The SDK's low-level server (borrowed through `sdk.lowlevel`: `FastMCP.run_stdio_async` gives
+no way to pass stdout, nor to choose the era) is served on streams of our own, with
+`mcp.server.runner.serve_loop` ("handshake-only loop mode") or `serve_dual_era_loop` (both
+eras, what `Server.run` serves), both public.
 """
 
 from __future__ import annotations
@@ -32,6 +27,7 @@ from fastmcp.server.context import reset_transport, set_transport
 from mcp.server.runner import serve_dual_era_loop, serve_loop
 from mcp.server.stdio import stdio_server
 
+from mcp_chat.mcp import sdk
 from mcp_chat.mcp.channel import Channels, notification
 from mcp_chat.presence import Session
 from mcp_chat.push import Push, Undelivered
@@ -81,7 +77,7 @@ def _claimed_stdout() -> Iterator[io.TextIOWrapper]:
 async def serve_stdio(server: FastMCP, channels: Channels | None, session: Session) -> None:
     """Serve `server` on stdin/stdout until the client closes stdin. `session` is the
     process's (every call speaks through it); with `channels`, its participants are pushed."""
-    lowlevel = server._mcp_server
+    lowlevel = sdk.lowlevel(server)
     token = set_transport("stdio")
     try:
         with _claimed_stdout() as out:
