@@ -46,7 +46,7 @@ import json
 import logging
 import math
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final, Literal
@@ -190,28 +190,13 @@ class Call:
     family: Family = "modern"
 
 
-class FastCalls:
-    """ASGI middleware: serves the plain send_message and wait_for_message POSTs to `path` (see
-    the module's text) and passes everything else on."""
+class Road:
+    """What the short roads of both transports (HTTP here, stdio in stdio.py) share: the tools,
+    from their registered input schemas; the answer, as the SDK writes it; and the metrics,
+    recorded for every call either serves (as `server.ChatMiddleware` records the SDK's)."""
 
-    def __init__(
-        self,
-        app: ASGIApp,
-        chat: ChatService,
-        server: FastMCP,
-        metrics: Metrics | None = None,
-        path: str = "/mcp",
-        required_scopes: tuple[str, ...] | None = None,
-        sessions: Sessions | None = None,
-        connections: Connections | None = None,
-    ) -> None:
-        """`required_scopes`: None when the server has no auth; else a request is served only
-        if its token passed and carries these scopes. `sessions` and `connections`: the
-        handshake-era sessions, whose calls are served only with both."""
-        self.app, self.chat, self.server, self.metrics = app, chat, server, metrics
-        self.path = path
-        self.required_scopes = required_scopes
-        self.sessions, self.connections = sessions, connections
+    def __init__(self, chat: ChatService, server: FastMCP, metrics: Metrics | None) -> None:
+        self.chat, self.server, self.metrics = chat, server, metrics
         self._stamp: dict[str, Any] | None = None  # the server's identity, as results carry it
         self._tools: dict[str, FastTool] | None = None
 
@@ -231,6 +216,78 @@ class FastCalls:
                     log.error("%s: its calls take the SDK's road", exc)
         return self._tools
 
+    @contextlib.contextmanager
+    def observed(self, call: Call) -> Iterator[list[dict[str, Any]]]:
+        """Times the call; the structured result put in the list it yields is counted."""
+        started = time.perf_counter()
+        results: list[dict[str, Any]] = []
+        try:
+            yield results
+        finally:
+            if self.metrics is not None and results:
+                elapsed = time.perf_counter() - started
+                self.metrics.observe_call(call.tool.name, elapsed, results[0])
+
+    def answer(
+        self, call: Call, out: Result, ascii_only: bool = False
+    ) -> tuple[bytes, dict[str, Any] | None]:
+        """The JSON-RPC response as the SDK would write it, and the structured result.
+
+        Built directly, in the shape FastMCP and the SDK give a tool's structured result (the
+        result as JSON text and as structured content, then, on 2026-07-28, its own fields):
+        their own conversion, validation and two more serialisations cost 0.2 ms here, on the
+        path of every delivery. The SDK writes pydantic's JSON (UTF-8), but for 2026-07-28 over
+        HTTP (`ascii_only`, \\u-escaped). tests/e2e/test_fastcalls.py and test_stdio_road.py
+        hold both roads to the same bytes."""
+        try:
+            structured: dict[str, Any] | None = out.model_dump(mode="json")
+            result: dict[str, Any] = {
+                "content": [{"text": pydantic_core.to_json(out).decode(), "type": "text"}],
+                "isError": not out.success,
+            }
+            if call.family == "modern":
+                if self._stamp is None:
+                    self._stamp = sdk.lowlevel(self.server).server_info_stamp
+                result["resultType"] = "complete"
+                result["structuredContent"] = structured
+                result["_meta"] = {SERVER_INFO_META_KEY: self._stamp}
+            else:
+                result["structuredContent"] = structured
+            message: dict[str, Any] = {"jsonrpc": "2.0", "id": call.request_id, "result": result}
+        except Exception as exc:
+            error = sdk.modern_error_data(exc)
+            message = JSONRPCError(jsonrpc="2.0", id=call.request_id, error=error).model_dump(
+                mode="json", by_alias=True, exclude_none=True
+            )
+            structured = None
+        data = json.dumps(message, separators=(",", ":"), ensure_ascii=ascii_only)
+        return data.encode(), structured
+
+
+class FastCalls:
+    """ASGI middleware: serves the plain send_message and wait_for_message POSTs to `path` (see
+    the module's text) and passes everything else on."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        chat: ChatService,
+        server: FastMCP,
+        metrics: Metrics | None = None,
+        path: str = "/mcp",
+        required_scopes: tuple[str, ...] | None = None,
+        sessions: Sessions | None = None,
+        connections: Connections | None = None,
+    ) -> None:
+        """`required_scopes`: None when the server has no auth; else a request is served only
+        if its token passed and carries these scopes. `sessions` and `connections`: the
+        handshake-era sessions, whose calls are served only with both."""
+        self.app, self.chat = app, chat
+        self.road = Road(chat, server, metrics)
+        self.path = path
+        self.required_scopes = required_scopes
+        self.sessions, self.connections = sessions, connections
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         family = self._candidate(scope)
         if family is None:
@@ -247,7 +304,7 @@ class FastCalls:
             if not message.get("more_body") or len(body) > MAX_BODY:
                 break
         whole = received[-1]["type"] == "http.request" and not received[-1].get("more_body")
-        call = parse(scope, body, family, self.tools) if whole else None
+        call = parse(scope, body, family, self.road.tools) if whole else None
         if call is None:
             await self.app(scope, _replay(received, receive), send)
         elif call.family == "modern":
@@ -334,19 +391,16 @@ class FastCalls:
     ) -> None:
         """Serves `call`: in JSON, or with `stream` (an event stream's headers) as one event
         after those headers, sent at once."""
-        started = time.perf_counter()
-        structured: dict[str, Any] | None = None
-        try:
+        with self.road.observed(call) as results:
+            structured: dict[str, Any] | None
             if not call.tool.blocks and stream is None:
-                answer, structured = self._answer(
-                    call, await call.tool.run(self.chat, call.arguments)
-                )
+                out = await call.tool.run(self.chat, call.arguments)
+                answer, structured = self.road.answer(call, out, ascii_only=True)
                 await Response(answer, media_type="application/json")(scope, receive, send)
-                return
-            structured = await self._serve_streamed(call, scope, receive, send, stream)
-        finally:
-            if self.metrics is not None and structured is not None:
-                self.metrics.observe_call(call.tool.name, time.perf_counter() - started, structured)
+            else:
+                structured = await self._serve_streamed(call, scope, receive, send, stream)
+            if structured is not None:
+                results.append(structured)
 
     async def _serve_streamed(
         self,
@@ -379,7 +433,8 @@ class FastCalls:
                     await send(
                         {"type": "http.response.start", "status": 200, "headers": _SSE_HEADERS}
                     )
-            answer, structured = self._answer(call, work.result())
+            # The SDK's 2026-07-28 answers over HTTP are \\u-escaped, the handshake era's not.
+            answer, structured = self.road.answer(call, work.result(), call.family == "modern")
             if streaming:
                 frame = b"event: message\r\ndata: " + answer + b"\r\n\r\n"
                 await send({"type": "http.response.body", "body": frame, "more_body": False})
@@ -393,48 +448,32 @@ class FastCalls:
                     with contextlib.suppress(asyncio.CancelledError):
                         await task
 
-    def _answer(self, call: Call, out: Result) -> tuple[bytes, dict[str, Any] | None]:
-        """The JSON-RPC response as the SDK would write it, and the structured result.
-
-        Built directly, in the shape FastMCP and the SDK give a tool's structured result (the
-        result as JSON text and as structured content, then, on 2026-07-28, its own fields):
-        their own conversion, validation and two more serialisations cost 0.2 ms here, on the
-        path of every delivery. tests/e2e/test_fastcalls.py holds both to the same bytes."""
-        try:
-            structured: dict[str, Any] | None = out.model_dump(mode="json")
-            result: dict[str, Any] = {
-                "content": [{"text": pydantic_core.to_json(out).decode(), "type": "text"}],
-                "isError": not out.success,
-            }
-            if call.family == "modern":
-                if self._stamp is None:
-                    self._stamp = sdk.lowlevel(self.server).server_info_stamp
-                result["resultType"] = "complete"
-                result["structuredContent"] = structured
-                result["_meta"] = {SERVER_INFO_META_KEY: self._stamp}
-            else:
-                result["structuredContent"] = structured
-            message: dict[str, Any] = {"jsonrpc": "2.0", "id": call.request_id, "result": result}
-        except Exception as exc:
-            error = sdk.modern_error_data(exc)
-            message = JSONRPCError(jsonrpc="2.0", id=call.request_id, error=error).model_dump(
-                mode="json", by_alias=True, exclude_none=True
-            )
-            structured = None
-        # The handshake era's messages are pydantic's JSON: UTF-8, not \u-escaped.
-        ascii_only = call.family == "modern"
-        return json.dumps(
-            message, separators=(",", ":"), ensure_ascii=ascii_only
-        ).encode(), structured
-
 
 def parse(scope: Scope, body: bytes, family: Family, tools: Mapping[str, FastTool]) -> Call | None:
-    """The call this request makes, if the SDK would serve it as a plain tools/call of one of
-    `tools` with well-typed arguments; None sends it to the SDK."""
+    """The call this HTTP request makes, if the SDK would serve it as a plain tools/call of one
+    of `tools` with well-typed arguments; None sends it to the SDK."""
     try:
         decoded = json.loads(body)
     except (ValueError, RecursionError):
         return None
+    found = plain_request(decoded, tools)
+    if found is None:
+        return None
+    params, tool = found
+    if family == "modern":
+        version = _modern_version(scope, decoded, params, tool)
+    else:
+        version = _header(scope, b"mcp-protocol-version")
+        if params.get("_meta", {}) != {}:
+            return None
+    return checked_call(decoded, params, tool, family, version)
+
+
+def plain_request(
+    decoded: Any, tools: Mapping[str, FastTool]
+) -> tuple[dict[str, Any], FastTool] | None:
+    """A decoded JSON-RPC message's params and tool, if it is a plain tools/call of one of
+    `tools` (no more than the protocol's fields, no progress token)."""
     if not isinstance(decoded, dict) or decoded.get("method") != "tools/call":
         return None
     request_id = decoded.get("id")
@@ -445,15 +484,22 @@ def parse(scope: Scope, body: bytes, family: Family, tools: Mapping[str, FastToo
     params = decoded["params"]
     if not isinstance(params, dict) or not set(params) <= {"name", "arguments", "_meta"}:
         return None
-    tool = tools.get(params.get("name"))  # type: ignore[arg-type]
+    name = params.get("name")
+    tool = tools.get(name) if isinstance(name, str) else None
     if tool is None or progress_token_from_params(params) is not None:
         return None
-    if family == "modern":
-        version = _modern_version(scope, decoded, params, tool)
-    else:
-        version = _header(scope, b"mcp-protocol-version")
-        if params.get("_meta", {}) != {}:
-            return None
+    return params, tool
+
+
+def checked_call(
+    decoded: dict[str, Any],
+    params: dict[str, Any],
+    tool: FastTool,
+    family: Family,
+    version: str | None,
+) -> Call | None:
+    """The call, if its params are valid at `version` and its arguments are of the declared
+    types; else None."""
     if version is None:
         return None
     try:
@@ -467,7 +513,19 @@ def parse(scope: Scope, body: bytes, family: Family, tools: Mapping[str, FastToo
         check = tool.arguments.get(key)
         if check is None or not check(value):
             return None
-    return Call(request_id, version, tool, arguments, family)
+    return Call(decoded["id"], version, tool, arguments, family)
+
+
+def modern_envelope_version(decoded: dict[str, Any], params: dict[str, Any]) -> str | None:
+    """The protocol version of a 2026-07-28 request whose `_meta` is the protocol's envelope
+    and nothing more, as the SDK's validation ladder reads it; None if it would refuse it."""
+    meta = params.get("_meta")
+    if not isinstance(meta, dict) or not set(meta) <= _ENVELOPE:
+        return None
+    verdict = classify_inbound_request(decoded)
+    if isinstance(verdict, InboundLadderRejection):
+        return None
+    return verdict.protocol_version
 
 
 def _modern_version(
@@ -475,8 +533,7 @@ def _modern_version(
 ) -> str | None:
     """The protocol version of a 2026-07-28 request the SDK would take, naming `tool` in its
     routing headers as in its body; None if it would not."""
-    meta = params.get("_meta")
-    if not isinstance(meta, dict) or not set(meta) <= _ENVELOPE:
+    if modern_envelope_version(decoded, params) is None:
         return None
     if _header(scope, b"mcp-name") != tool.name:
         return None
