@@ -7,7 +7,7 @@ import json
 from typing import Any
 
 import httpx2
-from mcp import Client
+from mcp import Client, types
 
 
 async def call(client: Client, tool: str, **args: Any) -> dict[str, Any]:
@@ -170,3 +170,14 @@ def wait_when_blocked(
         return data
 
     return asyncio.create_task(run()), progressed
+
+
+class Updates:
+    """Collects notifications/resources/updated as a handshake-era client receives them."""
+
+    def __init__(self) -> None:
+        self.uris: asyncio.Queue[str] = asyncio.Queue()
+
+    async def __call__(self, message: Any) -> None:
+        if isinstance(message, types.ResourceUpdatedNotification):
+            self.uris.put_nowait(message.params.uri)

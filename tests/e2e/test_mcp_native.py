@@ -14,20 +14,9 @@ from mcp.shared.exceptions import MCPError
 
 from mcp_chat.mcp.resources import TOO_MANY_STREAMS
 from tests.e2e.conftest import MODES, ServerProcess, stdio_params
-from tests.e2e.helpers import call
+from tests.e2e.helpers import Updates, call
 
 pytestmark = pytest.mark.anyio
-
-
-class Updates:
-    """Collects notifications/resources/updated as a handshake-era client receives them."""
-
-    def __init__(self) -> None:
-        self.uris: asyncio.Queue[str] = asyncio.Queue()
-
-    async def __call__(self, message: Any) -> None:
-        if isinstance(message, types.ResourceUpdatedNotification):
-            self.uris.put_nowait(message.params.uri)
 
 
 async def read_json(client: Client, uri: str) -> dict[str, Any]:
