@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -97,6 +98,19 @@ def http_server(db_url: str) -> Iterator[ServerProcess]:
     server = ServerProcess(db_url)
     yield server
     server.stop()
+
+
+@pytest.fixture
+def held_port() -> Iterator[int]:
+    """A loopback port that this test holds for its servers: a socket bound to it (with
+    SO_REUSEADDR, never listening) for the whole test. A server (whose socket has
+    SO_REUSEADDR too) may listen on it, and a server restarted after another's exit comes back
+    where it was, while no other process on the machine can take the port in between."""
+    with socket.socket() as holder:
+        holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        holder.bind(("127.0.0.1", 0))
+        port: int = holder.getsockname()[1]
+        yield port
 
 
 def stdio_params(store_url: str, *extra: str, channel: str = "off") -> StdioServerParameters:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import secrets
 from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
+from contextlib import ExitStack, asynccontextmanager
 from typing import Any
 
 import httpx2
@@ -30,15 +30,13 @@ def shared_url() -> Iterator[str]:
 @pytest.fixture(scope="module")
 def instances(shared_url: str) -> Iterator[tuple[ServerProcess, ServerProcess]]:
     """Two instances on one Redis for the whole module (each test uses its own rooms)."""
-    a = ServerProcess(shared_url)
-    try:
+    with ExitStack() as stack:  # each is stopped, whatever happens to the other or a test
+        a = ServerProcess(shared_url)
+        stack.callback(a.stop)
         b = ServerProcess(shared_url)
-    except BaseException:
-        a.stop()
-        raise
-    yield a, b
+        stack.callback(b.stop)
+        yield a, b
     for server in (a, b):
-        server.stop()
         assert "Traceback" not in server.log, server.log
 
 

@@ -37,8 +37,8 @@ def count(lines: list[str], fragment: str) -> int:
     return sum(fragment in line for line in lines)
 
 
-async def test_person_and_agent_chat_across_a_server_restart(db_url: str) -> None:
-    first = ServerProcess(db_url)
+async def test_person_and_agent_chat_across_a_server_restart(db_url: str, held_port: int) -> None:
+    first = ServerProcess(db_url, port=held_port)
     app = ChatApp(Seat(first.url, "tui", "Person"))
     second: ServerProcess | None = None
     try:
@@ -59,7 +59,7 @@ async def test_person_and_agent_chat_across_a_server_restart(db_url: str) -> Non
             first.kill()
             # Typed while the server is down: kept, and sent once when it is back.
             await type_line(app, pilot, "sent while down")
-            second = ServerProcess(db_url, port=first.port)
+            second = ServerProcess(db_url, port=held_port)
             async with Client(second.url) as agent:
                 await call(
                     agent,
@@ -132,9 +132,9 @@ async def test_the_window_says_when_the_other_ends_the_chat(db_url: str) -> None
         await shown(app, "You are not in the room any more")
 
 
-async def test_the_window_rides_out_a_graceful_restart(db_url: str) -> None:
+async def test_the_window_rides_out_a_graceful_restart(db_url: str, held_port: int) -> None:
     """SIGTERM answers the window's blocked wait with server_restarting: it reconnects."""
-    first = ServerProcess(db_url)
+    first = ServerProcess(db_url, port=held_port)
     app = ChatApp(Seat(first.url, "calm", "Person"))
     second: ServerProcess | None = None
     try:
@@ -142,7 +142,7 @@ async def test_the_window_rides_out_a_graceful_restart(db_url: str) -> None:
             await shown(app, "You are in room calm as Person")
             first.stop()
             assert first.proc.returncode == 0
-            second = ServerProcess(db_url, port=first.port)
+            second = ServerProcess(db_url, port=held_port)
             async with Client(second.url) as agent:
                 agent_id = await join(agent, "calm", "Agent")
                 await call(
@@ -218,8 +218,10 @@ async def test_a_window_takes_a_seat_left_by_the_gone(db_url: str) -> None:
             await shown(app, "In room duo (2 of 2 places): Ann (gone), Ben (gone), Person, Cy")
 
 
-async def test_after_a_restart_that_forgot_the_room_the_window_joins_it_again() -> None:
-    first = ServerProcess("memory://")
+async def test_after_a_restart_that_forgot_the_room_the_window_joins_it_again(
+    held_port: int,
+) -> None:
+    first = ServerProcess("memory://", port=held_port)
     app = ChatApp(Seat(first.url, "mem", "Person"))
     second: ServerProcess | None = None
     try:
@@ -229,7 +231,7 @@ async def test_after_a_restart_that_forgot_the_room_the_window_joins_it_again() 
             first.kill()
             await shown(app, "Lost the connection")
             await type_line(app, pilot, "typed while it was down")
-            second = ServerProcess("memory://", port=first.port)  # remembers nothing
+            second = ServerProcess("memory://", port=held_port)  # remembers nothing
             lines = await shown(app, "you joined room mem again as Person")
             assert app.link.client_id not in (None, old_id)
             async with Client(second.url) as agent:

@@ -25,8 +25,9 @@ async def enter(agent: Client, name: str, *interests: str) -> dict[str, Any]:
 
 async def test_the_window_waits_through_a_graceful_restart_is_matched_and_chats(
     db_url: str,
+    held_port: int,
 ) -> None:
-    first = ServerProcess(db_url)
+    first = ServerProcess(db_url, port=held_port)
     app = ChatApp(Seat(first.url, None, "Person", interests=("chess", "go")))
     second: ServerProcess | None = None
     try:
@@ -36,7 +37,7 @@ async def test_the_window_waits_through_a_graceful_restart_is_matched_and_chats(
             # The server stops (gracefully) while the window waits: it carries on, same id.
             first.stop()
             await shown(app, "Lost the connection")
-            second = ServerProcess(db_url, port=first.port)
+            second = ServerProcess(db_url, port=held_port)
             await shown(app, "Reconnected.")
             await shown(app, "Waiting for a partner (position 1)…")
             async with Client(second.url) as agent:

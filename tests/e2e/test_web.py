@@ -244,8 +244,9 @@ async def test_the_page_says_things_in_its_own_words_and_explains_the_room_name(
 
 async def test_a_restart_that_forgot_the_room_is_told_in_words_for_people(
     browser: Browser,
+    held_port: int,
 ) -> None:
-    first = ServerProcess("memory://")
+    first = ServerProcess("memory://", port=held_port)
     second: ServerProcess | None = None
     page = await browser.new_page()
     try:
@@ -257,7 +258,7 @@ async def test_a_restart_that_forgot_the_room_is_told_in_words_for_people(
         await expect(page.locator("#members")).to_contain_text("Ada")  # the room is loaded
         first.stop()
         await expect(page.locator("#status")).to_have_text("Connection lost; reconnecting…")
-        second = ServerProcess("memory://", port=first.port)
+        second = ServerProcess("memory://", port=held_port)
         # The page tries again with backoff (up to 8 s apart): wait past a few of those.
         await expect(page.locator("#status")).to_have_text(
             "The server no longer knows you here (it may have restarted). Join again. "

@@ -141,9 +141,9 @@ async def test_a_hidden_tab_counts_unread_in_its_title_and_notifies_of_mentions(
 
 
 async def test_what_is_typed_while_the_connection_is_lost_is_sent_once_it_is_back(
-    db_url: str, browser: Browser
+    db_url: str, browser: Browser, held_port: int
 ) -> None:
-    first = ServerProcess(db_url)
+    first = ServerProcess(db_url, port=held_port)
     second: ServerProcess | None = None
     page = await browser.new_page()
     try:
@@ -156,7 +156,7 @@ async def test_what_is_typed_while_the_connection_is_lost_is_sent_once_it_is_bac
         await page.press("#text", "Enter")
         pending = page.locator("#messages .pending")
         await expect(pending).to_have_text("typed while it was downsending…")
-        second = ServerProcess(db_url, port=first.port)
+        second = ServerProcess(db_url, port=held_port)
         await expect(pending).to_have_count(0, timeout=30_000)  # the page retries with backoff
         own = page.locator("#messages .own .bubble")
         await expect(own).to_have_text(["typed while it was down"])

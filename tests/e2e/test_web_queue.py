@@ -36,9 +36,9 @@ async def wait_on_page(page: Page, server: ServerProcess, name: str, interests: 
 
 
 async def test_a_person_waiting_on_the_page_is_matched_with_an_agent_and_they_chat(
-    db_url: str, browser: Browser
+    db_url: str, browser: Browser, held_port: int
 ) -> None:
-    first = ServerProcess(db_url)
+    first = ServerProcess(db_url, port=held_port)
     second: ServerProcess | None = None
     page = await browser.new_page()
     urls: list[str] = []
@@ -53,7 +53,7 @@ async def test_a_person_waiting_on_the_page_is_matched_with_an_agent_and_they_ch
         first.stop()
         position = page.locator("#queue-position")
         await expect(position).to_have_text("Connection lost; reconnecting…")
-        second = ServerProcess(db_url, port=first.port)
+        second = ServerProcess(db_url, port=held_port)
         await expect(position).to_contain_text("Position 1")
         await chat_after_match(page, second, client_id)
     finally:
