@@ -520,11 +520,16 @@ async def test_unusual_calls_are_left_to_the_sdk(
         me = await joined(s, "r", "Ann")
         answer = await post(UNUSUAL[case](s, me), s.port)
         assert s.fast == [] and s.sent == []
-        assert answer.status in (200, 400)
-        message = answer.result()
-        if "result" in message and "structuredContent" in message["result"]:
-            data = message["result"]["structuredContent"]
-            assert data["success"] is (case not in REFUSED)
+        # Every one is answered by the SDK as a tool result: a success, or a refusal with its
+        # structured reason (never a JSON-RPC error, never a missing result).
+        assert answer.status == 200
+        result = answer.result()["result"]
+        refused = case in REFUSED
+        assert result["isError"] is refused
+        data = result["structuredContent"]
+        assert data["success"] is not refused
+        if refused:
+            assert data["code"] == "invalid_argument", data
 
 
 async def test_with_auth_only_a_request_with_the_token_takes_the_fast_path(

@@ -57,6 +57,8 @@ async def test_serve_runs_on_the_event_loop_asked_for(event_loop: str) -> None:
     try:
         await chat_once(server.url)
         assert f"event loop {event_loop})" in server.log
+        # What the process runs, not only what it says: uvloop's loop is loaded only if used.
+        assert ("/uvloop/loop." in libraries(server.proc.pid)) is (event_loop == "uvloop")
     finally:
         server.stop()
     assert server.proc.returncode == 0
@@ -66,5 +68,6 @@ async def test_serve_runs_on_uvloop_by_default() -> None:
     server = ServerProcess("memory://", command=(SERVE,))
     try:
         assert "event loop uvloop)" in server.log
+        assert "/uvloop/loop." in libraries(server.proc.pid)
     finally:
         server.stop()

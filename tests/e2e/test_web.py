@@ -172,8 +172,15 @@ async def test_a_page_reads_only_rooms_it_joined(
             )
             assert peek.status == 403, path
             assert (await peek.json())["code"] == "not_in_room"
-    # Stopping with the page's stream open: the stream is ended, not waited out.
+        # Stopping with the page's stream open (it is in a room again): the stream is ended,
+        # not waited out, and the page sees it end.
+        await page.fill("#room", "elsewhere")
+        await page.click("#join")
+        await expect(page.locator("#room-name")).to_have_text("elsewhere")
+        await expect(page.locator("#status")).to_have_text("")
     http_server.stop()
+    assert http_server.proc.returncode == 0
+    await expect(page.locator("#status")).to_have_text("Connection lost; reconnecting…")
     assert "Finished server process" in http_server.log
     assert "graceful shutdown exceeded" not in http_server.log
     await page.close()
