@@ -15,15 +15,16 @@ from pathlib import Path
 import pytest
 from mcp import StdioServerParameters
 
-_LISTENING = re.compile(r"Uvicorn running on http://127\.0\.0\.1:(\d+)")
+_LISTENING = re.compile(r"Uvicorn running on http://[0-9.]+:(\d+)")
 
 MODES = ["legacy", "2026-07-28"]
 """The handshake protocol family (initialize, 2025-11-25) and the 2026-07-28 one."""
 
 
 class ServerProcess:
-    """`mcp-chat serve` on 127.0.0.1 and a port the OS picks (or `port`, e.g. an
-    earlier server's, to come back where it was); its stderr is kept."""
+    """`mcp-chat serve` on 127.0.0.1 (or the `--host` in `extra`; it is called on
+    127.0.0.1 all the same) and a port the OS picks (or `port`, e.g. one the test holds, to
+    come back where it was); its stderr is kept."""
 
     def __init__(
         self,

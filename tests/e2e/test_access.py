@@ -11,6 +11,8 @@ import pytest
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 
+from mcp_chat.app import build, http_app
+from mcp_chat.config import Settings
 from tests.e2e.conftest import ServerProcess
 from tests.e2e.helpers import call, join
 
@@ -149,3 +151,61 @@ async def test_the_page_loads_but_its_endpoints_need_the_token(guarded: ServerPr
         assert joined.status_code == 200
         listed = await http.get("/api/rooms", headers=bearer)
         assert [r["room_id"] for r in listed.json()["rooms"]] == ["web"]
+
+
+async def host_status(server: ServerProcess, host: str) -> int:
+    async with httpx2.AsyncClient() as http:
+        answer = await http.get(f"{server.base}/healthz", headers={"Host": host})
+    return answer.status_code
+
+
+async def test_bound_to_every_address_a_request_over_loopback_is_still_checked(
+    db_url: str,
+) -> None:
+    """A rebound name reaches a server bound to 0.0.0.0 through 127.0.0.1 too: there its Host
+    is checked as on a loopback bind, with the --allowed-host names added. (The test sends
+    nothing but to 127.0.0.1; what arrives on other addresses is the next test's.)"""
+    server = ServerProcess(db_url, "--host", "0.0.0.0")
+    try:
+        assert await host_status(server, "evil.example") == 421
+        assert await host_status(server, f"127.0.0.1:{server.port}") == 200
+        assert await host_status(server, f"localhost:{server.port}") == 200
+    finally:
+        server.stop()
+    named = ServerProcess(
+        db_url,
+        "--host",
+        "0.0.0.0",
+        "--allowed-host",
+        "chat.example.com",
+    )
+    try:
+        assert await host_status(named, "chat.example.com") == 200
+        assert await host_status(named, "evil.example") == 421
+        assert await host_status(named, f"127.0.0.1:{named.port}") == 200
+    finally:
+        named.stop()
+
+
+@pytest.mark.parametrize(
+    ("allowed", "host", "status"),
+    [
+        ([], "chat.example.com", 200),  # no names given: any Host off loopback
+        ([], "evil.example", 200),
+        (["chat.example.com"], "chat.example.com", 200),
+        (["chat.example.com"], "evil.example", 421),
+        (["chat.example.com"], "10.1.2.3:8000", 200),  # the address it arrived on
+    ],
+)
+async def test_on_another_address_any_host_unless_allowed_hosts_are_named(
+    allowed: list[str], host: str, status: int
+) -> None:
+    """A request arriving on a non-loopback address of a server bound to 0.0.0.0, through
+    the app in this process (so that no packet leaves 127.0.0.1): the ASGI scope's server is
+    the address it arrived on."""
+    settings = Settings(host="0.0.0.0", store="memory://", allowed_hosts=allowed)
+    app = http_app(settings, build(settings))
+    transport = httpx2.ASGITransport(app=app)
+    async with httpx2.AsyncClient(transport=transport, base_url="http://10.1.2.3:8000") as http:
+        answer = await http.get("/healthz", headers={"Host": host})
+    assert answer.status_code == status
