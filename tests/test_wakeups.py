@@ -116,3 +116,39 @@ def test_the_default_user_directory_is_the_same_whatever_the_environment(
     monkeypatch.setenv("XDG_RUNTIME_DIR", "/run/user/12345")
     monkeypatch.setenv("TMPDIR", "/var/tmp")
     assert wakeups.user_dir() == before
+
+
+@pytest.mark.parametrize("removed", ["the database's directory", "both directories"])
+async def test_a_directory_removed_between_mkdir_and_bind_is_made_again(
+    tmp_path: Path, base: Path, monkeypatch: pytest.MonkeyPatch, removed: str
+) -> None:
+    """The last process out of the rendezvous directory removes it (rmdir); a process that
+    has just made it, or found it there, may then bind into nothing. It makes it again and
+    binds, and hears the others."""
+    db = tmp_path / "chat.db"
+    first_dir = rendezvous_dir(db, base)
+    real = wakeups._private_dir
+    removals: list[Path] = []
+
+    def then_removed(path: Path) -> None:
+        real(path)
+        if path == first_dir and not removals:  # the other process leaves, just now
+            first_dir.rmdir()
+            if removed == "both directories":
+                base.rmdir()
+            removals.append(path)
+
+    monkeypatch.setattr(wakeups, "_private_dir", then_removed)
+    heard: asyncio.Queue[str] = asyncio.Queue()
+    late, other = Waker(db, base), Waker(db, base)
+    try:
+        late.start(heard.put_nowait)
+        assert removals == [first_dir]
+        other.start(lambda _: None)
+        assert sorted(p.suffix for p in first_dir.iterdir()) == [".sock", ".sock"]
+        other.notify("room-1")
+        async with asyncio.timeout(10):
+            assert await heard.get() == "room-1"
+    finally:
+        late.close()
+        other.close()
