@@ -52,6 +52,8 @@ class ServerProcess:
         self.lines: list[str] = []
         self._port: int | None = None
         self._ready = threading.Event()
+        self._more = threading.Condition()  # a line came, or the log ended
+        self._ended = False
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
         if not self._ready.wait(timeout=30) or self._port is None:
@@ -64,11 +66,30 @@ class ServerProcess:
     def _read(self) -> None:
         assert self.proc.stderr is not None
         for line in self.proc.stderr:
-            self.lines.append(line)
+            with self._more:
+                self.lines.append(line)
+                self._more.notify_all()
             if self._port is None and (found := _LISTENING.search(line)):
                 self._port = int(found.group(1))
                 self._ready.set()
+        with self._more:
+            self._ended = True
+            self._more.notify_all()
         self._ready.set()
+
+    def wait_logged(self, fragment: str, timeout: float = 30) -> str:
+        """The first line of the log that holds `fragment`, once the server writes it (a
+        blocking call: from async code, through asyncio.to_thread)."""
+
+        def found() -> str | None:
+            return next((line for line in self.lines if fragment in line), None)
+
+        with self._more:
+            self._more.wait_for(lambda: found() is not None or self._ended, timeout)
+            line = found()
+        if line is None:
+            raise AssertionError(f"{fragment!r} not logged:\n{self.log}")
+        return line
 
     @property
     def log(self) -> str:

@@ -27,7 +27,7 @@ from mcp import Client, StdioServerParameters, types
 from mcp.shared.exceptions import MCPError
 
 from tests.e2e.conftest import ServerProcess, stdio_params
-from tests.e2e.helpers import Updates, call, join, texts
+from tests.e2e.helpers import Updates, call, join, progress_wait, texts
 
 pytestmark = pytest.mark.anyio
 
@@ -94,29 +94,6 @@ async def place(transport: str, tmp_path: Path) -> AsyncIterator[Place]:
         yield where
     finally:
         where.stop()
-
-
-async def progress_wait(
-    client: Client, tool: str, **args: Any
-) -> tuple[asyncio.Task[dict[str, Any]], asyncio.Event]:
-    """Start a blocking call that asks for progress; the event is set at the first progress
-    notification, which the server sends only while the call blocks."""
-    progressed = asyncio.Event()
-
-    async def on_progress(progress: float, total: float | None, message: str | None) -> None:
-        assert progress > 0 and message is not None and message.startswith("still waiting")
-        progressed.set()
-
-    async def run() -> dict[str, Any]:
-        result = await client.call_tool(tool, args, progress_callback=on_progress)
-        data = result.structured_content
-        assert isinstance(data, dict), result
-        return data
-
-    task = asyncio.create_task(run())
-    async with asyncio.timeout(30):
-        await progressed.wait()
-    return task, progressed
 
 
 @matrix

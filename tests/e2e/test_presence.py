@@ -82,3 +82,56 @@ async def test_a_stdio_client_that_exits_is_reported_gone(db_url: str) -> None:
             ("matched", "Ben"),
             ("disconnected", "Ben"),
         ]
+
+
+SILENCE = {
+    "MCP_CHAT_HEARTBEAT": "0.05",
+    "MCP_CHAT_AWAY_AFTER": "0.5",
+    "MCP_CHAT_GONE_AFTER": "4",
+}
+"""Signs of life written (and the silent swept) every 50 ms; away after half a second of
+silence, gone after four."""
+
+
+async def presences(client: Client, room: str, client_id: str) -> dict[str, str]:
+    who = await call(client, "list_participants", room_id=room, client_id=client_id)
+    return {m["display_name"]: m["presence"] for m in who["members"]}
+
+
+async def test_on_2026_07_28_the_silent_are_away_then_gone_and_marked_once_across_instances(
+    redis_url: str,
+) -> None:
+    """2026-07-28 has no sessions: a participant who says nothing is away, then gone (the
+    room hears 'disconnected'), through two instances on one Redis whose sweeps both run;
+    the room hears it once. Then a word from them is 'returned'."""
+    a = ServerProcess(redis_url, env=SILENCE)
+    b = ServerProcess(redis_url, env=SILENCE)
+    try:
+        async with Client(a.url) as silent, Client(b.url) as talker:
+            assert silent.session.protocol_version == "2026-07-28"
+            ann = await join(silent, "quiet", "Ann")
+            bob = await join(talker, "quiet", "Bob")
+            async with asyncio.timeout(30):  # Bob asks (a sign of life) until Ann is away
+                while (seen := await presences(talker, "quiet", bob))["Ann"] != "away":
+                    assert seen == {"Ann": "present", "Bob": "present"}, seen
+                    await asyncio.sleep(0.05)
+            events = await events_until(talker, "quiet", bob, "disconnected")
+            assert [(m["kind"], m["sender"]) for m in events if m["system"]][-1] == (
+                "disconnected",
+                "Ann",
+            )
+            assert [m["kind"] for m in events].count("disconnected") == 1
+            assert await presences(talker, "quiet", bob) == {"Ann": "gone", "Bob": "present"}
+            # Twenty more sweeps on each instance (a wait of one second) add nothing.
+            more = await call(talker, "wait_for_message", room_id="quiet", client_id=bob, timeout=1)
+            assert more["timed_out"] and more["messages"] == [], more
+            back = await call(silent, "send_message", room_id="quiet", client_id=ann, message="hi")
+            assert back["success"], back
+            events = await events_until(talker, "quiet", bob, "message")
+            assert [(m["kind"], m["sender"]) for m in events] == [
+                ("returned", "Ann"),
+                ("message", "Ann"),
+            ]
+    finally:
+        a.stop()
+        b.stop()

@@ -86,16 +86,28 @@ async def test_readiness_through_a_redis_outage_logs_no_traceback(
     private_redis: PrivateRedis,
 ) -> None:
     """A load balancer asks every few seconds through a whole outage: each answer is 503, and
-    the log holds the store's one line for the outage, not a traceback per check."""
+    the log holds the store's one line for the outage, not a traceback per check. Calls
+    answer store_unavailable meanwhile, and work again once Redis is back, with no restart."""
     server = ServerProcess(f"{private_redis.url}?prefix=ready")
     try:
-        async with httpx2.AsyncClient(base_url=server.base) as http:
+        async with httpx2.AsyncClient(base_url=server.base) as http, Client(server.url) as a:
             assert (await http.get("/readyz")).status_code == 200
+            ann = await join(a, "r", "Ann")
             private_redis.stop()
             for _ in range(5):
                 assert (await http.get("/readyz")).status_code == 503
-            private_redis.start()
+            for tool, args in (
+                ("send_message", {"room_id": "r", "client_id": ann, "message": "lost?"}),
+                ("join_room", {"room_id": "s", "display_name": "Bob"}),
+                ("list_rooms", {}),
+            ):
+                failed = await call(a, tool, **args)
+                assert failed["success"] is False, (tool, failed)
+                assert failed["code"] == "store_unavailable", (tool, failed)
+            private_redis.start()  # (empty: it keeps nothing)
             assert (await http.get("/readyz")).status_code == 200
+            back = await call(a, "join_room", room_id="s", display_name="Bob")
+            assert back["success"] and back["created"], back
     finally:
         server.stop()
     assert "Traceback" not in server.log
