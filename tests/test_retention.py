@@ -42,15 +42,36 @@ async def test_a_run_at_a_given_time_removes_what_is_too_old(store: Store) -> No
     assert [m.text for m in await store.history("talk", 0, None, 10)] == ["today"]
 
 
-async def test_the_service_runs_retention_only_when_asked(store_url: str) -> None:
-    for retention, expected in ((Retention(), False), (Retention(idle_age=60), True)):
-        chat = ChatService(open_store(store_url), Limits(retention=retention))
+async def test_the_service_runs_retention_only_when_asked(
+    store_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Started with retention off, the service never runs it; with it on, it runs it with its
+    interval until closed, and the run removes an idle room."""
+    runs: list[tuple[Retention, float]] = []
+    ended = asyncio.Event()
+    real_run = Retention.run
+
+    async def run(self: Retention, store: Store, interval: float) -> None:
+        runs.append((self, interval))
+        try:
+            await real_run(self, store, interval)
+        finally:
+            ended.set()
+
+    monkeypatch.setattr(Retention, "run", run)
+    for retention in (Retention(), Retention(idle_age=60)):
+        chat = ChatService(open_store(store_url), Limits(retention=retention, retention_interval=0))
         await chat.start()
         try:
-            assert (chat._retention is not None) is expected
+            if retention.enabled:
+                idle = await enter_at(chat.store, "idle", "B", DAY1)
+                await chat.store.append(idle.participant_id, at(text(idle, "day two"), DAY2))
+                while await chat.store.room("idle") is not None:
+                    await asyncio.sleep(0)
         finally:
             await chat.close()
-        assert chat._retention is None
+    assert runs == [(Retention(idle_age=60), 0)]
+    assert ended.is_set()  # closing the service ended the run
 
 
 async def test_the_background_task_prunes_on_its_own_clock(store: Store) -> None:

@@ -4,12 +4,17 @@ connection, and another random chat after one ends."""
 
 from __future__ import annotations
 
+import asyncio
+
+import httpx2
 import pytest
 from mcp import Client
-from playwright.async_api import Browser, Page, expect
+from mcp.client.streamable_http import streamable_http_client
+from playwright.async_api import Browser, Dialog, Page, expect
 
 from tests.e2e.conftest import ServerProcess
 from tests.e2e.helpers import call, hear, join, texts
+from tests.e2e.test_presence import SILENCE, presences
 from tests.e2e.test_web import CHROMIUM, browser
 from tests.e2e.test_web_queue import wait_on_page
 
@@ -224,3 +229,65 @@ async def test_a_connection_lost_as_the_room_opens_keeps_the_person_in_it(
         await expect(page.locator("#lobby")).to_be_hidden()
         await expect(page.locator("#join-error")).to_have_text("")
     await page.close()
+
+
+async def test_the_page_shows_who_is_away_and_who_is_gone(db_url: str, browser: Browser) -> None:
+    """Bob (a 2026-07-28 agent, which has no session) says nothing: the page that enters
+    then shows him away, and gone once the room hears he is; the gone hold no place."""
+    # Gone after eight seconds of silence: time for the page to open while Bob is away.
+    server = ServerProcess(db_url, env={**SILENCE, "MCP_CHAT_GONE_AFTER": "8"})
+    page = await browser.new_page()
+    try:
+        async with Client(server.url) as silent, Client(server.url) as watcher:
+            await call(silent, "join_room", room_id="p", display_name="Bob", capacity=3)
+            cy = await join(watcher, "p", "Cy")
+            async with asyncio.timeout(30):  # Cy asks (a sign of life) until Bob is away
+                while (await presences(watcher, "p", cy))["Bob"] != "away":
+                    await asyncio.sleep(0.05)
+            await enter_room(page, server, "p")
+            await expect(page.locator("#members li", has_text="Bob")).to_have_class("presence-away")
+            await expect(page.locator("#members li", has_text="Cy")).to_have_class(
+                "presence-present"
+            )
+            await expect(page.locator("#places")).to_have_text("3 of 3 places taken")
+            # Gone: the room is told, and the page shows it without being asked.
+            await expect(page.locator("#members li", has_text="Bob")).to_have_class(
+                "presence-gone", timeout=30_000
+            )
+            await expect(page.locator("#places")).to_have_text("2 of 3 places taken")
+    finally:
+        await page.close()
+        server.stop()
+
+
+async def test_the_page_asks_for_the_token_after_a_401(db_url: str, browser: Browser) -> None:
+    """Against --auth-token, a page opened without one is refused (401) and asks for it; a
+    wrong one is refused again and asked for again; the right one lets the person in."""
+    token = "tok-page-5c1d"
+    server = ServerProcess(db_url, "--auth-token", token)
+    page = await browser.new_page()
+    answers = iter(["nope", token])
+    asked: list[str] = []
+
+    async def answer(dialog: Dialog) -> None:
+        asked.append(dialog.message)
+        await dialog.accept(next(answers))
+
+    page.on("dialog", answer)
+    try:
+        await enter_room(page, server, "locked")
+        assert asked == ["This server needs an access token:"] * 2
+        stored = await page.evaluate("sessionStorage.getItem('mcp-chat.token')")
+        assert stored == token
+        async with Client(
+            streamable_http_client(
+                server.url,
+                http_client=httpx2.AsyncClient(headers={"Authorization": f"Bearer {token}"}),
+            )
+        ) as agent:
+            agent_id = await join(agent, "locked", "Agent")
+            who = await call(agent, "list_participants", room_id="locked", client_id=agent_id)
+            assert [m["display_name"] for m in who["members"]] == ["Ada", "Agent"]
+    finally:
+        await page.close()
+        server.stop()
