@@ -9,8 +9,10 @@ import signal
 
 import httpx2
 import pytest
+import redis.asyncio as aioredis
 from mcp import Client
 
+from tests.conftest import PrivateRedis
 from tests.e2e.conftest import ServerProcess
 from tests.e2e.helpers import call, join, texts
 
@@ -70,5 +72,44 @@ async def test_a_stop_signal_releases_waits_and_loses_nothing(
             await call(a, "send_message", room_id="stopping", message="after", client_id=alice)
             rest = await call(b, "wait_for_message", room_id="stopping", client_id=bob, timeout=5)
             assert texts(rest) == ["after"]
+    finally:
+        again.stop()
+
+
+async def test_a_send_in_flight_finishes_on_a_graceful_stop(private_redis: PrivateRedis) -> None:
+    """A send the server is carrying out when SIGTERM comes is finished and answered, and
+    kept. The test holds the send in flight by pausing Redis's writes (CLIENT PAUSE WRITE):
+    the send's script is the one client Redis holds back, and Redis says so."""
+    store = f"{private_redis.url}?prefix=stop"
+    calm = {"MCP_CHAT_HEARTBEAT": "20"}  # no heartbeat write while the test runs
+    server = ServerProcess(store, env=calm)
+    admin = aioredis.Redis.from_url(private_redis.url)
+    try:
+        async with Client(server.url) as client:
+            ann = await join(client, "r", "Ann")
+            await admin.client_pause(60000, all=False)  # writes only
+            try:
+                sending = asyncio.create_task(
+                    call(client, "send_message", room_id="r", client_id=ann, message="in flight")
+                )
+                async with asyncio.timeout(30):
+                    while (await admin.info("clients"))["blocked_clients"] < 1:
+                        await asyncio.sleep(0.01)
+                server.proc.send_signal(signal.SIGTERM)
+                # Stopping, it waits for the open request (uvicorn says so) before it ends.
+                await asyncio.to_thread(server.wait_logged, "Waiting for connections to close")
+            finally:
+                await admin.client_unpause()
+            sent = await sending
+            assert sent["success"] and sent["seq"] == 2, sent
+        assert await asyncio.to_thread(server.proc.wait, 30) == 0
+    finally:
+        server.stop()
+        await admin.aclose()
+    again = ServerProcess(store, env=calm)
+    try:
+        async with Client(again.url) as client:
+            kept = await call(client, "get_messages", room_id="r", client_id=ann)
+            assert texts(kept) == ["in flight"]
     finally:
         again.stop()
