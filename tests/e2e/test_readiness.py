@@ -10,6 +10,8 @@ import httpx2
 import pytest
 from mcp import Client
 
+from mcp_chat.app import build, http_app
+from mcp_chat.config import Settings
 from tests.conftest import PrivateRedis, free_port
 from tests.e2e.conftest import ServerProcess
 from tests.e2e.helpers import call, join
@@ -135,3 +137,24 @@ async def test_readiness_says_503_on_a_redis_that_refuses_writes() -> None:
             server.stop()
     finally:
         replica.close()
+
+
+async def test_readiness_says_503_once_the_server_is_stopping() -> None:
+    """Between SIGTERM and the end, a load balancer that still reaches the server must take
+    it out of the pool. A real server closes its socket within a tenth of a second of the
+    signal, too soon to ask it without racing; so the app is asked in this process, before
+    and after what the signal handler does first (`stop_waits`)."""
+    settings = Settings(store="memory://")
+    parts = build(settings)
+    app = http_app(settings, parts)
+    await parts.chat.start()
+    try:
+        transport = httpx2.ASGITransport(app=app)
+        async with httpx2.AsyncClient(transport=transport, base_url="http://127.0.0.1") as http:
+            assert (await http.get("/readyz")).status_code == 200
+            parts.chat.stop_waits()
+            stopping = await http.get("/readyz")
+            assert stopping.status_code == 503 and stopping.json() == {"status": "unavailable"}
+            assert (await http.get("/healthz")).status_code == 200  # alive all the same
+    finally:
+        await parts.chat.close()
