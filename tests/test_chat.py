@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
 from typing import Any
 
 import pytest
@@ -10,8 +11,10 @@ import pytest
 from mcp_chat import credentials, messages
 from mcp_chat.chat import ChatService, Limits
 from mcp_chat.errors import ChatError, Code
+from mcp_chat.presence import PresencePolicy
 from mcp_chat.stores import open_store
-from mcp_chat.types import Kind
+from mcp_chat.stores.memory import MemoryStore
+from mcp_chat.types import Kind, Message
 from tests.conftest import blocked
 
 pytestmark = pytest.mark.anyio
@@ -503,3 +506,37 @@ async def test_joins_and_queue_entries_of_one_caller_share_a_limit(store_url: st
         assert await chat.store.room("c") is not None
     finally:
         await chat.close()
+
+
+class CancelSwallowing(MemoryStore):
+    """A store whose heartbeat write swallows a cancellation that lands in it and returns,
+    as redis-py has been seen to do with a cancel that lands inside a call."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.in_touch = asyncio.Event()
+        self.swallowed = asyncio.Event()
+        self.release = asyncio.Event()
+
+    async def touch(self, seen: Mapping[str, float]) -> list[Message]:
+        self.in_touch.set()
+        try:
+            await self.release.wait()
+        except asyncio.CancelledError:
+            self.swallowed.set()
+        return await super().touch(seen)
+
+
+async def test_closing_ends_the_heartbeats_even_if_a_store_call_swallowed_the_cancel() -> None:
+    """Else close() waits for the heartbeat task forever, and a server never stops."""
+    store = CancelSwallowing()
+    chat = ChatService(store, presence_policy=PresencePolicy(heartbeat=0.001))
+    await chat.start()
+    await store.in_touch.wait()  # the heartbeat task is inside the store call
+    closing = asyncio.create_task(chat.close())
+    await store.swallowed.wait()  # close() cancelled it there, and the store swallowed it
+    store.release.set()
+    # (Not asyncio.timeout: close() would swallow its cancellation too.)
+    done, _ = await asyncio.wait({closing}, timeout=10)
+    assert closing in done, "close() is still waiting for the heartbeat task"
+    await closing

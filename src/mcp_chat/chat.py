@@ -855,7 +855,12 @@ class ChatService:
             listener(participant_ids)
 
     async def _heartbeats(self) -> None:
+        task = asyncio.current_task()
         while True:
+            if task is not None and task.cancelling():
+                # A cancellation that landed inside a store call can be lost there (seen with
+                # redis-py): without this, close() would wait for this loop forever.
+                raise asyncio.CancelledError
             await asyncio.sleep(self.presence.heartbeat)
             try:
                 await self.heartbeat()
