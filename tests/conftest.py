@@ -56,7 +56,13 @@ class PrivateRedis:
     replica. `start` after `stop` brings it back on the same port, empty."""
 
     def __init__(self, *options: str) -> None:
-        self.port = free_port()
+        # The port is held (bound with SO_REUSEADDR, never listening: redis-server, which sets
+        # SO_REUSEADDR too, can listen on it) from now until close, so that a restart comes
+        # back on it with no other process having taken it in between.
+        self._holder = socket.socket()
+        self._holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._holder.bind(("127.0.0.1", 0))
+        self.port: int = self._holder.getsockname()[1]
         self.options = options
         self._dir = tempfile.TemporaryDirectory(prefix="redis-")
         self._proc: subprocess.Popen[str] | None = None
@@ -100,6 +106,7 @@ class PrivateRedis:
 
     def close(self) -> None:
         self.stop()
+        self._holder.close()
         self._dir.cleanup()
 
 
