@@ -50,18 +50,23 @@ def free_port() -> int:
         return port
 
 
+def port_holder() -> socket.socket:
+    """A socket bound to a free loopback port with SO_REUSEADDR, never listening: while it is
+    open no other process can bind the port, yet a server whose socket has SO_REUSEADDR too
+    (uvicorn's, redis-server's) can listen on it, and come back on it after a restart."""
+    holder = socket.socket()
+    holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    holder.bind(("127.0.0.1", 0))
+    return holder
+
+
 class PrivateRedis:
     """A redis-server of the test's own on 127.0.0.1 (Debian's `redis-server`, which `.ci/run`
     installs), for what must not happen to the shared one: stopping it, or making it a
     replica. `start` after `stop` brings it back on the same port, empty."""
 
     def __init__(self, *options: str) -> None:
-        # The port is held (bound with SO_REUSEADDR, never listening: redis-server, which sets
-        # SO_REUSEADDR too, can listen on it) from now until close, so that a restart comes
-        # back on it with no other process having taken it in between.
-        self._holder = socket.socket()
-        self._holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self._holder.bind(("127.0.0.1", 0))
+        self._holder = port_holder()  # held until close: a restart comes back on it
         self.port: int = self._holder.getsockname()[1]
         self.options = options
         self._dir = tempfile.TemporaryDirectory(prefix="redis-")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -14,6 +13,8 @@ from pathlib import Path
 
 import pytest
 from mcp import StdioServerParameters
+
+from tests.conftest import port_holder
 
 _LISTENING = re.compile(r"Uvicorn running on http://[0-9.]+:(\d+)")
 
@@ -124,13 +125,10 @@ def http_server(db_url: str) -> Iterator[ServerProcess]:
 
 @pytest.fixture
 def held_port() -> Iterator[int]:
-    """A loopback port that this test holds for its servers: a socket bound to it (with
-    SO_REUSEADDR, never listening) for the whole test. A server (whose socket has
-    SO_REUSEADDR too) may listen on it, and a server restarted after another's exit comes back
-    where it was, while no other process on the machine can take the port in between."""
-    with socket.socket() as holder:
-        holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        holder.bind(("127.0.0.1", 0))
+    """A loopback port that this test holds for its servers (see `port_holder`): a server
+    restarted after another's exit comes back where it was, and no other process on the
+    machine can take the port in between."""
+    with port_holder() as holder:
         port: int = holder.getsockname()[1]
         yield port
 
