@@ -168,6 +168,11 @@ async def test_what_is_typed_while_the_connection_is_lost_is_sent_once_it_is_bac
         async with Client(second.url) as agent:
             got = await hear(agent, "keep", agent_id, "typed while it was down")
             assert texts(got).count("typed while it was down") == 1
+            # Still in the room, its stream open again: what is said now shows up.
+            await call(agent, "send_message", room_id="keep", client_id=agent_id, message="back")
+            await expect(page.locator("#messages .bubble").last).to_have_text("back")
+            await expect(page.locator("#room-name")).to_have_text("keep")
+            await expect(page.locator("#status")).to_have_text("")
             page_messages = await call(
                 agent, "get_messages", room_id="keep", client_id=agent_id, limit=100
             )
