@@ -540,3 +540,30 @@ async def test_closing_ends_the_heartbeats_even_if_a_store_call_swallowed_the_ca
     done, _ = await asyncio.wait({closing}, timeout=10)
     assert closing in done, "close() is still waiting for the heartbeat task"
     await closing
+
+
+async def test_one_back_from_gone_is_not_swept_again_by_another_instance(store_url: str) -> None:
+    """Back from gone (a call of theirs), a participant is present at once for every process
+    on the store: another instance's sweep, before this one's next heartbeat has written the
+    sign of life, must not mark them gone again with their old silence."""
+    now = [1_000.0]
+    chat = ChatService(open_store(store_url), clock=lambda: now[0])
+    await chat.start()
+    try:
+        ann = (await chat.join("back", "Ann")).client_id
+        bob = (await chat.join("back", "Bob")).client_id
+        now[0] += chat.presence.gone_after + 1
+        await chat.send("back", bob, "anyone?")  # Bob is seen; Ann is silent
+        await chat.heartbeat()
+        _, members = await chat.members("back", bob)
+        assert [m.status.value for m in members] == ["gone", "present"]
+
+        now[0] += 1
+        assert (await chat.send("back", ann, "I'm back")).message.seq > 0
+        # The other instance's sweep, at the same moment (its own heartbeat's):
+        swept = await chat.store.sweep(now[0], chat.presence.gone_after, 30.0)
+        assert swept == []
+        _, members = await chat.members("back", bob)
+        assert [m.status.value for m in members] == ["present", "present"]
+    finally:
+        await chat.close()

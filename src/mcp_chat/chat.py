@@ -678,9 +678,14 @@ class ChatService:
         )
 
     async def _come_back(self, identity: _Identity) -> None:
-        event = await self.store.come_back(identity.participant_id)
-        if event is not None:
-            self._announce([event])
+        # The sign of life is written first (and brings them back if a seat is free): back
+        # with their old silence, they would be swept gone again by another process's sweep
+        # before this one's next heartbeat wrote it.
+        events = await self.store.touch({identity.participant_id: self.clock()})
+        if not events:  # no free seat: come_back says room_full
+            event = await self.store.come_back(identity.participant_id)
+            events = [event] if event is not None else []
+        self._announce(events)
 
     # -- random pairing ---------------------------------------------------------------------------
 
