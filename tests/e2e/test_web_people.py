@@ -251,7 +251,7 @@ async def test_the_page_shows_who_is_away_and_who_is_gone(db_url: str, browser: 
                     await asyncio.sleep(0.05)
             await enter_room(page, server, "p")
             await expect(page.locator("#members li", has_text="Bob")).to_have_class("presence-away")
-            await expect(page.locator("#members li", has_text="Cy")).to_have_class(
+            await expect(page.locator("#members li", has_text="Ada")).to_have_class(
                 "presence-present"
             )
             await expect(page.locator("#places")).to_have_text("3 of 3 places taken")
