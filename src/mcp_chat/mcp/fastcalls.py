@@ -45,15 +45,13 @@ import inspect
 import json
 import logging
 import math
-import time
-from collections.abc import Awaitable, Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final, Literal
 
 import pydantic_core
 from fastmcp import FastMCP
-from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
 from mcp.server.streamable_http import check_accept_headers
 from mcp.shared.inbound import (
     InboundLadderRejection,
@@ -76,13 +74,14 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from mcp_chat.auth import token_passed
 from mcp_chat.chat import ChatService
 from mcp_chat.mcp import sdk
 from mcp_chat.mcp.connections import Connections
 from mcp_chat.mcp.results import Result
 from mcp_chat.mcp.sessions import Sessions
 from mcp_chat.mcp.tools import post, receive
-from mcp_chat.metrics import Metrics
+from mcp_chat.metrics import Metrics, timed
 from mcp_chat.presence import current_session
 
 log = logging.getLogger(__name__)
@@ -216,18 +215,6 @@ class Road:
                     log.error("%s: its calls take the SDK's road", exc)
         return self._tools
 
-    @contextlib.contextmanager
-    def observed(self, call: Call) -> Iterator[list[dict[str, Any]]]:
-        """Times the call; the structured result put in the list it yields is counted."""
-        started = time.perf_counter()
-        results: list[dict[str, Any]] = []
-        try:
-            yield results
-        finally:
-            if self.metrics is not None and results:
-                elapsed = time.perf_counter() - started
-                self.metrics.observe_call(call.tool.name, elapsed, results[0])
-
     def answer(
         self, call: Call, out: Result, ascii_only: bool = False
     ) -> tuple[bytes, dict[str, Any] | None]:
@@ -340,12 +327,8 @@ class FastCalls:
             family = "modern"
         else:
             return None
-        if self.required_scopes is not None:
-            user, auth = scope.get("user"), scope.get("auth")
-            if not isinstance(user, AuthenticatedUser) or auth is None:
-                return None
-            if any(s not in auth.scopes for s in self.required_scopes):
-                return None
+        if self.required_scopes is not None and not token_passed(scope, self.required_scopes):
+            return None
         has_json, has_sse = check_accept_headers(Request(scope))
         return family if has_json and has_sse else None
 
@@ -391,7 +374,7 @@ class FastCalls:
     ) -> None:
         """Serves `call`: in JSON, or with `stream` (an event stream's headers) as one event
         after those headers, sent at once."""
-        with self.road.observed(call) as results:
+        with timed(self.road.metrics, call.tool.name) as timing:
             structured: dict[str, Any] | None
             if not call.tool.blocks and stream is None:
                 out = await call.tool.run(self.chat, call.arguments)
@@ -399,8 +382,7 @@ class FastCalls:
                 await Response(answer, media_type="application/json")(scope, receive, send)
             else:
                 structured = await self._serve_streamed(call, scope, receive, send, stream)
-            if structured is not None:
-                results.append(structured)
+            timing.result = structured
 
     async def _serve_streamed(
         self,

@@ -54,7 +54,7 @@ from mcp_chat.mcp.fastcalls import (
     modern_envelope_version,
     plain_request,
 )
-from mcp_chat.metrics import Metrics
+from mcp_chat.metrics import Metrics, timed
 from mcp_chat.presence import Session, current_session
 from mcp_chat.push import Push, Undelivered
 
@@ -172,7 +172,7 @@ class StdioRoad:
 
     async def _serve(self, call: Call) -> None:
         current_session.set(self.session)  # (this task's own context)
-        with self.road.observed(call) as results:
+        with timed(self.road.metrics, call.tool.name) as timing:
             out = await call.tool.run(self.road.chat, call.arguments)
             data, structured = self.road.answer(call, out)
             try:
@@ -180,8 +180,7 @@ class StdioRoad:
             except (OSError, RuntimeError) as exc:
                 log.debug("an answer was not written: %s", exc)
                 return
-            if structured is not None:
-                results.append(structured)
+            timing.result = structured
 
     def close(self) -> None:
         for task in list(self.calls.values()):
