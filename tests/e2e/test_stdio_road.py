@@ -259,3 +259,15 @@ async def test_a_server_writing_to_a_file_answers_through_the_sdks_transport(
         proc.stdin.close()
         assert await proc.wait() == 0
     assert json.loads(answers[2])["result"]["structuredContent"]["success"] is True
+
+
+async def test_a_line_longer_than_any_buffer_is_read_and_refused(db_url: str) -> None:
+    """70 MiB in one line (the SDK's own reader has no limit either): the send is refused as
+    too long, and the server goes on serving."""
+    async with connected(db_url, "handshake") as server:
+        me = await joined(server, "r", "Ann")
+        huge = {"room_id": "r", "client_id": me, "message": "x" * (70 * 1024 * 1024)}
+        answer = await server.request("tools/call", {"name": "send_message", "arguments": huge})
+        assert answer["result"]["structuredContent"]["code"] == "message_too_large"
+        sent = await server.tool("send_message", room_id="r", client_id=me, message="after")
+        assert sent["success"] is True

@@ -32,6 +32,7 @@ import json
 import logging
 import os
 import stat
+import sys
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -60,9 +61,10 @@ from mcp_chat.push import Push, Undelivered
 
 log = logging.getLogger(__name__)
 
-LINE_LIMIT = 64 * 1024 * 1024
-"""The longest line read from stdin (the SDK's reader has none; a message is at most
-`max_message_bytes`, 64 KiB by default, escaped)."""
+LINE_LIMIT = sys.maxsize
+"""No limit on the length of a line read from stdin, as the SDK's reader has none: the client
+is the assistant that started this process, and a message is at most `max_message_bytes`
+(64 KiB by default) anyway, refused with `message_too_large` beyond it."""
 
 
 class Wire:
