@@ -12,7 +12,7 @@ from typing import Any
 
 from mcp_chat.cli import main
 from mcp_chat.mcp import stdio
-from mcp_chat.mcp.fastcalls import Call
+from mcp_chat.mcp.road import Call
 from mcp_chat.signals import RoomSignals
 
 

@@ -17,7 +17,7 @@ on the event loop itself: the SDK's transport hands every line to a worker threa
 (twice for a write: the line, then the flush), which cost more CPU per delivered message than
 the chat's work. And once the client's era is known (the handshake completed, or a 2026-07-28
 first request), plain `send_message` and `wait_for_message` calls are answered by the short
-road (`fastcalls.Road`, shared with HTTP): the same checks, the same bytes, the process's one
+road (`road.Road`, shared with HTTP): the same checks, the same bytes, the process's one
 client session, without the SDK's dispatcher, runner and FastMCP's tool machinery. A
 `notifications/cancelled` for one of them cancels it, as the SDK would.
 """
@@ -47,7 +47,7 @@ from mcp_types import PROTOCOL_VERSION_META_KEY, RequestId
 from mcp_chat.chat import ChatService
 from mcp_chat.mcp import sdk
 from mcp_chat.mcp.channel import Channels, notification
-from mcp_chat.mcp.fastcalls import (
+from mcp_chat.mcp.road import (
     Call,
     Family,
     Road,
