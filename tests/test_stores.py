@@ -665,3 +665,23 @@ async def test_rooms_lists_only_rooms_with_someone_not_gone(store: Store) -> Non
     assert [(r.room_id, r.members) for r in listed] == [("lively", 1)]
     await store.leave(lively.participant_id, messages.event_draft(Kind.LEFT, lively))
     assert await store.rooms(limit=5) == []
+
+
+async def test_a_short_claim_leaves_the_read_position_at_the_last_message_taken(
+    store: Store,
+) -> None:
+    """When more remains, the read position stops at the last message taken, not past the
+    reader's own messages after it (the memory store moved past them; SQLite and Redis did
+    not: `reading.cursor_after`)."""
+    a = await enter(store, "r", "A")
+    b = await enter(store, "r", "B")  # seqs 1, 2
+    await store.append(a.participant_id, text(a, "m0"))  # 3
+    await store.append(b.participant_id, text(b, "own"))  # 4
+    await store.append(a.participant_id, text(a, "m1"))  # 5
+    short = await store.claim(b.participant_id, None, 2)
+    assert [m.seq for m in short.messages] == [1, 3] and short.has_more
+    assert short.cursor == 3
+    assert (await store.peek(b.participant_id, None, 10)).cursor == 3
+    assert (await store.participant(b.secret_hash)).cursor == 3  # type: ignore[union-attr]
+    rest = await store.claim(b.participant_id, None, 2)
+    assert [m.seq for m in rest.messages] == [5] and rest.cursor == 5

@@ -1125,15 +1125,15 @@ class RedisStore(Store):
 
     async def enqueue(self, entry: QueueEntry, now: float, policy: MatchPolicy) -> Matched | None:
         async def body(pipe: Pipeline) -> Matched | None:
-            partner = matching.pick_partner(entry, await self._waiting(), now, policy)
+            pair = matching.on_entering(entry, await self._waiting(), now, policy)
             _begin(pipe)
-            if partner is None:
+            if pair is None:
                 pipe.hset(self._key("q", entry.entry_id), mapping=_fields(entry))
                 pipe.hset(self._key("qsecrets"), entry.secret_hash, entry.entry_id)
                 pipe.zadd(self._key("queue"), {entry.entry_id: entry.entered_at})
                 matched = None
             else:
-                matched = self._pair(pipe, partner, entry, now)
+                matched = self._pair(pipe, *pair, now)
             await pipe.execute()
             return matched
 
@@ -1141,15 +1141,11 @@ class RedisStore(Store):
 
     async def rematch(self, entry_id: str, now: float, policy: MatchPolicy) -> Matched | None:
         async def body(pipe: Pipeline) -> Matched | None:
-            waiting = await self._waiting()
-            entry = next((e for e in waiting if e.entry_id == entry_id), None)
-            if entry is None:
-                return None
-            partner = matching.pick_partner(entry, waiting, now, policy)
-            if partner is None:
+            pair = matching.on_retry(entry_id, await self._waiting(), now, policy)
+            if pair is None:
                 return None
             _begin(pipe)
-            matched = self._pair(pipe, *matching.by_arrival(partner, entry), now)
+            matched = self._pair(pipe, *pair, now)
             await pipe.execute()
             return matched
 

@@ -42,7 +42,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import unquote, urlsplit
 
-from mcp_chat import errors, matching, mentions, messages, rooms
+from mcp_chat import errors, matching, mentions, presence, reading, rooms
 from mcp_chat.errors import StartupError
 from mcp_chat.matching import MatchPolicy
 from mcp_chat.stores.base import ChangeListener, Outage, Store, Unseated
@@ -730,21 +730,19 @@ class SQLiteStore(Store):
         limit: int,
         through: int | None,
     ) -> tuple[Claim, int]:
-        """What a claim takes and where it leaves the read position; and the seq it read to
-        (the room's last, or `through`) when nothing more remains."""
-        start = participant.cursor if after is None else max(after, 0)
-        start = min(start, room.last_seq)
-        end = room.last_seq if through is None else max(start, min(through, room.last_seq))
+        """What a claim takes and where it leaves the read position (`reading.read`, with the
+        window's filter in SQL); and the seq it read to (the room's last, or `through`) when
+        nothing more remains."""
+        span = reading.window(participant.cursor, after, room.last_seq, through)
         rows = self.db.execute(
             f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE room_id = ? AND seq > ?"
             " AND seq <= ? AND sender_id != ? ORDER BY seq LIMIT ?",
-            (room.room_id, start, end, participant.participant_id, limit + 1),
+            (room.room_id, span.start, span.end, participant.participant_id, limit + 1),
         ).fetchall()
-        # Where the read position ends up is written in Lua too, in redis.py (_CLAIM).
-        has_more = len(rows) > limit
-        messages = [_message(r) for r in rows[:limit]]
-        cursor = messages[-1].seq if has_more else end
-        return Claim(messages, cursor, has_more, room.ended, room.room_id), end
+        rows, has_more = reading.cut(rows, limit)
+        taken = [_message(r) for r in rows]
+        cursor = reading.cursor_after(span, taken, has_more)
+        return Claim(taken, cursor, has_more, room.ended, room.room_id), span.end
 
     async def unread(self, participant_id: str) -> int:
         def run() -> int:
@@ -950,8 +948,8 @@ class SQLiteStore(Store):
                         entry.last_seen,
                     ),
                 )
-                partner = matching.pick_partner(entry, self._waiting(), now, policy)
-                return None if partner is None else self._pair(partner, entry, now)
+                pair = matching.on_entering(entry, self._waiting(), now, policy)
+                return None if pair is None else self._pair(*pair, now)
 
         matched = await self._run(run)
         self._pair_notices(matched)
@@ -960,17 +958,8 @@ class SQLiteStore(Store):
     async def rematch(self, entry_id: str, now: float, policy: MatchPolicy) -> Matched | None:
         def run() -> Matched | None:
             with _write(self.db):
-                row = self.db.execute(
-                    f"SELECT {_QUEUE_COLUMNS} FROM queue WHERE entry_id = ? AND room_id IS NULL",
-                    (entry_id,),
-                ).fetchone()
-                if row is None:
-                    return None
-                entry = _entry(row)
-                partner = matching.pick_partner(entry, self._waiting(), now, policy)
-                if partner is None:
-                    return None
-                return self._pair(*matching.by_arrival(partner, entry), now)
+                pair = matching.on_retry(entry_id, self._waiting(), now, policy)
+                return None if pair is None else self._pair(*pair, now)
 
         matched = await self._run(run)
         self._pair_notices(matched)
@@ -987,8 +976,7 @@ class SQLiteStore(Store):
 
     async def queue_position(self, entry_id: str) -> int:
         def run() -> int:
-            ids = [e.entry_id for e in self._waiting()]
-            return ids.index(entry_id) + 1 if entry_id in ids else 0
+            return matching.position(entry_id, self._waiting())
 
         return await self._query(run)
 
@@ -1004,25 +992,27 @@ class SQLiteStore(Store):
 
     # -- presence --------------------------------------------------------------------------------
 
-    def _mark(self, participant: Participant, kind: Kind, gone: bool) -> Message:
-        room = self._room_row(participant.room_id)
-        assert room is not None
-        message = self._append(room, messages.event_draft(kind, participant))
+    def _mark(self, participant: Participant, room: Room, kind: Kind) -> Message:
+        draft, marked = presence.mark(participant, kind)
+        message = self._append(room, draft)
         self.db.execute(
             "UPDATE participants SET gone = ? WHERE participant_id = ?",
-            (int(gone), participant.participant_id),
+            (int(marked.gone), participant.participant_id),
         )
         return message
 
-    def _open_participant(self, participant_id: str) -> Participant | None:
-        """The participant, if it is still in a room that has not ended."""
+    def _with_room(self, participant_id: str) -> tuple[Participant, Room] | None:
+        """The participant and its room, if it is one."""
         row = self.db.execute(
-            f"SELECT {', '.join('p.' + c.strip() for c in _PARTICIPANT_COLUMNS.split(','))}"
-            " FROM participants p JOIN rooms r ON r.room_id = p.room_id"
-            " WHERE p.participant_id = ? AND p.left_room = 0 AND r.ended = 0",
+            f"SELECT {_PARTICIPANT_COLUMNS} FROM participants WHERE participant_id = ?",
             (participant_id,),
         ).fetchone()
-        return None if row is None else _participant(row)
+        if row is None:
+            return None
+        participant = _participant(row)
+        room = self._room_row(participant.room_id)
+        assert room is not None
+        return participant, room
 
     async def touch(self, seen: Mapping[str, float]) -> list[Message]:
         def run() -> list[Message]:
@@ -1038,10 +1028,10 @@ class SQLiteStore(Store):
                         " WHERE participant_id = ?",
                         (when, some_id),
                     )
-                    participant = self._open_participant(some_id)
-                    if participant is not None:
+                    found = self._with_room(some_id)
+                    if found is not None and not found[0].left:
                         with contextlib.suppress(errors.ChatError):  # no seat: it stays gone
-                            if event := self._come_back(participant):
+                            if event := self._come_back(found[0]):
                                 events.append(event)
             return events
 
@@ -1067,7 +1057,7 @@ class SQLiteStore(Store):
             if p.participant_id != participant.participant_id
         ]
         rooms.check_return(room, rooms.seated(others))
-        return self._mark(participant, Kind.RETURNED, gone=False)
+        return self._mark(participant, room, Kind.RETURNED)
 
     async def disconnect(self, ids: Collection[str]) -> list[Message]:
         def run() -> list[Message]:
@@ -1077,31 +1067,34 @@ class SQLiteStore(Store):
                     self.db.execute(
                         "DELETE FROM queue WHERE entry_id = ? AND room_id IS NULL", (some_id,)
                     )
-                    participant = self._open_participant(some_id)
-                    if participant is not None and not participant.gone:
-                        events.append(self._mark(participant, Kind.DISCONNECTED, gone=True))
+                    found = self._with_room(some_id)
+                    if found is not None and presence.goes(*found):
+                        events.append(self._mark(*found, Kind.DISCONNECTED))
             return events
 
         return await self._announced(run)
 
     async def sweep(self, now: float, gone_after: float, stale_after: float) -> list[Message]:
         def run() -> list[Message]:
+            # `matching.stale` and `presence.goes` in SQL, so that only those due are read;
+            # then the rule itself decides.
             with _write(self.db):
                 self.db.execute(
                     "DELETE FROM queue WHERE room_id IS NULL AND last_seen <= ?",
-                    (now - stale_after,),
+                    (presence.silent_since(now, stale_after),),
                 )
+                cutoff = presence.silent_since(now, gone_after)
                 silent = self.db.execute(
                     "SELECT p.participant_id FROM participants p"
                     " JOIN rooms r ON r.room_id = p.room_id"
                     " WHERE p.left_room = 0 AND p.gone = 0 AND r.ended = 0 AND p.last_seen <= ?",
-                    (now - gone_after,),
+                    (cutoff,),
                 ).fetchall()
                 events = []
                 for row in silent:
-                    participant = self._open_participant(row[0])
-                    assert participant is not None
-                    events.append(self._mark(participant, Kind.DISCONNECTED, gone=True))
+                    found = self._with_room(row[0])
+                    if found is not None and presence.goes(*found, cutoff):
+                        events.append(self._mark(*found, Kind.DISCONNECTED))
                 return events
 
         return await self._announced(run)
