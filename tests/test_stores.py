@@ -294,7 +294,7 @@ async def test_prune_with_nothing_to_do_changes_nothing(store: Store) -> None:
 
 
 async def test_the_last_sqlite_process_out_removes_its_wakeup_directory(tmp_path: Path) -> None:
-    from mcp_chat.stores.wakeups import rendezvous_dir
+    from mcp_chat.stores.sqlite.wakeups import rendezvous_dir
 
     db = tmp_path / "tidy.db"
     first, second = open_store(f"sqlite:///{db}"), open_store(f"sqlite:///{db}")
