@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from mcp_chat import credentials, messages
+from mcp_chat import credentials, messages, reading
 from mcp_chat.stores import Store
 from mcp_chat.types import Draft, Kind, Participant
 
@@ -52,4 +52,4 @@ async def unread_by_reading(store: Store, p: Participant) -> int:
     now = await store.participant(p.secret_hash)
     assert now is not None
     past = await store.history(p.room_id, after=now.cursor, before=None, limit=100_000)
-    return sum(m.sender_id != p.participant_id for m in past)
+    return reading.unread(past, p.participant_id, now.cursor)

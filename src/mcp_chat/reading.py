@@ -1,8 +1,8 @@
 """Reading a room's log: where a claim starts and stops, what it takes, and where it leaves
 the participant's read position. Pure functions over numbers and messages.
 
-The memory and SQLite stores call these; the Redis store restates them in Lua (`_CLAIM` and
-`_COUNT_UNREAD` in `stores/redis/lua.py`), and the store contract checks every backend
+The memory and SQLite stores call these; the Redis store restates them in Lua (`CLAIM` and
+`COUNT_UNREAD` in `stores/redis/lua.py`), and the store contract checks every backend
 against them (tests/test_stores_walk.py).
 """
 
