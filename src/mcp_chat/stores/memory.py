@@ -41,7 +41,8 @@ class _RoomState:
     sent: dict[str, list[int]] = field(default_factory=dict)
 
     def unread(self, participant: Participant) -> int:
-        """Messages from others past the participant's read position."""
+        """Messages from others past the participant's read position (`reading.unread`, by
+        two binary searches)."""
         cursor = participant.cursor
         past = len(self.log) - bisect.bisect_right(self.log, cursor, key=lambda m: m.seq)
         own = self.sent.get(participant.participant_id, [])
