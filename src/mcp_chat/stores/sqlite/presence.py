@@ -53,9 +53,9 @@ class PresenceOps(Rows):
                         (when, some_id),
                     )
                     found = self._with_room(some_id)
-                    if found is not None and not found[0].left:
+                    if found is not None:
                         with contextlib.suppress(errors.ChatError):  # no seat: it stays gone
-                            if event := self._come_back(found[0]):
+                            if event := self._come_back(*found):
                                 events.append(event)
             return events
 
@@ -64,15 +64,17 @@ class PresenceOps(Rows):
     async def come_back(self, participant_id: str) -> Message | None:
         def run() -> list[Message]:
             with write_tx(self.db):
-                event = self._come_back(self._member(participant_id))
+                participant = self._member(participant_id)
+                room = self._room_row(participant.room_id)
+                assert room is not None
+                event = self._come_back(participant, room)
                 return [] if event is None else [event]
 
         events = await self._announced(run)
         return events[0] if events else None
 
-    def _come_back(self, participant: Participant) -> Message | None:
-        room = self._room_row(participant.room_id)
-        assert room is not None
+    def _come_back(self, participant: Participant, room: Room) -> Message | None:
+        """Seat again a member marked gone, if `rooms.may_come_back` and a seat is free."""
         if not rooms.may_come_back(room, participant):
             return None
         others = [
