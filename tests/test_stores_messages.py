@@ -198,3 +198,14 @@ async def test_a_short_claim_leaves_the_read_position_at_the_last_message_taken(
     assert (await store.participant(b.secret_hash)).cursor == 3  # type: ignore[union-attr]
     rest = await store.claim(b.participant_id, None, 2)
     assert [m.seq for m in rest.messages] == [5] and rest.cursor == 5
+
+
+async def test_a_key_still_names_its_message_after_its_sender_left(store: Store) -> None:
+    """A retried send with a stored key is answered with the first message, whoever asks when
+    (the memory store refused one who had left; SQLite and Redis answered)."""
+    a = await enter(store, "group", "A", capacity=3)
+    await enter(store, "group", "B", capacity=3)
+    sent = await store.append(a.participant_id, text(a, "hello", key="k"))
+    await store.leave(a.participant_id, messages.event_draft(Kind.LEFT, a))
+    assert await store.keyed(a.participant_id, "k") == sent.message
+    assert await store.keyed(a.participant_id, "other") is None

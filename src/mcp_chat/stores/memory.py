@@ -145,8 +145,11 @@ class MemoryStore(Store):
         return Appended(message, False, state.unread(participant))
 
     async def keyed(self, participant_id: str, key: str) -> Message | None:
-        _, state = self._member(participant_id)
-        return state.keys.get((participant_id, key))
+        participant = self._participants.get(participant_id)
+        if participant is None:
+            raise errors.unknown_client()
+        # Also for one who has left, as the other stores answer: the key names what is stored.
+        return self._rooms[participant.room_id].keys.get((participant_id, key))
 
     async def claim(
         self, participant_id: str, after: int | None, limit: int, through: int | None = None
