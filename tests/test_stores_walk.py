@@ -6,15 +6,18 @@ from __future__ import annotations
 
 import dataclasses
 import random
+import re
 import time
 from collections import Counter
+from pathlib import Path
+from typing import Any
 
 import pytest
 
 from mcp_chat import matching, messages, presence, reading, rooms
 from mcp_chat.errors import ChatError, Code
 from mcp_chat.matching import MatchPolicy
-from mcp_chat.stores import Store
+from mcp_chat.stores import Store, open_store
 from mcp_chat.stores.base import Unseated
 from mcp_chat.types import Draft, Kind, Message, Participant, QueueEntry, Room
 from tests.stores_support import at, enter, enter_at, person, text, unread_by_reading
@@ -277,3 +280,140 @@ async def test_a_random_walk_in_the_queue_follows_the_pairing_steps(store: Store
             found = await store.queue_entry(entry.secret_hash)
             assert found is not None and found.room_id is None, where
     assert pairs > 10
+
+
+# -- every backend alike ----------------------------------------------------------------------
+
+
+def comparable(found: object) -> object:
+    """An answer, without what each store makes up for itself: the ids and times of the events
+    it writes, the suffix of an archived room's id, a pair's room id, last_seen."""
+    if dataclasses.is_dataclass(found) and not isinstance(found, type):
+        return (type(found).__name__, comparable(dataclasses.asdict(found)))
+    if isinstance(found, dict):
+        left_out = {"last_seen", "created_at", "joined_at", "message_id", "timestamp"}
+        return {k: comparable(v) for k, v in found.items() if k not in left_out}
+    if isinstance(found, list | tuple):
+        return [comparable(item) for item in found]
+    if isinstance(found, str):
+        return re.sub(r"pair-[\w-]+", "pair-…", re.sub(r"~[0-9a-f]+", "~…", found))
+    return found
+
+
+OPERATIONS = [
+    "join",
+    "join",
+    "send",
+    "send",
+    "send",
+    "keyed",
+    "claim",
+    "peek",
+    "unread",
+    "history",
+    "leave",
+    "disconnect",
+    "touch",
+    "come_back",
+    "members",
+    "rooms",
+    "counts",
+    "room",
+    "participant",
+    "enter",
+    "enter",
+    "retry",
+    "position",
+    "leave_queue",
+    "queue_entry",
+]
+
+
+async def test_every_backend_answers_a_random_walk_as_the_others_do(
+    tmp_path: Path, redis_url: str
+) -> None:
+    """Several rooms (some ended and started anew), the queue, and every operation but the
+    sweep (whose marks each store may write in its own order): memory, SQLite and Redis, fed
+    the same calls, give the same answers and refuse with the same codes."""
+    urls = ["memory://", f"sqlite:///{tmp_path / 'alike.db'}", redis_url]
+    stores = [open_store(url) for url in urls]
+    for s in stores:
+        await s.start(lambda _: None)
+    rng = random.Random(22)
+    policy = MatchPolicy(fallback_after=5, stale_after=8)
+    people: list[Participant] = []
+    entries: list[QueueEntry] = []
+    clock = 1_000.0
+
+    async def answer(store: Store, name: str, args: tuple[Any, ...]) -> object:
+        try:
+            return comparable(await getattr(store, name)(*args))
+        except ChatError as refused:
+            return ("refused", refused.code, comparable(str(refused)))
+        except Unseated:
+            return "unseated"
+
+    try:
+        for step in range(300):
+            clock += 1
+            some = rng.choice(people) if people else None
+            room_id = rng.choice(["r1", "r2"])
+            ids = [some.participant_id] if some else []
+            ids += [e.entry_id for e in entries[-2:]]
+            op = rng.choice(OPERATIONS)
+            if op == "join" or some is None:
+                p = dataclasses.replace(person(room_id, f"P{step}"), last_seen=clock)
+                call: tuple[Any, ...] = (
+                    "join",
+                    room_id,
+                    rng.choice([2, 3]),
+                    p,
+                    messages.event_draft(Kind.JOINED, p),
+                )
+            elif op == "send":
+                key = rng.choice([None, f"k{rng.randrange(3)}"])
+                call = ("append", some.participant_id, text(some, f"s{step}", key=key))
+            elif op == "keyed":
+                call = ("keyed", some.participant_id, f"k{rng.randrange(3)}")
+            elif op in ("claim", "peek"):
+                after = rng.choice([None, rng.randint(-1, 20)])
+                call = (op, some.participant_id, after, rng.randint(1, 3))
+                if op == "claim":
+                    call += (rng.choice([None, rng.randint(0, 20)]),)
+            elif op == "history":
+                after, before = rng.choice([None, rng.randint(0, 10)]), rng.randint(0, 20)
+                call = ("history", room_id, after, rng.choice([None, before]), rng.randint(1, 5))
+            elif op == "leave":
+                call = ("leave", some.participant_id, messages.event_draft(Kind.LEFT, some))
+            elif op == "disconnect":
+                call = ("disconnect", [rng.choice(ids)])
+            elif op == "touch":
+                call = ("touch", {rng.choice(ids): clock})
+            elif op == "enter":
+                tags = rng.choice([(), ("a",), ("b",)])
+                entry = QueueEntry(f"q-{step}", f"h-{step}", f"Q{step}", tags, clock, clock)
+                entries.append(entry)
+                call = ("enqueue", entry, clock, policy)
+            elif op in ("retry", "position", "leave_queue", "queue_entry") and entries:
+                entry = rng.choice(entries)
+                call = {
+                    "retry": ("rematch", entry.entry_id, clock, policy),
+                    "position": ("queue_position", entry.entry_id),
+                    "leave_queue": ("leave_queue", entry.entry_id),
+                    "queue_entry": ("queue_entry", entry.secret_hash),
+                }[op]
+            else:
+                call = {
+                    "come_back": ("come_back", some.participant_id),
+                    "members": ("members", room_id),
+                    "rooms": ("rooms", 10),
+                    "room": ("room", room_id),
+                    "participant": ("participant", some.secret_hash),
+                }.get(op, ("counts",))
+            answers = [await answer(store, call[0], call[1:]) for store in stores]
+            assert answers[0] == answers[1] == answers[2], (step, call[0], answers)
+            if call[0] == "join" and isinstance(answers[0], tuple) and answers[0][0] == "Joined":
+                people.append(call[3])
+    finally:
+        for s in stores:
+            await s.close()
