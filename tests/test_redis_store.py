@@ -21,7 +21,7 @@ from mcp_chat.stores.base import EVERYTHING
 from mcp_chat.stores.redis import DEFAULT_PREFIX, POOL_SIZE, RedisStore, parse_url
 from mcp_chat.types import Pruned
 from tests.conftest import REDIS, blocked, prefixed_redis_url
-from tests.test_stores import enter, text
+from tests.stores_support import enter, text
 
 pytestmark = pytest.mark.anyio
 

@@ -11,7 +11,7 @@ import pytest
 from mcp_chat.chat import ChatService, Limits
 from mcp_chat.retention import Retention
 from mcp_chat.stores import Store, open_store
-from tests.test_stores import DAY1, DAY2, DAY4, at, enter_at, text
+from tests.stores_support import DAY1, DAY2, DAY4, at, enter_at, text
 
 pytestmark = pytest.mark.anyio
 
