@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 import redis
 
-from mcp_chat.chat import ChatService, Limits
+from mcp_chat.chat import ChatService
+from mcp_chat.limits import Limits
 from mcp_chat.stores import Store, open_store
 
 

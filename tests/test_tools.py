@@ -10,7 +10,8 @@ import jsonschema
 import pytest
 from fastmcp import Client, FastMCP
 
-from mcp_chat.chat import ChatService, Limits
+from mcp_chat.chat import ChatService
+from mcp_chat.limits import Limits
 from mcp_chat.mcp.server import create_server
 from mcp_chat.stores import open_store
 

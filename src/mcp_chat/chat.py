@@ -8,18 +8,16 @@ import dataclasses
 import functools
 import hmac
 import logging
-import math
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TypeVar
 
 from mcp_chat import credentials, errors, matching, mentions, messages, names, rooms
 from mcp_chat.errors import ChatError
-from mcp_chat.limits import Rate, WaitSlots
+from mcp_chat.limits import Limits, Rate, WaitSlots
 from mcp_chat.matching import MatchPolicy
 from mcp_chat.presence import PresencePolicy, Session, Status, Tracker, status
-from mcp_chat.retention import Retention
 from mcp_chat.signals import Handoff, RoomSignals, answering, delivered, settle
 from mcp_chat.stores.base import EVERYTHING, Store, Unseated
 from mcp_chat.types import (
@@ -36,31 +34,6 @@ from mcp_chat.types import (
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-
-
-@dataclass(frozen=True, slots=True)
-class Limits:
-    """The server's limits; a 0 for max_rooms, rate_messages or max_waits means no limit."""
-
-    max_message_bytes: int = 64 * 1024
-    max_capacity: int = 50
-    max_name_chars: int = names.MAX_NAME_CHARS
-    max_room_id_chars: int = names.MAX_ROOM_ID_CHARS
-    max_rooms: int = 10_000
-    rate_messages: int = 120
-    """Messages a participant may send at once, refilled over `rate_window` seconds."""
-    rate_window: float = 60.0
-    rate_joins: int = 60
-    """Rooms joined or queues entered per `rate_window` by one caller (see `ChatService.join`)."""
-    max_waits: int = 4
-    """Blocked wait_for_message calls one participant may have open at once."""
-    batch_size: int = 50
-    history_page: int = 100
-    default_wait: float = 30.0
-    min_wait: float = 1.0
-    max_wait: float = 300.0
-    retention: Retention = field(default_factory=Retention)
-    retention_interval: float = 300.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -415,22 +388,6 @@ class ChatService:
             )
         return SendResult(stored, True, unread)
 
-    def clamp_timeout(self, timeout: float | None) -> float:
-        if timeout is None:
-            return self.limits.default_wait
-        if isinstance(timeout, bool) or not isinstance(timeout, int | float):
-            raise errors.invalid("timeout must be a number of seconds.")
-        if isinstance(timeout, int):
-            # Any whole number past the longest wait is the longest wait (float() of a huge
-            # one would overflow).
-            timeout = min(timeout, math.ceil(self.limits.max_wait))
-        if not math.isfinite(timeout):
-            raise errors.invalid(
-                f"timeout must be a finite number of seconds between "
-                f"{self.limits.min_wait:g} and {self.limits.max_wait:g}."
-            )
-        return min(max(float(timeout), self.limits.min_wait), self.limits.max_wait)
-
     async def wait(
         self,
         room_id: str,
@@ -447,7 +404,7 @@ class ChatService:
         room) ends the wait, or the room having ended; it then returns everything from
         others up to and including that message, as a plain wait would (at most a batch:
         `has_more` says more waits before it). The messages past it stay unread."""
-        seconds = self.clamp_timeout(timeout)
+        seconds = self.limits.clamp_timeout(timeout)
         after = messages.check_seq(after, "after")
         if not isinstance(mentions_only, bool):
             raise errors.invalid("mentions_only must be true or false.")
@@ -575,18 +532,10 @@ class ChatService:
         after: int | None = None,
         limit: int | None = None,
     ) -> HistoryPage:
-        before = messages.check_seq(before, "before")
-        after = messages.check_seq(after, "after")
-        if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int)):
-            raise errors.invalid("limit must be a whole number.")
-        if before is not None and after is not None:
-            raise errors.invalid("Give either before or after, not both.")
-        page = self.limits.history_page
-        if limit is not None and not 1 <= limit <= page:
-            raise errors.invalid(f"limit must be between 1 and {page}.")
+        before, after, size = self.limits.history_bounds(before, after, limit)
         identity = await self._identify(room_id, client_id)
         room_id = await self._room_of(identity)
-        found = await self.store.history(room_id, after, before, limit or page)
+        found = await self.store.history(room_id, after, before, size)
         room = await self.store.room(room_id)
         last_seq = room.last_seq if room else 0
         has_older = bool(found) and found[0].seq > 1
@@ -714,7 +663,7 @@ class ChatService:
 
     async def wait_for_match(self, client_id: str, timeout: float | None = None) -> QueueResult:
         """Block until this queue entry is matched, or `timeout` seconds (clamped) pass."""
-        seconds = self.clamp_timeout(timeout)
+        seconds = self.limits.clamp_timeout(timeout)
         entry = await self._queue_entry(client_id)
         deadline = asyncio.get_running_loop().time() + seconds
         self._queue_waiters.add(entry.entry_id)
