@@ -9,9 +9,9 @@ import asyncio
 import pytest
 
 from mcp_chat import mentions
-from mcp_chat.chat import ChatService, WaitResult
+from mcp_chat.chat import ChatService
 from mcp_chat.errors import ChatError, Code
-from mcp_chat.types import Claim, Kind
+from mcp_chat.types import Claim, Kind, WaitResult
 from tests.conftest import blocked
 
 pytestmark = pytest.mark.anyio

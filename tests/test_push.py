@@ -7,10 +7,11 @@ import asyncio
 
 import pytest
 
-from mcp_chat.chat import ChatService, JoinResult
+from mcp_chat.chat import ChatService
 from mcp_chat.presence import Session, current_session
 from mcp_chat.push import Feed, Push
 from mcp_chat.stores import open_store
+from mcp_chat.types import JoinResult
 
 pytestmark = pytest.mark.anyio
 

@@ -7,12 +7,12 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from mcp_chat.chat import ChatService, Member, QueueResult
+from mcp_chat.chat import ChatService
 from mcp_chat.errors import ChatError, Code
 from mcp_chat.matching import MatchPolicy
-from mcp_chat.presence import PresencePolicy, Session, Status, current_session
+from mcp_chat.presence import PresencePolicy, Session, current_session
 from mcp_chat.stores import open_store
-from mcp_chat.types import Kind
+from mcp_chat.types import Kind, Member, QueueResult, Status
 from tests.conftest import blocked
 
 pytestmark = pytest.mark.anyio

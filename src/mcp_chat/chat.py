@@ -17,80 +17,29 @@ from mcp_chat import credentials, errors, matching, mentions, messages, names, r
 from mcp_chat.errors import ChatError
 from mcp_chat.limits import Limits, Rate, WaitSlots
 from mcp_chat.matching import MatchPolicy
-from mcp_chat.presence import PresencePolicy, Session, Status, Tracker, status
+from mcp_chat.presence import PresencePolicy, Session, Tracker, status
 from mcp_chat.signals import Handoff, RoomSignals, answering, delivered, settle
 from mcp_chat.stores.base import EVERYTHING, Store, Unseated
 from mcp_chat.types import (
     Claim,
+    HistoryPage,
+    JoinResult,
     Kind,
     Matched,
+    Member,
     Message,
     Participant,
     QueueEntry,
+    QueueResult,
     Room,
     RoomSummary,
+    SendResult,
+    WaitResult,
 )
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-
-
-@dataclass(frozen=True, slots=True)
-class JoinResult:
-    client_id: str
-    participant: Participant
-    room: Room
-    created: bool
-    members: list[Member]
-
-
-@dataclass(frozen=True, slots=True)
-class Member:
-    participant: Participant
-    status: Status
-
-
-@dataclass(frozen=True, slots=True)
-class QueueResult:
-    """Where someone in the random queue stands: matched (room and partner) or waiting."""
-
-    client_id: str
-    participant_id: str
-    matched: Matched | None
-    position: int
-    timed_out: bool = False
-
-    @property
-    def partner(self) -> Participant | None:
-        return None if self.matched is None else self.matched.partner_of(self.participant_id)
-
-
-@dataclass(frozen=True, slots=True)
-class SendResult:
-    message: Message
-    duplicate: bool
-    unread: int
-    """Messages from others the sender has not read yet (as of its send)."""
-
-
-@dataclass(frozen=True, slots=True)
-class WaitResult:
-    messages: list[Message]
-    has_more: bool
-    timed_out: bool
-    chat_ended: bool
-    cursor: int
-    waited: float
-    unread: int = 0
-    """Messages from others still past the read position (0 unless `has_more`)."""
-
-
-@dataclass(frozen=True, slots=True)
-class HistoryPage:
-    messages: list[Message]
-    last_seq: int
-    has_older: bool
 
 
 @dataclass(frozen=True, slots=True)

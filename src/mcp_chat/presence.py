@@ -11,15 +11,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from enum import StrEnum
 
-from mcp_chat.types import Participant
-
-
-class Status(StrEnum):
-    PRESENT = "present"
-    AWAY = "away"
-    GONE = "gone"
+from mcp_chat.types import Participant, Status
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,8 +13,7 @@ from pydantic import (
     model_serializer,
 )
 
-from mcp_chat.presence import Status
-from mcp_chat.types import Message, Participant, RoomSummary
+from mcp_chat.types import Message, Participant, RoomSummary, Status
 
 
 class Lean(BaseModel):

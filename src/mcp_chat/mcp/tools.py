@@ -13,7 +13,7 @@ from fastmcp import Context, FastMCP
 from fastmcp.server.dependencies import get_http_request
 from pydantic import Field
 
-from mcp_chat.chat import ChatService, QueueResult
+from mcp_chat.chat import ChatService
 from mcp_chat.errors import ChatError, Code
 from mcp_chat.mcp.resources import room_uris
 from mcp_chat.mcp.results import (
@@ -31,6 +31,7 @@ from mcp_chat.mcp.results import (
     WaitOut,
 )
 from mcp_chat.mcp.schemas import output_schema
+from mcp_chat.types import QueueResult
 
 log = logging.getLogger(__name__)
 

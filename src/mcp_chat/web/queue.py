@@ -9,9 +9,10 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from mcp_chat.chat import ChatService, QueueResult
+from mcp_chat.chat import ChatService
 from mcp_chat.errors import ChatError, invalid
 from mcp_chat.mcp.results import MemberOut
+from mcp_chat.types import QueueResult
 from mcp_chat.web.http import (
     STREAM_WAIT,
     Route,
