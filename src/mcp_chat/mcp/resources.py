@@ -43,9 +43,9 @@ from mcp_chat.chat import ChatService
 from mcp_chat.errors import ChatError
 from mcp_chat.limits import WaitSlots
 from mcp_chat.mcp import sdk
-from mcp_chat.mcp.results import MemberOut, MessageOut
 from mcp_chat.signals import EVERY_ROOM
 from mcp_chat.types import Room
+from mcp_chat.views import MemberOut, MessageOut
 
 log = logging.getLogger(__name__)
 

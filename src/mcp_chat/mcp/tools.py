@@ -20,18 +20,16 @@ from mcp_chat.mcp.results import (
     HistoryOut,
     JoinOut,
     LeaveOut,
-    MemberOut,
     MembersOut,
-    MessageOut,
     QueueOut,
     Result,
-    RoomOut,
     RoomsOut,
     SendOut,
     WaitOut,
 )
 from mcp_chat.mcp.schemas import output_schema
 from mcp_chat.types import QueueResult
+from mcp_chat.views import MemberOut, MessageOut, RoomOut
 
 log = logging.getLogger(__name__)
 

@@ -11,8 +11,8 @@ from starlette.responses import JSONResponse, Response
 
 from mcp_chat.chat import ChatService
 from mcp_chat.errors import ChatError, invalid
-from mcp_chat.mcp.results import MemberOut
 from mcp_chat.types import QueueResult
+from mcp_chat.views import MemberOut
 from mcp_chat.web.http import (
     STREAM_WAIT,
     Route,

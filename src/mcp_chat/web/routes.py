@@ -13,7 +13,7 @@ from starlette.responses import JSONResponse, Response
 
 from mcp_chat.chat import ChatService
 from mcp_chat.errors import ChatError, Code
-from mcp_chat.mcp.results import MemberOut, MessageOut, RoomOut
+from mcp_chat.views import MemberOut, MessageOut, RoomOut
 from mcp_chat.web.http import (
     STREAM_WAIT,
     Handler,
