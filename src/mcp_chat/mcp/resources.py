@@ -64,9 +64,13 @@ def room_uris(room_id: str, secret_hash: str) -> tuple[str, str]:
 
 
 def register_resources(mcp: FastMCP, chat: ChatService) -> None:
-    @mcp.resource(TRANSCRIPT, name="room_transcript", mime_type="application/json")
+    @mcp.resource(
+        TRANSCRIPT,
+        name="room_transcript",
+        mime_type="application/json",
+        description=f"The room's newest messages (up to {chat.limits.history_page}), oldest first.",
+    )
     async def transcript(room_id: str, key: str) -> str:
-        """The room's newest messages (up to 100), oldest first."""
         room = await _open(chat, room_id, key)
         found = await chat.transcript(room.room_id)
         return json.dumps(

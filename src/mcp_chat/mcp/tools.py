@@ -1,6 +1,8 @@
-"""The agent-facing tools: each a few lines that call the core and shape its answer."""
+"""The agent-facing tools: each a few lines that call the core and shape its answer.
 
-from __future__ import annotations
+The tools' parameter annotations carry descriptions with the limits that apply (read from
+`chat.limits` when the tools are registered), so this module does without `from __future__
+import annotations`: FastMCP must see those annotations evaluated where they are written."""
 
 import asyncio
 import contextlib
@@ -139,7 +141,10 @@ async def keepalive(ctx: Context, interval: float) -> AsyncIterator[None]:
 
 
 def register_tools(mcp: FastMCP, chat: ChatService, keepalive_every: float = 10.0) -> None:
-    wait_default = chat.limits.default_wait
+    # Every number the descriptions give is the limit that applies (`Limits`).
+    limits = chat.limits
+    wait_default = limits.default_wait
+    wait_range = f"{limits.min_wait:g}-{limits.max_wait:g}"
 
     @mcp.tool(output_schema=output_schema(JoinOut))
     async def join_room(
@@ -148,7 +153,8 @@ def register_tools(mcp: FastMCP, chat: ChatService, keepalive_every: float = 10.
             str | None, Field(description="Room to join or create; omit for a new one.")
         ] = None,
         capacity: Annotated[
-            int | None, Field(description="Places in a new room (default 2).")
+            int | None,
+            Field(description=f"Places in a new room (default {limits.default_capacity})."),
         ] = None,
         invite: Annotated[
             str | None,
@@ -205,7 +211,7 @@ def register_tools(mcp: FastMCP, chat: ChatService, keepalive_every: float = 10.
         description=(
             "Receive messages from the others in the room: returns at once with any you have "
             "not read, else blocks until one arrives or `timeout` seconds pass "
-            f"(default {wait_default:g}, 1-300; keep it under 55 unless your client allows "
+            f"(default {wait_default:g}, {wait_range}; keep it under 55 unless your client allows "
             "longer requests). timed_out=true just means call again. Each message has seq, "
             "sender, message, timestamp, kind; system=true marks events (joined, left, ...). "
             "If a response was lost, pass `after` (a seq) to read again."
@@ -215,7 +221,9 @@ def register_tools(mcp: FastMCP, chat: ChatService, keepalive_every: float = 10.
         ctx: Context,
         room_id: RoomId,
         client_id: ClientId,
-        timeout: Annotated[float, Field(description="Seconds to wait, 1-300.")] = wait_default,
+        timeout: Annotated[
+            float, Field(description=f"Seconds to wait, {wait_range}.")
+        ] = wait_default,
         after: Annotated[int | None, Field(description="Re-read messages after this seq.")] = None,
         mentions_only: Annotated[
             bool, Field(description="Block until a message mentions you (@your name).")
@@ -244,7 +252,9 @@ def register_tools(mcp: FastMCP, chat: ChatService, keepalive_every: float = 10.
         after: Annotated[
             int | None, Field(description="Page forward: messages after this seq.")
         ] = None,
-        limit: Annotated[int | None, Field(description="At most this many (max 100).")] = None,
+        limit: Annotated[
+            int | None, Field(description=f"At most this many (max {limits.history_page}).")
+        ] = None,
     ) -> HistoryOut:
         """Read the room's history (yours included), newest page by default. Does not change
         what wait_for_message returns next."""
@@ -283,7 +293,10 @@ def register_tools(mcp: FastMCP, chat: ChatService, keepalive_every: float = 10.
         display_name: Annotated[str, Field(description="The name others see.")],
         interests: Annotated[
             list[str] | None,
-            Field(description="Up to 5 short tags; people sharing one are matched first."),
+            Field(
+                description=f"Up to {limits.max_interests} short tags; people sharing one are "
+                "matched first."
+            ),
         ] = None,
     ) -> QueueOut:
         """Get paired with a random stranger. Returns your secret client_id and either
@@ -307,7 +320,9 @@ def register_tools(mcp: FastMCP, chat: ChatService, keepalive_every: float = 10.
     async def wait_for_match(
         ctx: Context,
         client_id: ClientId,
-        timeout: Annotated[float, Field(description="Seconds to wait, 1-300.")] = wait_default,
+        timeout: Annotated[
+            float, Field(description=f"Seconds to wait, {wait_range}.")
+        ] = wait_default,
     ) -> QueueOut:
         async def run() -> QueueOut:
             async with keepalive(ctx, keepalive_every):
