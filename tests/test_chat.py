@@ -326,7 +326,7 @@ async def test_an_invite_brought_to_a_public_room_is_refused(chat: ChatService) 
         await chat.join("team-secret", "Ann", invite="our-invite")
     assert err.value.code is Code.ROOM_NOT_PRIVATE
     assert "team-secret" in err.value.message and "another room_id" in err.value.message
-    _, members = await chat.members("team-secret", spy.client_id)
+    members = (await chat.members("team-secret", spy.client_id)).members
     assert [m.participant.display_name for m in members] == ["Spy"]
 
 
@@ -455,7 +455,8 @@ async def test_old_members_keep_their_conversation_and_hear_none_of_the_new(
 
     old = await chat.history("lobby", a)
     assert [m.text for m in old.messages if m.kind is Kind.MESSAGE] == ["just between us"]
-    room, members = await chat.members("lobby", a)
+    roster = await chat.members("lobby", a)
+    room, members = roster.room, roster.members
     assert room.room_id == "lobby" and room.ended
     assert {m.participant.display_name for m in members} == {"Alice"}
     with pytest.raises(ChatError) as err:
@@ -491,3 +492,16 @@ async def test_joins_and_queue_entries_of_one_caller_share_a_limit(store_url: st
         assert await chat.store.room("c") is not None
     finally:
         await chat.close()
+
+
+async def test_results_say_what_the_caller_has_not_read(chat: ChatService) -> None:
+    alice = await chat.join("r", "Alice")
+    await chat.send("r", alice.client_id, "one")
+    bob = await chat.join("r", "Bob")
+    assert alice.unread == 0
+    assert bob.unread == 2  # Alice's 'joined' and "one"
+    assert (await chat.history("r", bob.client_id)).unread == 2  # a page moves nothing
+    assert (await chat.members("r", bob.client_id)).unread == 2
+    await chat.wait("r", bob.client_id, timeout=1)
+    assert (await chat.members("r", bob.client_id)).unread == 0
+    assert (await chat.history("r", alice.client_id)).unread == 1  # Bob's 'joined'

@@ -28,7 +28,7 @@ async def group(chat: ChatService, *names: str) -> dict[str, str]:
 
 async def ids(chat: ChatService, room: str, client_id: str) -> dict[str, str]:
     """Participant ids by display name."""
-    _, members = await chat.members(room, client_id)
+    members = (await chat.members(room, client_id)).members
     return {m.participant.display_name: m.participant.participant_id for m in members}
 
 

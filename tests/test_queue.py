@@ -70,6 +70,18 @@ async def test_the_second_entrant_is_matched_and_the_first_learns_of_it(
     assert [m.text for m in got.messages] == ["hi Ann"]
 
 
+async def test_a_match_says_what_waits_unread_in_the_pairs_room(service: ChatService) -> None:
+    first = await service.enter_queue("Ann")
+    second = await service.enter_queue("Ben")
+    assert second.matched is not None
+    room_id = second.matched.room.room_id
+    assert second.unread == await service.unread(room_id, second.client_id)
+    await service.send(room_id, second.client_id, "hi Ann")
+    state = await service.queue_state(first.client_id)
+    assert state.unread == await service.unread(room_id, first.client_id) > 0
+    assert first.unread == 0  # waiting: nothing to count yet
+
+
 async def test_shared_interests_are_preferred(service: ChatService) -> None:
     plain = await service.enter_queue("Plain")
     chess = await service.enter_queue("Chess fan", ["chess"])
@@ -161,11 +173,11 @@ async def test_presence_goes_present_away_gone_and_back(service: ChatService, cl
     def status_of(members: list[Member], name: str) -> Status:
         return next(m.status for m in members if m.participant.display_name == name)
 
-    _, members = await service.members("r", alice.client_id)
+    members = (await service.members("r", alice.client_id)).members
     assert status_of(members, "Bob") is Status.PRESENT
     await service.heartbeat()
     clock.now += 61
-    _, members = await service.members("r", alice.client_id)
+    members = (await service.members("r", alice.client_id)).members
     assert (
         status_of(members, "Bob") is Status.AWAY and status_of(members, "Alice") is Status.PRESENT
     )
@@ -175,7 +187,7 @@ async def test_presence_goes_present_away_gone_and_back(service: ChatService, cl
     await service.heartbeat()
     told = await service.wait("r", alice.client_id, timeout=1)
     assert [(m.kind, m.sender_name) for m in told.messages] == [(Kind.DISCONNECTED, "Bob")]
-    _, members = await service.members("r", alice.client_id)
+    members = (await service.members("r", alice.client_id)).members
     assert status_of(members, "Bob") is Status.GONE
 
     # Bob comes back with his client_id and carries on where he left off.
@@ -275,7 +287,7 @@ async def test_seats_of_the_gone_go_to_newcomers_and_a_returner_finds_it_full(
         assert full.value.code is Code.ROOM_FULL
         assert "while you were gone" in full.value.message
     await service.heartbeat()  # her calls were signs of life; still no seat for her
-    _, members = await service.members("duo", carol.client_id)
+    members = (await service.members("duo", carol.client_id)).members
     assert [(m.participant.display_name, m.status) for m in members] == [
         ("Alice", Status.GONE),
         ("Bob", Status.GONE),

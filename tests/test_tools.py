@@ -84,6 +84,28 @@ async def test_the_numbers_in_the_descriptions_are_the_limits() -> None:
     assert "300" not in changed and "100" not in changed
 
 
+async def test_no_tool_asks_the_core_a_second_time_for_unread(
+    call: Caller, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def refuse(*_: object) -> int:
+        raise AssertionError("a tool asked chat.unread")
+
+    monkeypatch.setattr(ChatService, "unread", refuse)
+    alice = await call("join_room", room_id="lobby", display_name="Alice")
+    a = alice["client_id"]
+    bob = await call("join_room", room_id="lobby", display_name="Bob")
+    assert (alice["unread"], bob["unread"]) == (0, 1)
+    assert (await call("send_message", room_id="lobby", message="hi", client_id=a))["unread"] == 1
+    assert (await call("get_messages", room_id="lobby", client_id=a))["unread"] == 1
+    assert (await call("list_participants", room_id="lobby", client_id=a))["unread"] == 1
+    ann = await call("enter_queue", display_name="Ann")
+    assert "unread" not in ann  # waiting
+    ben = await call("enter_queue", display_name="Ben")
+    assert ben["status"] == "matched" and ben["unread"] == 1  # Ann's 'matched'
+    matched = await call("wait_for_match", client_id=ann["client_id"], timeout=1)
+    assert matched["status"] == "matched" and matched["unread"] == 1
+
+
 async def test_a_conversation_through_the_tools(call: Caller) -> None:
     alice = await call("join_room", room_id="lobby", display_name="Alice")
     assert alice["members"] == [

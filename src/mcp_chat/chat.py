@@ -33,6 +33,7 @@ from mcp_chat.types import (
     QueueResult,
     Room,
     RoomSummary,
+    Roster,
     SendResult,
     WaitResult,
 )
@@ -284,6 +285,7 @@ class ChatService:
             joined.room,
             joined.created,
             self._presence_of(joined.members),
+            await self.store.unread(participant.participant_id),
         )
 
     async def send(
@@ -488,9 +490,10 @@ class ChatService:
         room = await self.store.room(room_id)
         last_seq = room.last_seq if room else 0
         has_older = bool(found) and found[0].seq > 1
-        return HistoryPage([messages.shown(m) for m in found], last_seq, has_older)
+        unread = await self.store.unread(identity.participant_id)
+        return HistoryPage([messages.shown(m) for m in found], last_seq, has_older, unread)
 
-    async def members(self, room_id: str, client_id: str) -> tuple[Room, list[Member]]:
+    async def members(self, room_id: str, client_id: str) -> Roster:
         """The room and who is in it, each present, away or gone."""
         identity = await self._identify(room_id, client_id)
         room_id = await self._room_of(identity)
@@ -498,7 +501,8 @@ class ChatService:
         if room is None:
             raise errors.room_not_found(room_id)
         members = self._presence_of(await self.store.members(room_id))
-        return dataclasses.replace(room, room_id=rooms.public_id(room_id)), members
+        unread = await self.store.unread(identity.participant_id)
+        return Roster(dataclasses.replace(room, room_id=rooms.public_id(room_id)), members, unread)
 
     def _presence_of(self, participants: list[Participant]) -> list[Member]:
         """Each participant with its status, counting what this process heard since the last
@@ -605,7 +609,7 @@ class ChatService:
         self.tracker.seen(entry.entry_id)
         if matched is not None:
             await settle(self._announce_match(matched))  # the one waiting hears first
-            return QueueResult(client_id, entry.entry_id, matched, 0)
+            return await self._match_result(client_id, entry.entry_id, matched)
         position = await self.store.queue_position(entry.entry_id)
         log.info("queued participant=%s client=%s", entry.entry_id, credentials.redact(client_id))
         return QueueResult(client_id, entry.entry_id, None, position)
@@ -645,7 +649,7 @@ class ChatService:
                     matched = await self.store.rematch(entry.entry_id, now, self.matching)
                     if matched is not None:
                         self._announce_match(matched)
-                        return QueueResult(client_id, entry.entry_id, matched, 0)
+                        return await self._match_result(client_id, entry.entry_id, matched)
                 remaining = deadline - loop.time()
                 if remaining <= 0:
                     position = await self.store.queue_position(entry.entry_id)
@@ -694,7 +698,11 @@ class ChatService:
             # Matched earlier, and the partner has left since: the pair has ended.
             raise errors.chat_ended(entry.room_id)
         first, second = members[0], members[1]
-        return QueueResult(client_id, entry.entry_id, Matched(room, first, second), 0)
+        return await self._match_result(client_id, entry.entry_id, Matched(room, first, second))
+
+    async def _match_result(self, client_id: str, entry_id: str, matched: Matched) -> QueueResult:
+        unread = await self.store.unread(entry_id)  # the entry's id is its participant id
+        return QueueResult(client_id, entry_id, matched, 0, unread=unread)
 
     def _announce_match(self, matched: Matched) -> set[Handoff]:
         """Wake the pair's waits; returns their handoffs."""

@@ -208,6 +208,8 @@ class JoinResult:
     room: Room
     created: bool
     members: list[Member]
+    unread: int
+    """Messages from others the newcomer has not read (all said before it came)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -225,6 +227,8 @@ class QueueResult:
     matched: Matched | None
     position: int
     timed_out: bool = False
+    unread: int = 0
+    """Once matched: messages from others in the pair's room not read yet."""
 
     @property
     def partner(self) -> Participant | None:
@@ -256,3 +260,15 @@ class HistoryPage:
     messages: list[Message]
     last_seq: int
     has_older: bool
+    unread: int
+    """Messages from others past the reader's read position (a page moves nothing)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Roster:
+    """A room (under the id its members know it by) and who is in it."""
+
+    room: Room
+    members: list[Member]
+    unread: int
+    """Messages from others past the asker's read position."""

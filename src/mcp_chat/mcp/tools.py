@@ -178,7 +178,7 @@ def register_tools(mcp: FastMCP, chat: ChatService, keepalive_every: float = 10.
                 capacity=j.room.capacity,
                 created=j.created,
                 members=[MemberOut.of(m.participant, m.status) for m in j.members],
-                unread=await chat.unread(j.room.room_id, j.client_id),
+                unread=j.unread,
                 transcript_uri=transcript_uri,
                 members_uri=members_uri,
                 next_step=(
@@ -266,7 +266,7 @@ def register_tools(mcp: FastMCP, chat: ChatService, keepalive_every: float = 10.
                 messages=[MessageOut.of(m) for m in page.messages],
                 last_seq=page.last_seq,
                 has_older=page.has_older,
-                unread=await chat.unread(room_id, client_id),
+                unread=page.unread,
             )
 
         return await answer(HistoryOut, run)
@@ -276,14 +276,15 @@ def register_tools(mcp: FastMCP, chat: ChatService, keepalive_every: float = 10.
         """Who is in the room now."""
 
         async def run() -> MembersOut:
-            room, members = await chat.members(room_id, client_id)
+            roster = await chat.members(room_id, client_id)
+            room = roster.room
             return MembersOut(
                 success=True,
                 room_id=room.room_id,
                 capacity=room.capacity,
                 ended=room.ended,
-                members=[MemberOut.of(m.participant, m.status) for m in members],
-                unread=await chat.unread(room_id, client_id),
+                members=[MemberOut.of(m.participant, m.status) for m in roster.members],
+                unread=roster.unread,
             )
 
         return await answer(MembersOut, run)
@@ -305,7 +306,7 @@ def register_tools(mcp: FastMCP, chat: ChatService, keepalive_every: float = 10.
 
         async def run() -> QueueOut:
             entered = await chat.enter_queue(display_name, interests, caller())
-            return await queue_out(chat, entered)
+            return queue_out(entered)
 
         return await answer(QueueOut, run)
 
@@ -327,7 +328,7 @@ def register_tools(mcp: FastMCP, chat: ChatService, keepalive_every: float = 10.
         async def run() -> QueueOut:
             async with keepalive(ctx, keepalive_every):
                 waited = await chat.wait_for_match(client_id, timeout)
-            return await queue_out(chat, waited)
+            return queue_out(waited)
 
         return await answer(QueueOut, run)
 
@@ -351,7 +352,7 @@ def register_tools(mcp: FastMCP, chat: ChatService, keepalive_every: float = 10.
         return await answer(RoomsOut, run)
 
 
-async def queue_out(chat: ChatService, q: QueueResult) -> QueueOut:
+def queue_out(q: QueueResult) -> QueueOut:
     partner = q.partner
     if q.matched is None or partner is None:
         return QueueOut(
@@ -374,7 +375,7 @@ async def queue_out(chat: ChatService, q: QueueResult) -> QueueOut:
         room_id=room_id,
         partner=MemberOut.of(partner),
         timed_out=False,
-        unread=await chat.unread(room_id, q.client_id),
+        unread=q.unread,
         transcript_uri=transcript_uri,
         members_uri=members_uri,
         next_step=(
