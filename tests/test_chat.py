@@ -272,8 +272,8 @@ async def test_stopping_releases_blocked_waits_and_refuses_new_ones(chat: ChatSe
 
 
 async def test_stopping_releases_a_blocked_wait_for_match(chat: ChatService) -> None:
-    queued = await chat.enter_queue("Ann")
-    blocked = asyncio.create_task(chat.wait_for_match(queued.client_id, timeout=300))
+    queued = await chat.pairing.enter("Ann")
+    blocked = asyncio.create_task(chat.pairing.wait(queued.client_id, timeout=300))
     while chat.signals.waiting == 0:
         await asyncio.sleep(0)
     chat.stop_waits()
@@ -305,11 +305,19 @@ async def test_leaving_drops_what_this_process_kept_for_the_participant(store_ur
         a, b = await pair(chat)
         await chat.send("r", a, "hi")
         await chat.wait("r", b, timeout=1)
-        kept = (len(chat._identities), len(chat.tracker._latest), len(chat.send_rate._buckets))
+        kept = (
+            len(chat.identities._known),
+            len(chat.tracker._latest),
+            len(chat.send_rate._buckets),
+        )
         assert kept == (2, 2, 1)
         await chat.leave("r", a)
         await chat.leave("r", b)
-        kept = (len(chat._identities), len(chat.tracker._latest), len(chat.send_rate._buckets))
+        kept = (
+            len(chat.identities._known),
+            len(chat.tracker._latest),
+            len(chat.send_rate._buckets),
+        )
         assert kept == (0, 0, 0)
     finally:
         await chat.close()
@@ -349,7 +357,7 @@ async def test_text_with_a_lone_surrogate_is_refused_everywhere(chat: ChatServic
         chat.send("r", a, "fine", key="k\udfff"),
         chat.join("r2", "Bad\ud800Name"),
         chat.join("r3", "Ann", invite="inv\ud800"),
-        chat.enter_queue("Ann", interests=["chess", "go\ud800"]),
+        chat.pairing.enter("Ann", interests=["chess", "go\ud800"]),
     ]
     for refused in refusals:
         with pytest.raises(ChatError) as err:
@@ -479,10 +487,10 @@ async def test_joins_and_queue_entries_of_one_caller_share_a_limit(store_url: st
     chat = await service(store_url, rate_joins=2, rate_window=3600)
     try:
         await chat.join("a", "A", caller="10.0.0.1")
-        await chat.enter_queue("B", caller="10.0.0.1")
+        await chat.pairing.enter("B", caller="10.0.0.1")
         for refused in (
             chat.join("c", "C", caller="10.0.0.1"),
-            chat.enter_queue("D", caller="10.0.0.1"),
+            chat.pairing.enter("D", caller="10.0.0.1"),
         ):
             with pytest.raises(ChatError) as err:
                 await refused

@@ -143,8 +143,8 @@ async def test_comings_and_goings_in_a_group_do_not_end_a_mentions_only_wait(
 
 
 async def test_being_matched_addresses_each_of_the_pair(chat: ChatService) -> None:
-    first = await chat.enter_queue("Ann")
-    second = await chat.enter_queue("Bob")
+    first = await chat.pairing.enter("Ann")
+    second = await chat.pairing.enter("Bob")
     assert second.matched is not None
     room = second.matched.room.room_id
     got = await chat.wait(room, first.client_id, timeout=30, mentions_only=True)

@@ -141,7 +141,7 @@ async def test_a_participant_that_only_listens_to_pushes_is_not_silent(store_url
         async with chat.turns.turn(ann.participant.participant_id):
             pass  # the push is done
         now[0] += 2  # past gone_after since Ann's last call, not since her last push
-        await chat.heartbeat()
+        await chat.heartbeat.beat()
         members = (await chat.members("quiet", bob)).members
         assert {m.participant.display_name: m.status.value for m in members}["Ann"] != "gone"
     finally:

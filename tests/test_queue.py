@@ -50,11 +50,11 @@ async def service(store_url: str, clock: Clock) -> AsyncIterator[ChatService]:
 async def test_the_second_entrant_is_matched_and_the_first_learns_of_it(
     service: ChatService,
 ) -> None:
-    first = await service.enter_queue("Ann")
+    first = await service.pairing.enter("Ann")
     assert first.matched is None and first.position == 1
-    waiting = asyncio.create_task(service.wait_for_match(first.client_id, timeout=30))
+    waiting = asyncio.create_task(service.pairing.wait(first.client_id, timeout=30))
     await blocked(service)
-    second = await service.enter_queue("Ben")
+    second = await service.pairing.enter("Ben")
     assert second.matched is not None and second.partner is not None
     assert second.partner.display_name == "Ann"
     learned = await waiting
@@ -71,23 +71,23 @@ async def test_the_second_entrant_is_matched_and_the_first_learns_of_it(
 
 
 async def test_a_match_says_what_waits_unread_in_the_pairs_room(service: ChatService) -> None:
-    first = await service.enter_queue("Ann")
-    second = await service.enter_queue("Ben")
+    first = await service.pairing.enter("Ann")
+    second = await service.pairing.enter("Ben")
     assert second.matched is not None
     room_id = second.matched.room.room_id
     assert second.unread == await service.unread(room_id, second.client_id)
     await service.send(room_id, second.client_id, "hi Ann")
-    state = await service.queue_state(first.client_id)
+    state = await service.pairing.state(first.client_id)
     assert state.unread == await service.unread(room_id, first.client_id) > 0
     assert first.unread == 0  # waiting: nothing to count yet
 
 
 async def test_shared_interests_are_preferred(service: ChatService) -> None:
-    plain = await service.enter_queue("Plain")
-    chess = await service.enter_queue("Chess fan", ["chess"])
+    plain = await service.pairing.enter("Plain")
+    chess = await service.pairing.enter("Chess fan", ["chess"])
     # Plain takes anyone, but the chess fan waits for chess (it has not waited long yet).
     assert chess.matched is None
-    another = await service.enter_queue("Other fan", ["Chess", "go"])
+    another = await service.pairing.enter("Other fan", ["Chess", "go"])
     assert another.partner is not None and another.partner.display_name == "Chess fan"
     assert (await service.store.queue_position(plain.participant_id)) == 1
 
@@ -95,16 +95,16 @@ async def test_shared_interests_are_preferred(service: ChatService) -> None:
 async def test_nobody_waits_forever_because_of_interests(
     service: ChatService, clock: Clock
 ) -> None:
-    chess = await service.enter_queue("Chess", ["chess"])
+    chess = await service.pairing.enter("Chess", ["chess"])
     clock.now += 1
-    go = await service.enter_queue("Go", ["go"])
+    go = await service.pairing.enter("Go", ["go"])
     assert chess.matched is None and go.matched is None
     waits = [
-        asyncio.create_task(service.wait_for_match(q.client_id, timeout=60)) for q in (chess, go)
+        asyncio.create_task(service.pairing.wait(q.client_id, timeout=60)) for q in (chess, go)
     ]
     await blocked(service, 2)
     clock.now += 31  # both have now waited past the fallback, blocked (so alive) all along
-    await service.heartbeat()
+    await service.heartbeat.beat()
     for result in await asyncio.gather(*waits):
         assert result.matched is not None and not result.timed_out
     assert {r.partner.display_name for r in [w.result() for w in waits] if r.partner} == {
@@ -116,33 +116,33 @@ async def test_nobody_waits_forever_because_of_interests(
 async def test_someone_who_stopped_calling_is_never_matched(
     service: ChatService, clock: Clock
 ) -> None:
-    ghost = await service.enter_queue("Ghost")
+    ghost = await service.pairing.enter("Ghost")
     clock.now += 21  # silent longer than stale_after
-    newcomer = await service.enter_queue("New")
+    newcomer = await service.pairing.enter("New")
     assert newcomer.matched is None
-    await service.heartbeat()
+    await service.heartbeat.beat()
     with pytest.raises(ChatError) as dropped:
-        await service.wait_for_match(ghost.client_id, timeout=1)
+        await service.pairing.wait(ghost.client_id, timeout=1)
     assert dropped.value.code is Code.NOT_IN_QUEUE
 
 
 async def test_leaving_the_queue(service: ChatService) -> None:
-    gone = await service.enter_queue("Leaver")
-    await service.leave_queue(gone.client_id)
-    assert (await service.enter_queue("Later")).matched is None
+    gone = await service.pairing.enter("Leaver")
+    await service.pairing.leave(gone.client_id)
+    assert (await service.pairing.enter("Later")).matched is None
     with pytest.raises(ChatError) as twice:
-        await service.leave_queue(gone.client_id)
+        await service.pairing.leave(gone.client_id)
     assert twice.value.code is Code.NOT_IN_QUEUE
 
 
 async def test_many_entering_at_once_are_each_matched_exactly_once(service: ChatService) -> None:
     results: list[QueueResult] = await asyncio.gather(
-        *(service.enter_queue(f"P{i}") for i in range(41))
+        *(service.pairing.enter(f"P{i}") for i in range(41))
     )
     matched_now = [r for r in results if r.matched is not None]
     waiting = [r for r in results if r.matched is None]
     assert len(matched_now) == 20 and len(waiting) == 21  # 20 pairs formed by the second comer
-    learned = await asyncio.gather(*(service.wait_for_match(r.client_id, 1) for r in waiting))
+    learned = await asyncio.gather(*(service.pairing.wait(r.client_id, 1) for r in waiting))
     rooms: dict[str, list[str]] = {}
     for r in [*matched_now, *learned]:
         if r.matched is not None:
@@ -175,7 +175,7 @@ async def test_presence_goes_present_away_gone_and_back(service: ChatService, cl
 
     members = (await service.members("r", alice.client_id)).members
     assert status_of(members, "Bob") is Status.PRESENT
-    await service.heartbeat()
+    await service.heartbeat.beat()
     clock.now += 61
     members = (await service.members("r", alice.client_id)).members
     assert (
@@ -184,7 +184,7 @@ async def test_presence_goes_present_away_gone_and_back(service: ChatService, cl
 
     clock.now += 600  # Bob has been silent past gone_after; Alice kept calling
     await service.members("r", alice.client_id)
-    await service.heartbeat()
+    await service.heartbeat.beat()
     told = await service.wait("r", alice.client_id, timeout=1)
     assert [(m.kind, m.sender_name) for m in told.messages] == [(Kind.DISCONNECTED, "Bob")]
     members = (await service.members("r", alice.client_id)).members
@@ -194,7 +194,7 @@ async def test_presence_goes_present_away_gone_and_back(service: ChatService, cl
     await service.send("r", alice.client_id, "missed you")
     back = await service.wait("r", bob.client_id, timeout=1)
     assert [m.text for m in back.messages][-1] == "missed you"
-    await service.heartbeat()
+    await service.heartbeat.beat()
     welcome = await service.wait("r", alice.client_id, timeout=1)
     assert [(m.kind, m.sender_name) for m in welcome.messages] == [(Kind.RETURNED, "Bob")]
 
@@ -211,44 +211,44 @@ async def test_a_closed_session_marks_its_participants_gone(service: ChatService
     await service.wait("r", alice.client_id, timeout=1)
     waiting = asyncio.create_task(service.wait("r", alice.client_id, timeout=30))
     await blocked(service)
-    await service.disconnect(session)
+    await service.heartbeat.disconnect(session)
     told = await waiting
     assert [(m.kind, m.sender_name) for m in told.messages] == [(Kind.DISCONNECTED, "Bob")]
     # A queue entry whose client went away leaves the queue at once.
     queued = Session()
     token = current_session.set(queued)
     try:
-        entry = await service.enter_queue("Fleeting")
+        entry = await service.pairing.enter("Fleeting")
     finally:
         current_session.reset(token)
-    await service.disconnect(queued)
+    await service.heartbeat.disconnect(queued)
     with pytest.raises(ChatError):
-        await service.wait_for_match(entry.client_id, timeout=1)
+        await service.pairing.wait(entry.client_id, timeout=1)
 
 
 async def test_leaving_the_queue_ends_a_blocked_wait_and_the_state_says_where_one_stands(
     service: ChatService,
 ) -> None:
-    first = await service.enter_queue("Ann")
-    state = await service.queue_state(first.client_id)
+    first = await service.pairing.enter("Ann")
+    state = await service.pairing.state(first.client_id)
     assert state.matched is None and state.position == 1
-    waiting = asyncio.create_task(service.wait_for_match(first.client_id, timeout=300))
+    waiting = asyncio.create_task(service.pairing.wait(first.client_id, timeout=300))
     await blocked(service)
-    await service.leave_queue(first.client_id)
+    await service.pairing.leave(first.client_id)
     with pytest.raises(ChatError) as woken:
         await waiting
     assert woken.value.code is Code.NOT_IN_QUEUE
-    second = await service.enter_queue("Ben")
-    third = await service.enter_queue("Cy")
+    second = await service.pairing.enter("Ben")
+    third = await service.pairing.enter("Cy")
     assert third.matched is not None
-    matched = await service.queue_state(second.client_id)
+    matched = await service.pairing.state(second.client_id)
     assert matched.matched is not None and matched.partner is not None
     assert matched.partner.display_name == "Cy"
 
 
 async def test_the_match_events_address_each_of_the_pair(service: ChatService) -> None:
-    first = await service.enter_queue("Ann")
-    second = await service.enter_queue("Ben")
+    first = await service.pairing.enter("Ann")
+    second = await service.pairing.enter("Ben")
     assert second.matched is not None
     room_id = second.matched.room.room_id
     for me in (first, second):
@@ -270,7 +270,7 @@ async def test_seats_of_the_gone_go_to_newcomers_and_a_returner_finds_it_full(
         finally:
             current_session.reset(token)
     for session, _ in sessions:
-        await service.disconnect(session)  # both sessions ended
+        await service.heartbeat.disconnect(session)  # both sessions ended
     assert [r.room_id for r in await service.rooms()] == []
     carol = await service.join("duo", "Carol")  # room_full, for good, before
     assert [(r.room_id, r.members) for r in await service.rooms()] == [("duo", 1)]
@@ -286,7 +286,7 @@ async def test_seats_of_the_gone_go_to_newcomers_and_a_returner_finds_it_full(
             await attempt
         assert full.value.code is Code.ROOM_FULL
         assert "while you were gone" in full.value.message
-    await service.heartbeat()  # her calls were signs of life; still no seat for her
+    await service.heartbeat.beat()  # her calls were signs of life; still no seat for her
     members = (await service.members("duo", carol.client_id)).members
     assert [(m.participant.display_name, m.status) for m in members] == [
         ("Alice", Status.GONE),

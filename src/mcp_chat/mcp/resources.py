@@ -190,7 +190,7 @@ class Feeds:
         # have all its waits.
         self._stream_slots = WaitSlots(chat.limits.max_waits, errors.too_many_streams)
         self._pushes: set[asyncio.Task[None]] = set()
-        chat.add_departure_listener(self.departed)
+        chat.heartbeat.add_departure_listener(self.departed)
 
     async def _room_of(self, uri: str) -> str:
         """The room a subscription URI names, if its key opens it; else an error."""

@@ -305,7 +305,7 @@ def register_tools(mcp: FastMCP, chat: ChatService, keepalive_every: float = 10.
         wait_for_match until matched. In the room, use the same client_id."""
 
         async def run() -> QueueOut:
-            entered = await chat.enter_queue(display_name, interests, caller())
+            entered = await chat.pairing.enter(display_name, interests, caller())
             return queue_out(entered)
 
         return await answer(QueueOut, run)
@@ -327,7 +327,7 @@ def register_tools(mcp: FastMCP, chat: ChatService, keepalive_every: float = 10.
     ) -> QueueOut:
         async def run() -> QueueOut:
             async with keepalive(ctx, keepalive_every):
-                waited = await chat.wait_for_match(client_id, timeout)
+                waited = await chat.pairing.wait(client_id, timeout)
             return queue_out(waited)
 
         return await answer(QueueOut, run)
@@ -337,7 +337,7 @@ def register_tools(mcp: FastMCP, chat: ChatService, keepalive_every: float = 10.
         """Stop waiting for a random partner."""
 
         async def run() -> Result:
-            await chat.leave_queue(client_id)
+            await chat.pairing.leave(client_id)
             return Result(success=True)
 
         return await answer(Result, run)
