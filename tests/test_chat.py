@@ -513,3 +513,15 @@ async def test_results_say_what_the_caller_has_not_read(chat: ChatService) -> No
     await chat.wait("r", bob.client_id, timeout=1)
     assert (await chat.members("r", bob.client_id)).unread == 0
     assert (await chat.history("r", alice.client_id)).unread == 1  # Bob's 'joined'
+
+
+async def test_private_rooms_are_unlisted_and_need_their_invite(chat: ChatService) -> None:
+    await chat.join("secret-club", "Host", capacity=3, invite="open sesame")
+    await chat.join("town-square", "Mayor", capacity=3)
+    assert [r.room_id for r in await chat.rooms()] == ["town-square"]
+    for attempt in (None, "guess"):
+        with pytest.raises(ChatError) as refused:
+            await chat.join("secret-club", "Snoop", invite=attempt)
+        assert refused.value.code is Code.INVITE_REQUIRED
+    guest = await chat.join("secret-club", "Guest", invite="open sesame")
+    assert [m.participant.display_name for m in guest.members] == ["Host", "Guest"]
