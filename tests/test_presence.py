@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from mcp_chat import presence
-from mcp_chat.presence import PresencePolicy, Status
-from mcp_chat.types import Kind, Participant, Room
+from mcp_chat.presence import PresencePolicy
+from mcp_chat.types import Kind, Participant, Room, Status
 
 OPEN = Room("r", 3, "", 4, False)
 ENDED = Room("r", 3, "", 4, True)

@@ -281,7 +281,7 @@ def serve_stdio(settings: Settings) -> None:
     assert session is not None
 
     async def stop() -> None:
-        await parts.chat.disconnect(session)  # the room hears this client is gone
+        await parts.chat.heartbeat.disconnect(session)  # the room hears this client is gone
         await parts.chat.close()  # the store's last writes are flushed and it is closed
 
     # With fast calls on, plain sends and waits take the short road (mcp/stdio.py).

@@ -12,16 +12,9 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from enum import StrEnum
 
 from mcp_chat import messages
-from mcp_chat.types import Draft, Kind, Participant, Room
-
-
-class Status(StrEnum):
-    PRESENT = "present"
-    AWAY = "away"
-    GONE = "gone"
+from mcp_chat.types import Draft, Kind, Participant, Room, Status
 
 
 @dataclass(frozen=True, slots=True)

@@ -242,7 +242,7 @@ def create_server(
             yield {}
         finally:
             if process_session is not None:
-                await chat.disconnect(process_session)
+                await chat.heartbeat.disconnect(process_session)
             await chat.close()
 
     server = FastMCP(
