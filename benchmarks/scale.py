@@ -2,13 +2,14 @@
 
     .venv/bin/python -m benchmarks.scale [--rounds 300] [--pause 0.02] [--duration 10]
         [--redis redis://127.0.0.1:6379/0] [--raw-pairs 80] [--windows 8] [--window 4]
-        [--share 0.75] [--figures DEI]
+        [--share 0.75] [--figures DEI] [--protocol handshake|modern|both]
 
 D. Send-to-receive latency (as figure A of benchmarks.latency: one pair in two client
    processes), in one run: one instance on SQLite; one instance on Redis; and two instances on
    one Redis with the sender on one and the recipient on the other.
 E. Delivered messages per second, 20 pairs ping-ponging (as figure B): one instance on SQLite,
    one on Redis, and two on one Redis with the two sides of every pair on different instances.
+   D and E run once per protocol family (`--protocol`, default both), as benchmarks.latency.
 I. As E on Redis, with a load generator light enough that the servers are the bottleneck (raw
    HTTP/1.1 on keep-alive connections, the requests `mcp.Client` sends, `--raw-pairs` pairs in
    2 processes on uvloop) and each instance with a core of its own: one instance on CPU 0,
@@ -44,16 +45,18 @@ from multiprocessing.synchronize import Barrier
 from typing import Any
 
 import redis
-from mcp import Client
 
 from benchmarks.cpu import cpu_seconds
 from benchmarks.cpuquota import CpuQuota, unavailable
 from benchmarks.latency import (
-    CALL_TIMEOUT,
+    FAMILIES,
     PAIRS_PER_PROCESS,
     PROCESSES,
     WARMUP,
     Server,
+    add_protocol_option,
+    connect,
+    families,
     ms,
     now,
     percentiles,
@@ -66,13 +69,14 @@ from benchmarks.latency import (
 from benchmarks.waits import raw_request, structured
 
 
-async def pairs_across(urls: tuple[str, str], n: int, duration: float, barrier: Barrier) -> int:
+async def pairs_across(
+    urls: tuple[str, str], n: int, duration: float, barrier: Barrier, protocol: str
+) -> int:
     """Figure E, one process: `n` pairs; each pair's first side talks to urls[0], the other
     to urls[1]."""
     async with AsyncExitStack() as stack:
         clients = [
-            await stack.enter_async_context(Client(urls[i % 2], read_timeout_seconds=CALL_TIMEOUT))
-            for i in range(2 * n)
+            await stack.enter_async_context(connect(urls[i % 2], protocol)) for i in range(2 * n)
         ]
         seated = await asyncio.gather(*(seat(clients[2 * i], clients[2 * i + 1]) for i in range(n)))
         await asyncio.to_thread(barrier.wait, 60)
@@ -316,24 +320,26 @@ def pinned_servers(store: str, cpus: list[int], share: float) -> Iterator[list[S
 # ---------------------------------------------------------------------------- D and E
 
 
-def latency(recipient_url: str, sender_url: str, rounds: int, pause: float) -> list[float]:
+def latency(
+    recipient_url: str, sender_url: str, rounds: int, pause: float, protocol: str
+) -> list[float]:
     ctx = mp.get_context("spawn")
     peer_r, peer_s = ctx.Pipe()
     got = run_children(
         [
-            ("recipient", recipient, (recipient_url, rounds, peer_r)),
-            ("sender", sender, (sender_url, rounds, pause, peer_s)),
+            ("recipient", recipient, (recipient_url, rounds, peer_r, protocol)),
+            ("sender", sender, (sender_url, rounds, pause, peer_s, protocol)),
         ]
     )
     return list(got["recipient"][WARMUP:])
 
 
-def throughput(urls: tuple[str, str], duration: float) -> float:
+def throughput(urls: tuple[str, str], duration: float, protocol: str) -> float:
     ctx = mp.get_context("spawn")
     barrier = ctx.Barrier(PROCESSES)
     got = run_children(
         [
-            (f"p{i}", pairs_across, (urls, PAIRS_PER_PROCESS, duration, barrier))
+            (f"p{i}", pairs_across, (urls, PAIRS_PER_PROCESS, duration, barrier, protocol))
             for i in range(PROCESSES)
         ]
     )
@@ -347,11 +353,13 @@ def measure_de(
     rows: list[tuple[str, list[float]]],
     rates: list[tuple[str, float]],
 ) -> None:
-    """Figures D and E (those asked for) on one setup."""
-    if "D" in args.figures:
-        rows.append((label, latency(urls[0], urls[1], args.rounds, args.pause)))
-    if "E" in args.figures:
-        rates.append((label, throughput(urls, args.duration)))
+    """Figures D and E (those asked for) on one setup, for each protocol family asked for."""
+    for protocol in families(args.protocol):
+        named = f"{label} ({FAMILIES[protocol][:4]} {protocol})"
+        if "D" in args.figures:
+            rows.append((named, latency(urls[0], urls[1], args.rounds, args.pause, protocol)))
+        if "E" in args.figures:
+            rates.append((named, throughput(urls, args.duration, protocol)))
 
 
 def main() -> None:
@@ -378,6 +386,7 @@ def main() -> None:
     parser.add_argument(
         "--figures", default="DEI", help="which figures to run, e.g. I or DE (default DEI)"
     )
+    add_protocol_option(parser)
     args = parser.parse_args()
     if args.rounds <= WARMUP + 1:
         parser.error(f"--rounds must exceed {WARMUP + 1}")
@@ -406,7 +415,9 @@ def main() -> None:
         f"{version('redis')}; Redis server {redis_version} on {args.redis}"
     )
     print("  servers   benchmarks.server on 127.0.0.1, log warning; clients: official SDK,")
-    print("            default (2026-07-28) protocol, each side in its own process")
+    print("            each side in its own process, on the protocol family in parentheses")
+    print("            (2025 handshake: 2025-11-25; 2026 modern: 2026-07-28); figure I:")
+    print("            2026-07-28 (its load generator speaks that family only)")
 
     rows: list[tuple[str, list[float]]] = []
     rates: list[tuple[str, float]] = []
@@ -420,17 +431,8 @@ def main() -> None:
             with servers(redis_store, 1) as (one,):
                 measure_de("redis, one instance", (one, one), args, rows, rates)
             with servers(redis_store, 2) as (a, b):
-                if "D" in args.figures:
-                    rows.append(
-                        (
-                            "redis, sender on B, recipient on A",
-                            latency(a, b, args.rounds, args.pause),
-                        )
-                    )
-                if "E" in args.figures:
-                    rates.append(
-                        ("redis, two instances, pairs split", throughput((a, b), args.duration))
-                    )
+                # Figure D: the sender on B, the recipient on A; E: each pair split across.
+                measure_de("redis, two instances", (a, b), args, rows, rates)
         raw: list[tuple[Rate, Rate]] = []  # (one instance, two instances), each window
         if "I" in args.figures and len(os.sched_getaffinity(0)) >= 2:
             # Each setup on a prefix of its own: the idle one hears nothing of the other.
@@ -453,10 +455,10 @@ def main() -> None:
         print()
         print(f"D. send-to-receive, one pair: {args.rounds} rounds ({WARMUP} warm-up dropped),")
         print(f"   idle pause {args.pause * 1000:g} ms before each send")
-        print("                                         p50      p90      p99  (ms)")
+        print("                                                   p50      p90      p99  (ms)")
         for label, values in rows:
             p50, p90, p99 = percentiles(values)
-            print(f"   {label:<35}{ms(p50)} {ms(p90)} {ms(p99)}")
+            print(f"   {label:<45}{ms(p50)} {ms(p90)} {ms(p99)}")
     if rates:
         print()
         print(
@@ -464,7 +466,7 @@ def main() -> None:
             f"{args.duration:g} s ({PROCESSES} client processes)"
         )
         for label, rate in rates:
-            print(f"   {label:<35}{rate:8.1f} delivered messages/s")
+            print(f"   {label:<45}{rate:8.1f} delivered messages/s")
     if "I" not in args.figures:
         return
     print()

@@ -14,7 +14,10 @@ from pathlib import Path
 import pytest
 import redis
 
-from mcp_chat.chat import ChatService, Limits
+from mcp_chat.chat import ChatService
+from mcp_chat.limits import Limits
+from mcp_chat.matching import MatchPolicy
+from mcp_chat.presence import PresencePolicy
 from mcp_chat.stores import Store, open_store
 
 
@@ -144,6 +147,37 @@ async def chat(store_url: str) -> AsyncIterator[ChatService]:
     await service.start()
     yield service
     await service.close()
+
+
+class Clock:
+    """Wall-clock seconds that a test moves by hand (the `clock` of the `service` fixture)."""
+
+    def __init__(self) -> None:
+        self.now = 1_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+async def service(store_url: str, clock: Clock) -> AsyncIterator[ChatService]:
+    """A chat service on `clock`, for the queue and presence: short match fallbacks, and a
+    heartbeat that tests run by hand."""
+    chat = ChatService(
+        open_store(store_url),
+        matching_policy=MatchPolicy(fallback_after=30, stale_after=20),
+        # A heartbeat that never fires by itself: tests call heartbeat.beat() with a chosen time.
+        presence_policy=PresencePolicy(heartbeat=3600, away_after=60, gone_after=600),
+        clock=clock,
+    )
+    await chat.start()
+    yield chat
+    await chat.close()
 
 
 async def blocked(chat: ChatService, count: int = 1) -> None:

@@ -9,8 +9,9 @@ from typing import Any
 import pytest
 
 from mcp_chat import credentials, messages
-from mcp_chat.chat import ChatService, Limits
+from mcp_chat.chat import ChatService
 from mcp_chat.errors import ChatError, Code
+from mcp_chat.limits import Limits
 from mcp_chat.presence import PresencePolicy
 from mcp_chat.stores import open_store
 from mcp_chat.stores.memory import MemoryStore
@@ -189,16 +190,6 @@ async def test_history_is_paged_and_does_not_move_the_read_position(chat: ChatSe
     assert texts(first) == ["m0", "m1", "m2", "m3"]
 
 
-async def test_absurd_timeouts_are_refused_or_clamped(chat: ChatService) -> None:
-    assert chat.clamp_timeout(-5) == 1.0
-    assert chat.clamp_timeout(10_000) == 300.0
-    assert chat.clamp_timeout(None) == chat.limits.default_wait
-    for bad in (float("nan"), float("inf")):
-        with pytest.raises(ChatError) as err:
-            chat.clamp_timeout(bad)
-        assert err.value.code is Code.INVALID_ARGUMENT
-
-
 async def service(store_url: str, **limits: Any) -> ChatService:
     chat = ChatService(open_store(store_url), Limits(**limits))
     await chat.start()
@@ -287,8 +278,8 @@ async def test_stopping_releases_blocked_waits_and_refuses_new_ones(chat: ChatSe
 
 
 async def test_stopping_releases_a_blocked_wait_for_match(chat: ChatService) -> None:
-    queued = await chat.enter_queue("Ann")
-    blocked = asyncio.create_task(chat.wait_for_match(queued.client_id, timeout=300))
+    queued = await chat.pairing.enter("Ann")
+    blocked = asyncio.create_task(chat.pairing.wait(queued.client_id, timeout=300))
     while chat.signals.waiting == 0:
         await asyncio.sleep(0)
     chat.stop_waits()
@@ -320,11 +311,19 @@ async def test_leaving_drops_what_this_process_kept_for_the_participant(store_ur
         a, b = await pair(chat)
         await chat.send("r", a, "hi")
         await chat.wait("r", b, timeout=1)
-        kept = (len(chat._identities), len(chat.tracker._latest), len(chat.send_rate._buckets))
+        kept = (
+            len(chat.identities._known),
+            len(chat.tracker._latest),
+            len(chat.send_rate._buckets),
+        )
         assert kept == (2, 2, 1)
         await chat.leave("r", a)
         await chat.leave("r", b)
-        kept = (len(chat._identities), len(chat.tracker._latest), len(chat.send_rate._buckets))
+        kept = (
+            len(chat.identities._known),
+            len(chat.tracker._latest),
+            len(chat.send_rate._buckets),
+        )
         assert kept == (0, 0, 0)
     finally:
         await chat.close()
@@ -341,7 +340,7 @@ async def test_an_invite_brought_to_a_public_room_is_refused(chat: ChatService) 
         await chat.join("team-secret", "Ann", invite="our-invite")
     assert err.value.code is Code.ROOM_NOT_PRIVATE
     assert "team-secret" in err.value.message and "another room_id" in err.value.message
-    _, members = await chat.members("team-secret", spy.client_id)
+    members = (await chat.members("team-secret", spy.client_id)).members
     assert [m.participant.display_name for m in members] == ["Spy"]
 
 
@@ -364,7 +363,7 @@ async def test_text_with_a_lone_surrogate_is_refused_everywhere(chat: ChatServic
         chat.send("r", a, "fine", key="k\udfff"),
         chat.join("r2", "Bad\ud800Name"),
         chat.join("r3", "Ann", invite="inv\ud800"),
-        chat.enter_queue("Ann", interests=["chess", "go\ud800"]),
+        chat.pairing.enter("Ann", interests=["chess", "go\ud800"]),
     ]
     for refused in refusals:
         with pytest.raises(ChatError) as err:
@@ -425,8 +424,8 @@ async def test_positions_and_timeouts_out_of_range_are_clear_errors(chat: ChatSe
             with pytest.raises(ChatError) as err:
                 await call
             assert err.value.code is Code.INVALID_ARGUMENT and "seq" in err.value.message
-    assert chat.clamp_timeout(2**1000) == chat.limits.max_wait
-    assert chat.clamp_timeout(-(2**1000)) == chat.limits.min_wait
+    assert chat.limits.clamp_timeout(2**1000) == chat.limits.max_wait
+    assert chat.limits.clamp_timeout(-(2**1000)) == chat.limits.min_wait
     await chat.send("r", a, "still here")
     assert (await chat.history("r", a, after=2**63 - 1)).messages == []
     assert texts(await chat.wait("r", b, timeout=1, after=0)) == ["still here"]
@@ -470,7 +469,8 @@ async def test_old_members_keep_their_conversation_and_hear_none_of_the_new(
 
     old = await chat.history("lobby", a)
     assert [m.text for m in old.messages if m.kind is Kind.MESSAGE] == ["just between us"]
-    room, members = await chat.members("lobby", a)
+    roster = await chat.members("lobby", a)
+    room, members = roster.room, roster.members
     assert room.room_id == "lobby" and room.ended
     assert {m.participant.display_name for m in members} == {"Alice"}
     with pytest.raises(ChatError) as err:
@@ -493,10 +493,10 @@ async def test_joins_and_queue_entries_of_one_caller_share_a_limit(store_url: st
     chat = await service(store_url, rate_joins=2, rate_window=3600)
     try:
         await chat.join("a", "A", caller="10.0.0.1")
-        await chat.enter_queue("B", caller="10.0.0.1")
+        await chat.pairing.enter("B", caller="10.0.0.1")
         for refused in (
             chat.join("c", "C", caller="10.0.0.1"),
-            chat.enter_queue("D", caller="10.0.0.1"),
+            chat.pairing.enter("D", caller="10.0.0.1"),
         ):
             with pytest.raises(ChatError) as err:
                 await refused
@@ -554,8 +554,8 @@ async def test_one_back_from_gone_is_not_swept_again_by_another_instance(store_u
         bob = (await chat.join("back", "Bob")).client_id
         now[0] += chat.presence.gone_after + 1
         await chat.send("back", bob, "anyone?")  # Bob is seen; Ann is silent
-        await chat.heartbeat()
-        _, members = await chat.members("back", bob)
+        await chat.heartbeat.beat()
+        members = (await chat.members("back", bob)).members
         assert [m.status.value for m in members] == ["gone", "present"]
 
         now[0] += 1
@@ -563,7 +563,32 @@ async def test_one_back_from_gone_is_not_swept_again_by_another_instance(store_u
         # The other instance's sweep, at the same moment (its own heartbeat's):
         swept = await chat.store.sweep(now[0], chat.presence.gone_after, 30.0)
         assert swept == []
-        _, members = await chat.members("back", bob)
+        members = (await chat.members("back", bob)).members
         assert [m.status.value for m in members] == ["present", "present"]
     finally:
         await chat.close()
+
+
+async def test_results_say_what_the_caller_has_not_read(chat: ChatService) -> None:
+    alice = await chat.join("r", "Alice")
+    await chat.send("r", alice.client_id, "one")
+    bob = await chat.join("r", "Bob")
+    assert alice.unread == 0
+    assert bob.unread == 2  # Alice's 'joined' and "one"
+    assert (await chat.history("r", bob.client_id)).unread == 2  # a page moves nothing
+    assert (await chat.members("r", bob.client_id)).unread == 2
+    await chat.wait("r", bob.client_id, timeout=1)
+    assert (await chat.members("r", bob.client_id)).unread == 0
+    assert (await chat.history("r", alice.client_id)).unread == 1  # Bob's 'joined'
+
+
+async def test_private_rooms_are_unlisted_and_need_their_invite(chat: ChatService) -> None:
+    await chat.join("secret-club", "Host", capacity=3, invite="open sesame")
+    await chat.join("town-square", "Mayor", capacity=3)
+    assert [r.room_id for r in await chat.rooms()] == ["town-square"]
+    for attempt in (None, "guess"):
+        with pytest.raises(ChatError) as refused:
+            await chat.join("secret-club", "Snoop", invite=attempt)
+        assert refused.value.code is Code.INVITE_REQUIRED
+    guest = await chat.join("secret-club", "Guest", invite="open sesame")
+    assert [m.participant.display_name for m in guest.members] == ["Host", "Guest"]

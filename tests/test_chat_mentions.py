@@ -9,9 +9,9 @@ import asyncio
 import pytest
 
 from mcp_chat import mentions
-from mcp_chat.chat import ChatService, WaitResult
+from mcp_chat.chat import ChatService
 from mcp_chat.errors import ChatError, Code
-from mcp_chat.types import Claim, Kind
+from mcp_chat.types import Claim, Kind, WaitResult
 from tests.conftest import blocked
 
 pytestmark = pytest.mark.anyio
@@ -28,7 +28,7 @@ async def group(chat: ChatService, *names: str) -> dict[str, str]:
 
 async def ids(chat: ChatService, room: str, client_id: str) -> dict[str, str]:
     """Participant ids by display name."""
-    _, members = await chat.members(room, client_id)
+    members = (await chat.members(room, client_id)).members
     return {m.participant.display_name: m.participant.participant_id for m in members}
 
 
@@ -143,8 +143,8 @@ async def test_comings_and_goings_in_a_group_do_not_end_a_mentions_only_wait(
 
 
 async def test_being_matched_addresses_each_of_the_pair(chat: ChatService) -> None:
-    first = await chat.enter_queue("Ann")
-    second = await chat.enter_queue("Bob")
+    first = await chat.pairing.enter("Ann")
+    second = await chat.pairing.enter("Bob")
     assert second.matched is not None
     room = second.matched.room.room_id
     got = await chat.wait(room, first.client_id, timeout=30, mentions_only=True)

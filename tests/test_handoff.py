@@ -79,16 +79,16 @@ async def test_a_wait_without_a_reply_to_write_releases_the_sender_when_it_answe
 async def test_the_person_waiting_in_the_queue_hears_of_the_match_first(
     chat: ChatService,
 ) -> None:
-    first = await chat.enter_queue("first")
+    first = await chat.pairing.enter("first")
     reply = Reply()
 
     async def wait_for_match() -> object:
         current_reply.set(reply)
-        return await chat.wait_for_match(first.client_id, timeout=30)
+        return await chat.pairing.wait(first.client_id, timeout=30)
 
     waiting = asyncio.create_task(wait_for_match())
     await blocked(chat)
-    entering = asyncio.create_task(chat.enter_queue("second"))
+    entering = asyncio.create_task(chat.pairing.enter("second"))
     async with asyncio.timeout(10):
         await waiting
     assert not entering.done()

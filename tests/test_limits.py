@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from mcp_chat import rooms
+from mcp_chat import matching, rooms
 from mcp_chat.errors import ChatError, Code
-from mcp_chat.limits import Rate, WaitSlots
+from mcp_chat.limits import Limits, Rate, WaitSlots
 
 
 class Clock:
@@ -95,3 +95,59 @@ def test_room_count_limit() -> None:
     with pytest.raises(ChatError) as err:
         rooms.check_room_count(10, 10)
     assert err.value.code is Code.TOO_MANY_ROOMS
+
+
+# -- Limits: the bounds of a timeout and of a page of history --------------------------------
+
+
+def test_absurd_timeouts_are_refused_or_clamped() -> None:
+    limits = Limits()
+    assert limits.clamp_timeout(-5) == 1.0
+    assert limits.clamp_timeout(10_000) == 300.0
+    assert limits.clamp_timeout(None) == limits.default_wait
+    assert limits.clamp_timeout(2**1000) == limits.max_wait
+    assert limits.clamp_timeout(-(2**1000)) == limits.min_wait
+    for bad in (float("nan"), float("inf"), True, "5"):
+        with pytest.raises(ChatError) as err:
+            limits.clamp_timeout(bad)  # type: ignore[arg-type]
+        assert err.value.code is Code.INVALID_ARGUMENT
+
+
+def test_a_timeout_keeps_to_the_configured_bounds() -> None:
+    limits = Limits(default_wait=10.0, min_wait=2.0, max_wait=20.0)
+    assert limits.clamp_timeout(None) == 10.0
+    assert limits.clamp_timeout(0.5) == 2.0
+    assert limits.clamp_timeout(25) == 20.0
+    assert limits.clamp_timeout(7.5) == 7.5
+
+
+def test_history_bounds_default_to_a_full_page() -> None:
+    assert Limits().history_bounds(None, None, None) == (None, None, 100)
+    assert Limits(history_page=20).history_bounds(5, None, 3) == (5, None, 3)
+    assert Limits().history_bounds(None, 7, 100) == (None, 7, 100)
+
+
+@pytest.mark.parametrize(
+    ("before", "after", "limit", "words"),
+    [
+        (1, 2, None, "either before or after"),
+        (None, None, 0, "between 1 and 100"),
+        (None, None, 101, "between 1 and 100"),
+        (None, None, True, "whole number"),
+        (None, None, 2.5, "whole number"),
+        (-1, None, None, "before"),
+        (None, "3", None, "after"),
+    ],
+)
+def test_history_bounds_refuse_what_is_no_page(
+    before: object, after: object, limit: object, words: str
+) -> None:
+    with pytest.raises(ChatError) as err:
+        Limits().history_bounds(before, after, limit)  # type: ignore[arg-type]
+    assert err.value.code is Code.INVALID_ARGUMENT
+    assert words in err.value.message
+
+
+def test_the_fixed_rules_are_read_through_limits() -> None:
+    assert Limits().default_capacity == rooms.DEFAULT_CAPACITY == 2
+    assert Limits().max_interests == matching.MAX_INTERESTS == 5

@@ -9,8 +9,12 @@ from mcp_chat.matching import (
     MatchPolicy,
     clean_interests,
     make_pair,
+    on_entering,
+    on_retry,
     pick_partner,
+    position,
     shared_interests,
+    stale,
 )
 from mcp_chat.types import QueueEntry
 
@@ -81,3 +85,30 @@ def test_a_match_tells_each_which_interests_they_share() -> None:
     assert one.events[0].text == "Cy was matched with you: you share an interest, chess. Say hello!"
     none = make_pair(entry("Ed"), entry("Flo", "chess"), 5.0)
     assert none.events[1].text == "Flo was matched with you. Say hello!"
+
+
+def test_an_entrant_pairs_with_the_one_who_waited_or_waits() -> None:
+    waiting = [entry("a", at=1), entry("b", at=2)]
+    newcomer = entry("c", at=3)
+    assert on_entering(newcomer, waiting, 3, POLICY) == (waiting[0], newcomer)
+    assert on_entering(newcomer, [], 3, POLICY) is None
+
+
+def test_a_retry_pairs_the_one_who_waited_longer_first() -> None:
+    chess = entry("a", "chess", at=1, seen=30)
+    late = entry("b", at=2)
+    assert on_retry("a", [chess, late], 5, POLICY) is None  # interests still matter
+    assert on_retry("a", [chess, late], 31, POLICY) is None  # b is a ghost by now
+    fresh = entry("b", at=2, seen=30)
+    assert on_retry("b", [chess, fresh], 31, POLICY) == (chess, fresh)
+    assert on_retry("a", [chess, fresh], 31, POLICY) == (chess, fresh)
+    assert on_retry("gone", [chess, fresh], 31, POLICY) is None
+
+
+def test_positions_count_the_waiting_oldest_first() -> None:
+    waiting = [entry("a", at=1), entry("b", at=2)]
+    assert [position(e, waiting) for e in ("a", "b", "c")] == [1, 2, 0]
+
+
+def test_a_sweep_drops_waiting_entries_silent_since_its_cutoff() -> None:
+    assert stale(entry("a", seen=10), 10) and not stale(entry("a", seen=11), 10)

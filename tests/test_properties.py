@@ -17,7 +17,8 @@ from fastmcp import Client
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from mcp_chat.chat import ChatService, Limits
+from mcp_chat.chat import ChatService
+from mcp_chat.limits import Limits
 from mcp_chat.mcp.server import create_server
 from mcp_chat.stores import open_store
 

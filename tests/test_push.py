@@ -7,10 +7,11 @@ import asyncio
 
 import pytest
 
-from mcp_chat.chat import ChatService, JoinResult
+from mcp_chat.chat import ChatService
 from mcp_chat.presence import Session, current_session
 from mcp_chat.push import Feed, Push
 from mcp_chat.stores import open_store
+from mcp_chat.types import JoinResult
 
 pytestmark = pytest.mark.anyio
 
@@ -140,8 +141,8 @@ async def test_a_participant_that_only_listens_to_pushes_is_not_silent(store_url
         async with chat.turns.turn(ann.participant.participant_id):
             pass  # the push is done
         now[0] += 2  # past gone_after since Ann's last call, not since her last push
-        await chat.heartbeat()
-        _, members = await chat.members("quiet", bob)
+        await chat.heartbeat.beat()
+        members = (await chat.members("quiet", bob)).members
         assert {m.participant.display_name: m.status.value for m in members}["Ann"] != "gone"
     finally:
         await feed.close()

@@ -14,14 +14,14 @@ import pytest
 import redis
 
 from mcp_chat import messages
-from mcp_chat.chat import ChatService, WaitResult
+from mcp_chat.chat import ChatService
 from mcp_chat.errors import ChatError, Code
 from mcp_chat.stores import open_store
 from mcp_chat.stores.base import EVERYTHING
 from mcp_chat.stores.redis import DEFAULT_PREFIX, POOL_SIZE, RedisStore, parse_url
-from mcp_chat.types import Pruned
+from mcp_chat.types import Pruned, WaitResult
 from tests.conftest import REDIS, blocked, prefixed_redis_url
-from tests.test_stores import enter, text
+from tests.stores_support import enter, text
 
 pytestmark = pytest.mark.anyio
 

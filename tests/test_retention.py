@@ -8,10 +8,11 @@ from datetime import UTC, datetime
 
 import pytest
 
-from mcp_chat.chat import ChatService, Limits
+from mcp_chat.chat import ChatService
+from mcp_chat.limits import Limits
 from mcp_chat.retention import Retention
 from mcp_chat.stores import Store, open_store
-from tests.test_stores import DAY1, DAY2, DAY4, at, enter_at, text
+from tests.stores_support import DAY1, DAY2, DAY4, at, enter_at, text
 
 pytestmark = pytest.mark.anyio
 

@@ -10,7 +10,8 @@ import jsonschema
 import pytest
 from fastmcp import Client, FastMCP
 
-from mcp_chat.chat import ChatService, Limits
+from mcp_chat.chat import ChatService
+from mcp_chat.limits import Limits
 from mcp_chat.mcp.server import create_server
 from mcp_chat.stores import open_store
 
@@ -56,6 +57,53 @@ async def test_tool_list_keeps_the_seed_names_and_arguments(server: FastMCP) -> 
     }
     for tool in tools.values():
         assert tool.outputSchema is not None and "success" in tool.outputSchema["required"]
+
+
+async def descriptions(limits: Limits) -> str:
+    """Every description the tool list and the resource templates give, in one text."""
+    server = create_server(ChatService(open_store("memory://"), limits))
+    async with Client(server) as client:
+        tools = await client.list_tools()
+        templates = await client.list_resource_templates()
+    texts = [t.description or "" for t in [*tools, *templates]]
+    for tool in tools:
+        texts += [p.get("description", "") for p in tool.inputSchema["properties"].values()]
+    return "\n".join(texts)
+
+
+async def test_the_numbers_in_the_descriptions_are_the_limits() -> None:
+    default = await descriptions(Limits())
+    for said in ("default 30, 1-300;", "Seconds to wait, 1-300.", "(max 100)", "(up to 100)"):
+        assert said in default
+    assert "Up to 5 short tags" in default and "(default 2)" in default
+    changed = await descriptions(
+        Limits(default_wait=20.0, min_wait=2.0, max_wait=120.0, history_page=40)
+    )
+    for said in ("default 20, 2-120;", "Seconds to wait, 2-120.", "(max 40)", "(up to 40)"):
+        assert said in changed
+    assert "300" not in changed and "100" not in changed
+
+
+async def test_no_tool_asks_the_core_a_second_time_for_unread(
+    call: Caller, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def refuse(*_: object) -> int:
+        raise AssertionError("a tool asked chat.unread")
+
+    monkeypatch.setattr(ChatService, "unread", refuse)
+    alice = await call("join_room", room_id="lobby", display_name="Alice")
+    a = alice["client_id"]
+    bob = await call("join_room", room_id="lobby", display_name="Bob")
+    assert (alice["unread"], bob["unread"]) == (0, 1)
+    assert (await call("send_message", room_id="lobby", message="hi", client_id=a))["unread"] == 1
+    assert (await call("get_messages", room_id="lobby", client_id=a))["unread"] == 1
+    assert (await call("list_participants", room_id="lobby", client_id=a))["unread"] == 1
+    ann = await call("enter_queue", display_name="Ann")
+    assert "unread" not in ann  # waiting
+    ben = await call("enter_queue", display_name="Ben")
+    assert ben["status"] == "matched" and ben["unread"] == 1  # Ann's 'matched'
+    matched = await call("wait_for_match", client_id=ann["client_id"], timeout=1)
+    assert matched["status"] == "matched" and matched["unread"] == 1
 
 
 async def test_a_conversation_through_the_tools(call: Caller) -> None:

@@ -13,8 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from mcp_chat.stores import open_store, wakeups
-from mcp_chat.stores.wakeups import Waker, rendezvous_dir
+from mcp_chat.stores import open_store
+from mcp_chat.stores.sqlite import wakeups
+from mcp_chat.stores.sqlite.wakeups import Waker, rendezvous_dir
 
 pytestmark = pytest.mark.anyio
 

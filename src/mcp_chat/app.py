@@ -281,10 +281,12 @@ def serve_stdio(settings: Settings) -> None:
     assert session is not None
 
     async def stop() -> None:
-        await parts.chat.disconnect(session)  # the room hears this client is gone
+        await parts.chat.heartbeat.disconnect(session)  # the room hears this client is gone
         await parts.chat.close()  # the store's last writes are flushed and it is closed
 
-    served = stdio.serve_stdio(parts.server, parts.channels, session)
+    # With fast calls on, plain sends and waits take the short road (mcp/stdio.py).
+    road = parts.chat if settings.fast_calls else None
+    served = stdio.serve_stdio(parts.server, parts.channels, session, road, parts.metrics)
     run_on_loop(_until_stopped(served, stop), settings.event_loop)
 
 

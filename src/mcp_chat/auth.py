@@ -64,6 +64,17 @@ class BearerTokens(TokenVerifier):
         return AccessToken(token="", client_id="bearer", scopes=[])
 
 
+def token_passed(scope: Scope, required_scopes: tuple[str, ...] = ()) -> bool:
+    """FastMCP's authentication middleware, which runs first, accepted the request's bearer
+    token, and the token carries `required_scopes`: the one check of a request's token, for
+    the paths FastMCP does not guard (`RequireToken`) and for the short road on /mcp
+    (`mcp.fastcalls`), whose refusals it leaves to FastMCP."""
+    user, credentials = scope.get("user"), scope.get("auth")
+    if not (isinstance(user, BaseUser) and user.is_authenticated) or credentials is None:
+        return False
+    return all(s in credentials.scopes for s in required_scopes)
+
+
 class RequireToken:
     """Refuses a request to one of `paths` unless FastMCP's authentication middleware, which
     runs first, accepted its bearer token."""
@@ -72,18 +83,17 @@ class RequireToken:
         self.app, self.paths = app, paths
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["path"].startswith(self.paths):
-            user = scope.get("user")
-            if not (isinstance(user, BaseUser) and user.is_authenticated):
-                refusal = JSONResponse(
-                    {
-                        "success": False,
-                        "error": "This server needs a token: send Authorization: Bearer <token>.",
-                        "code": "unauthorized",
-                    },
-                    status_code=401,
-                    headers={"WWW-Authenticate": "Bearer"},
-                )
-                await refusal(scope, receive, send)
-                return
+        guarded = scope["type"] == "http" and scope["path"].startswith(self.paths)
+        if guarded and not token_passed(scope):
+            refusal = JSONResponse(
+                {
+                    "success": False,
+                    "error": "This server needs a token: send Authorization: Bearer <token>.",
+                    "code": "unauthorized",
+                },
+                status_code=401,
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+            await refusal(scope, receive, send)
+            return
         await self.app(scope, receive, send)

@@ -10,7 +10,7 @@ from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from mcp_chat import names
-from mcp_chat.chat import Limits
+from mcp_chat.limits import Limits
 from mcp_chat.loop import Choice
 from mcp_chat.matching import MatchPolicy
 from mcp_chat.presence import PresencePolicy

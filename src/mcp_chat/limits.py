@@ -1,18 +1,91 @@
-"""Limits kept in this process: token buckets for sends (per participant) and joins (per
-caller), and a count of open waits per participant."""
+"""The server's limits (`Limits`: sizes, rates, waits, history pages, and the bounds of a
+timeout or a page of history), and those kept in this process: token buckets for sends (per
+participant) and joins (per caller), and a count of open waits per participant."""
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from mcp_chat import errors
+from mcp_chat import errors, matching, messages, names, rooms
+from mcp_chat.retention import Retention
 
 Clock = Callable[[], float]
 Refusal = Callable[[float], errors.ChatError]
 """The error for a refused token, given the seconds until the next one."""
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """The server's limits; a 0 for max_rooms, rate_messages or max_waits means no limit."""
+
+    max_message_bytes: int = 64 * 1024
+    max_capacity: int = 50
+    max_name_chars: int = names.MAX_NAME_CHARS
+    max_room_id_chars: int = names.MAX_ROOM_ID_CHARS
+    max_rooms: int = 10_000
+    rate_messages: int = 120
+    """Messages a participant may send at once, refilled over `rate_window` seconds."""
+    rate_window: float = 60.0
+    rate_joins: int = 60
+    """Rooms joined or queues entered per `rate_window` by one caller (see `ChatService.join`)."""
+    max_waits: int = 4
+    """Blocked wait_for_message calls one participant may have open at once."""
+    batch_size: int = 50
+    history_page: int = 100
+    default_wait: float = 30.0
+    min_wait: float = 1.0
+    max_wait: float = 300.0
+    retention: Retention = field(default_factory=Retention)
+    retention_interval: float = 300.0
+
+    @property
+    def default_capacity(self) -> int:
+        """Places in a room made without a capacity (a rule of `rooms`, not configurable)."""
+        return rooms.DEFAULT_CAPACITY
+
+    @property
+    def max_interests(self) -> int:
+        """Interests one queue entry may give (a rule of `matching`, not configurable)."""
+        return matching.MAX_INTERESTS
+
+    def clamp_timeout(self, timeout: float | None) -> float:
+        """A wait's seconds: `default_wait` when not given, else within `min_wait` and
+        `max_wait`; anything but a finite number is refused."""
+        if timeout is None:
+            return self.default_wait
+        if isinstance(timeout, bool) or not isinstance(timeout, int | float):
+            raise errors.invalid("timeout must be a number of seconds.")
+        if isinstance(timeout, int):
+            # Any whole number past the longest wait is the longest wait (float() of a huge
+            # one would overflow).
+            timeout = min(timeout, math.ceil(self.max_wait))
+        if not math.isfinite(timeout):
+            raise errors.invalid(
+                f"timeout must be a finite number of seconds between "
+                f"{self.min_wait:g} and {self.max_wait:g}."
+            )
+        return min(max(float(timeout), self.min_wait), self.max_wait)
+
+    def history_bounds(
+        self, before: int | None, after: int | None, limit: int | None
+    ) -> tuple[int | None, int | None, int]:
+        """A page of history as asked: `before` or `after` (a seq, not both) and how many
+        (1 to `history_page`, that many when not given)."""
+        before = messages.check_seq(before, "before")
+        after = messages.check_seq(after, "after")
+        if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int)):
+            raise errors.invalid("limit must be a whole number.")
+        if before is not None and after is not None:
+            raise errors.invalid("Give either before or after, not both.")
+        page = self.history_page
+        if limit is not None and not 1 <= limit <= page:
+            raise errors.invalid(f"limit must be between 1 and {page}.")
+        return before, after, limit or page
+
 
 _PRUNE_AT = 10_000
 """Buckets kept before full ones are forgotten (a full bucket is the same as no bucket)."""

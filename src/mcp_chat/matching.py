@@ -91,6 +91,43 @@ def by_arrival(a: QueueEntry, b: QueueEntry) -> tuple[QueueEntry, QueueEntry]:
     return (a, b) if a.entered_at <= b.entered_at else (b, a)
 
 
+# -- the steps a store takes ---------------------------------------------------------------------
+# The memory, SQLite and Redis stores call these with the waiting entries, oldest first (each
+# in its own transaction), so that nobody is matched twice.
+
+
+def on_entering(
+    entry: QueueEntry, waiting: Sequence[QueueEntry], now: float, policy: MatchPolicy
+) -> tuple[QueueEntry, QueueEntry] | None:
+    """An entrant comes: the pair it makes (the partner who waited, then the entrant), or
+    None, and it waits in the queue."""
+    partner = pick_partner(entry, waiting, now, policy)
+    return None if partner is None else (partner, entry)
+
+
+def on_retry(
+    entry_id: str, waiting: Sequence[QueueEntry], now: float, policy: MatchPolicy
+) -> tuple[QueueEntry, QueueEntry] | None:
+    """A waiting entry tries again (its interests may have stopped mattering): the pair it
+    makes, the one who waited longer first; None if it is not waiting or nobody fits."""
+    entry = next((e for e in waiting if e.entry_id == entry_id and e.room_id is None), None)
+    if entry is None:
+        return None
+    partner = pick_partner(entry, waiting, now, policy)
+    return None if partner is None else by_arrival(partner, entry)
+
+
+def position(entry_id: str, waiting: Sequence[QueueEntry]) -> int:
+    """1 for the longest-waiting entry; 0 if `entry_id` is not waiting."""
+    ids = [e.entry_id for e in waiting if e.room_id is None]
+    return ids.index(entry_id) + 1 if entry_id in ids else 0
+
+
+def stale(entry: QueueEntry, cutoff: float) -> bool:
+    """Is a waiting entry last heard from no later than `cutoff` dropped by a sweep?"""
+    return entry.room_id is None and entry.last_seen <= cutoff
+
+
 @dataclass(frozen=True, slots=True)
 class Pair:
     """What a match creates: a room of two, its two participants (the one who waited first),

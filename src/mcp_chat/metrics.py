@@ -3,7 +3,9 @@ the core and the store hold when scraped."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+import contextlib
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram
@@ -88,3 +90,31 @@ class Metrics:
         """The text exposition format, with the store's counts read now."""
         self._core.counts = await self._chat.store.counts()
         return generate_latest(self.registry)
+
+
+class Timing:
+    """One tool call being timed: `result` is its structured result, once it has one."""
+
+    __slots__ = ("result",)
+
+    def __init__(self) -> None:
+        self.result: Mapping[str, Any] | None = None
+
+
+@contextlib.contextmanager
+def timed(metrics: Metrics | None, tool: str) -> Iterator[Timing]:
+    """Times one tool call, on whichever road it is served (the SDK's, through
+    `mcp.server.ChatMiddleware`, or the short roads of `mcp.fastcalls` and `mcp.stdio`): it
+    counts once it has a result, or as a protocol error if an exception ended it. A call
+    that was cancelled, or whose client hung up before its answer, is not counted."""
+    timing = Timing()
+    started = time.perf_counter()
+    failed = False
+    try:
+        yield timing
+    except Exception:
+        failed = True
+        raise
+    finally:
+        if metrics is not None and (failed or timing.result is not None):
+            metrics.observe_call(tool, time.perf_counter() - started, timing.result)

@@ -6,20 +6,15 @@ heartbeat, so the hot path never waits on a presence write.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from enum import StrEnum
 
-from mcp_chat.types import Participant
-
-
-class Status(StrEnum):
-    PRESENT = "present"
-    AWAY = "away"
-    GONE = "gone"
+from mcp_chat import messages
+from mcp_chat.types import Draft, Kind, Participant, Room, Status
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +33,42 @@ def status(participant: Participant, now: float, policy: PresencePolicy) -> Stat
     if now - participant.last_seen < policy.away_after:
         return Status.PRESENT
     return Status.AWAY
+
+
+# -- the marks a store writes ------------------------------------------------------------------
+# The memory and SQLite stores call these; the Redis store restates `goes` in Lua (the 'gone'
+# mode of `_APPEND` in stores/redis/lua.py). Whether one gone may come back is a rule of rooms
+# (`rooms.may_come_back`, `rooms.check_return`).
+
+
+def silent_since(now: float, after: float) -> float:
+    """The cutoff of a sweep: whoever was last seen then or earlier has been silent `after`
+    seconds at `now`."""
+    return now - after
+
+
+def goes(participant: Participant, room: Room, cutoff: float | None = None) -> bool:
+    """Is a 'disconnected' mark due? For a member still in a room that has not ended, not
+    marked gone already, and (in a sweep, with `cutoff`) last seen no later than `cutoff`."""
+    return (
+        not participant.left
+        and not room.ended
+        and not participant.gone
+        and (cutoff is None or participant.last_seen <= cutoff)
+    )
+
+
+def mark(participant: Participant, kind: Kind) -> tuple[Draft, Participant]:
+    """A presence mark: the event to log about the participant, and the participant as the
+    mark leaves it (gone after 'disconnected', holding a seat again after 'returned')."""
+    return messages.event_draft(kind, participant), dataclasses.replace(
+        participant, gone=kind is Kind.DISCONNECTED
+    )
+
+
+def seen(participant: Participant, when: float) -> Participant:
+    """A sign of life at `when`: last_seen rises, and never falls."""
+    return dataclasses.replace(participant, last_seen=max(participant.last_seen, when))
 
 
 @dataclass(eq=False)

@@ -49,9 +49,10 @@ from dataclasses import dataclass
 from typing import Literal
 
 from mcp_chat import mentions, rooms
-from mcp_chat.chat import ChatService, queue_key
+from mcp_chat.chat import ChatService
 from mcp_chat.errors import ChatError
 from mcp_chat.messages import shown
+from mcp_chat.pairing import queue_key
 from mcp_chat.signals import EVERY_ROOM
 from mcp_chat.types import Message
 

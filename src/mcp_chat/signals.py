@@ -3,7 +3,8 @@
 A change wakes the waits blocked on its room and hands the one who made it a *handoff* per
 woken wait: a future that the wait resolves once its answer is written (or once it has found
 nothing to answer). A sender that awaits them (`settle`) lets the deliveries it caused go out
-before its own reply, which the event loop would otherwise interleave with them.
+before its own reply, which the event loop would otherwise interleave with them. `Watch`
+keeps that bookkeeping for a blocked request's loop.
 """
 
 from __future__ import annotations
@@ -11,6 +12,9 @@ from __future__ import annotations
 import asyncio
 import contextvars
 from collections.abc import Callable, Collection, Iterable
+from types import TracebackType
+
+from mcp_chat import errors
 
 EVERY_ROOM = "*"
 """What listeners hear when any room may have changed unseen (a shared store came back)."""
@@ -83,6 +87,8 @@ class RoomSignals:
     that lands between the read and the wait still wakes the waiter."""
 
     def __init__(self) -> None:
+        self.stopping = False
+        """The server is going down: every `Watch` refuses its next look (see `stop`)."""
         self._events: dict[str, asyncio.Event] = {}
         self._watchers: dict[str, int] = {}
         self._blocked: dict[str, set[Handoff]] = {}
@@ -109,6 +115,11 @@ class RoomSignals:
         for listener in self._listeners:
             listener(room_id)
         return self._blocked.pop(room_id, _NONE)
+
+    def stop(self) -> None:
+        """Blocked and new watches end with server_restarting at once."""
+        self.stopping = True
+        self.notify_all()
 
     def notify_all(self) -> None:
         events, self._events = self._events, {}
@@ -160,3 +171,49 @@ class RoomSignals:
     def waiting(self) -> int:
         """How many waits are blocked right now."""
         return sum(self._watchers.values())
+
+
+class Watch:
+    """One blocked request's loop on `key` (a room, a queue entry), without the handoff
+    bookkeeping in sight. Each turn: `look` (before reading the store; refused with
+    server_restarting once the signals stop), then `answer` when about to answer (whoever
+    woke the request gets its handoff when the answer is written) or `idle` when there is
+    nothing to answer yet (its waker need not wait), and `sleep` until the key changes or
+    the time is up. Used as a context manager: whatever way the loop ends, no handoff is
+    left owed."""
+
+    __slots__ = ("_changed", "_handoff", "_key", "_request", "_signals")
+
+    def __init__(self, signals: RoomSignals, key: str, request: str) -> None:
+        """`request` names what is refused when the server stops (e.g. wait_for_message)."""
+        self._signals, self._key, self._request = signals, key, request
+        self._changed: asyncio.Event | None = None
+        self._handoff: Handoff | None = None  # owed to whoever woke this request
+
+    def __enter__(self) -> Watch:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.idle()
+
+    def look(self) -> None:
+        if self._signals.stopping:
+            raise errors.server_restarting(self._request)
+        self._changed = self._signals.watch(self._key)
+
+    def answer(self) -> None:
+        answering(self._handoff)
+        self._handoff = None
+
+    def idle(self) -> None:
+        delivered(self._handoff)
+        self._handoff = None
+
+    async def sleep(self, timeout: float) -> None:
+        assert self._changed is not None, "look before sleeping"
+        self._handoff = await self._signals.wait(self._key, self._changed, timeout)

@@ -1,4 +1,5 @@
-"""The domain's records: rooms, participants, messages, and what the store hands back."""
+"""The domain's records: rooms, participants, messages, what the store hands back, and what
+the core answers its adapters (the results)."""
 
 from __future__ import annotations
 
@@ -19,6 +20,14 @@ class Kind(StrEnum):
     @property
     def is_system(self) -> bool:
         return self is not Kind.MESSAGE
+
+
+class Status(StrEnum):
+    """Where a member stands (`presence.status` says which)."""
+
+    PRESENT = "present"
+    AWAY = "away"
+    GONE = "gone"
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,3 +196,79 @@ class Pruned:
 
     messages: int
     rooms: int
+
+
+# -- what the core answers (`chat.ChatService`, `pairing.Pairing`) ---------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class JoinResult:
+    client_id: str
+    participant: Participant
+    room: Room
+    created: bool
+    members: list[Member]
+    unread: int
+    """Messages from others the newcomer has not read (all said before it came)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Member:
+    participant: Participant
+    status: Status
+
+
+@dataclass(frozen=True, slots=True)
+class QueueResult:
+    """Where someone in the random queue stands: matched (room and partner) or waiting."""
+
+    client_id: str
+    participant_id: str
+    matched: Matched | None
+    position: int
+    timed_out: bool = False
+    unread: int = 0
+    """Once matched: messages from others in the pair's room not read yet."""
+
+    @property
+    def partner(self) -> Participant | None:
+        return None if self.matched is None else self.matched.partner_of(self.participant_id)
+
+
+@dataclass(frozen=True, slots=True)
+class SendResult:
+    message: Message
+    duplicate: bool
+    unread: int
+    """Messages from others the sender has not read yet (as of its send)."""
+
+
+@dataclass(frozen=True, slots=True)
+class WaitResult:
+    messages: list[Message]
+    has_more: bool
+    timed_out: bool
+    chat_ended: bool
+    cursor: int
+    waited: float
+    unread: int = 0
+    """Messages from others still past the read position (0 unless `has_more`)."""
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryPage:
+    messages: list[Message]
+    last_seq: int
+    has_older: bool
+    unread: int
+    """Messages from others past the reader's read position (a page moves nothing)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Roster:
+    """A room (under the id its members know it by) and who is in it."""
+
+    room: Room
+    members: list[Member]
+    unread: int
+    """Messages from others past the asker's read position."""

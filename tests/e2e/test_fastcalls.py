@@ -23,7 +23,8 @@ from mcp_chat.app import build, http_app
 from mcp_chat.chat import ChatService
 from mcp_chat.config import Settings
 from mcp_chat.mcp import fastcalls
-from mcp_chat.mcp.fastcalls import FastCalls, FastTool
+from mcp_chat.mcp.fastcalls import FastCalls
+from mcp_chat.mcp.road import Call
 from tests.conftest import blocked
 from tests.e2e.helpers import call, join, texts
 
@@ -89,7 +90,7 @@ async def serving(
     served = Served(port, parts.chat, family)
     serve = FastCalls._serve
 
-    async def counted(self: FastCalls, call: fastcalls.Call, *args: Any) -> None:
+    async def counted(self: FastCalls, call: Call, *args: Any) -> None:
         tally = served.fast if call.tool.name == "wait_for_message" else served.sent
         tally.append(call.arguments["client_id"])
         await serve(self, call, *args)
@@ -634,29 +635,3 @@ async def close_session(port: int, session: str) -> int:
     head = await reader.readuntil(b"\r\n\r\n")
     writer.close()
     return int(head.split()[1])
-
-
-def test_the_road_takes_its_tools_from_their_input_schemas() -> None:
-    """The tools' arguments, which are required and their defaults come from FastMCP's
-    registration; a constraint the road cannot check exactly refuses to build it."""
-    parts = build(Settings(store="memory://", default_wait=42))
-    served = asyncio.run(parts.server.list_tools(run_middleware=False))
-    schemas = {t.name: t.to_mcp_tool().input_schema for t in served}
-    tools = {
-        name: FastTool.of(name, schemas[name], body, blocks)
-        for name, (body, blocks) in fastcalls.BODIES.items()
-    }
-    wait = tools["wait_for_message"]
-    assert wait.required == {"room_id", "client_id"}
-    assert wait.defaults == {"timeout": 42, "after": None, "mentions_only": False}
-    assert wait.arguments["after"](None) and wait.arguments["after"](3)
-    assert not wait.arguments["after"](True) and not wait.arguments["timeout"](float("inf"))
-    assert tools["send_message"].required == {"room_id", "client_id", "message"}
-
-    constrained = {**schemas["send_message"]}
-    constrained["properties"] = {
-        **constrained["properties"],
-        "message": {"type": "string", "minLength": 1},
-    }
-    with pytest.raises(ValueError, match="minLength"):
-        FastTool.of("send_message", constrained, *fastcalls.BODIES["send_message"])

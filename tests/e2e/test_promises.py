@@ -19,7 +19,7 @@ from mcp_chat.messages import stamp
 from mcp_chat.stores import open_store
 from tests.e2e.conftest import ServerProcess, stdio_params
 from tests.e2e.helpers import call, join, progress_wait, texts
-from tests.test_stores import DAY1, DAY2, at, enter_at, text
+from tests.stores_support import DAY1, DAY2, at, enter_at, text
 
 pytestmark = pytest.mark.anyio
 

@@ -14,6 +14,7 @@ from mcp import Client
 
 from tests.e2e.conftest import MODES, stdio_params
 from tests.e2e.helpers import call, join, texts, wait_when_blocked
+from tests.e2e.stdio_driver import opening
 
 pytestmark = pytest.mark.anyio
 
@@ -58,25 +59,7 @@ async def test_a_stdio_server_reopens_its_file_with_everything_kept(db_url: str)
 def test_a_stdio_server_writes_nothing_to_stderr_at_its_default_level(db_url: str) -> None:
     """Claude Code records every stderr line of a stdio server as an error."""
     env = {k: v for k, v in os.environ.items() if k != "MCP_CHAT_LOG_LEVEL"}
-    lines = [
-        {
-            "jsonrpc": "2.0",
-            "id": 1,
-            "method": "initialize",
-            "params": {
-                "protocolVersion": "2025-11-25",
-                "capabilities": {},
-                "clientInfo": {"name": "quiet", "version": "0"},
-            },
-        },
-        {"jsonrpc": "2.0", "method": "notifications/initialized"},
-        {
-            "jsonrpc": "2.0",
-            "id": 2,
-            "method": "tools/call",
-            "params": {"name": "join_room", "arguments": {"room_id": "q", "display_name": "Q"}},
-        },
-    ]
+    lines = opening("quiet")
     server = subprocess.Popen(
         [sys.executable, "-m", "mcp_chat", "stdio", "--store", db_url],
         stdin=subprocess.PIPE,

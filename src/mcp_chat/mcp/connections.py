@@ -31,7 +31,7 @@ class Connections:
         if isinstance(session, Session):
             return session
         session = connection.state[_SESSION_KEY] = Session()
-        connection.exit_stack.push_async_callback(self._chat.disconnect, session)
+        connection.exit_stack.push_async_callback(self._chat.heartbeat.disconnect, session)
         if self._channels is not None:
             self._channels.follow_http(connection, session)
         if (session_id := connection.session_id) is not None:

@@ -43,9 +43,9 @@ from mcp_chat.chat import ChatService
 from mcp_chat.errors import ChatError
 from mcp_chat.limits import WaitSlots
 from mcp_chat.mcp import sdk
-from mcp_chat.mcp.results import MemberOut, MessageOut
 from mcp_chat.signals import EVERY_ROOM
 from mcp_chat.types import Room
+from mcp_chat.views import MemberOut, MessageOut
 
 log = logging.getLogger(__name__)
 
@@ -64,9 +64,13 @@ def room_uris(room_id: str, secret_hash: str) -> tuple[str, str]:
 
 
 def register_resources(mcp: FastMCP, chat: ChatService) -> None:
-    @mcp.resource(TRANSCRIPT, name="room_transcript", mime_type="application/json")
+    @mcp.resource(
+        TRANSCRIPT,
+        name="room_transcript",
+        mime_type="application/json",
+        description=f"The room's newest messages (up to {chat.limits.history_page}), oldest first.",
+    )
     async def transcript(room_id: str, key: str) -> str:
-        """The room's newest messages (up to 100), oldest first."""
         room = await _open(chat, room_id, key)
         found = await chat.transcript(room.room_id)
         return json.dumps(
@@ -186,7 +190,7 @@ class Feeds:
         # have all its waits.
         self._stream_slots = WaitSlots(chat.limits.max_waits, errors.too_many_streams)
         self._pushes: set[asyncio.Task[None]] = set()
-        chat.add_departure_listener(self.departed)
+        chat.heartbeat.add_departure_listener(self.departed)
 
     async def _room_of(self, uri: str) -> str:
         """The room a subscription URI names, if its key opens it; else an error."""

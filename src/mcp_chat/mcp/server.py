@@ -30,7 +30,7 @@ from mcp_chat.mcp.prompts import register_prompts
 from mcp_chat.mcp.resources import admit_read, register_resources
 from mcp_chat.mcp.schemas import compact
 from mcp_chat.mcp.tools import register_tools
-from mcp_chat.metrics import Metrics
+from mcp_chat.metrics import Metrics, timed
 from mcp_chat.presence import Session, current_session
 
 log = logging.getLogger(__name__)
@@ -102,32 +102,28 @@ class ChatMiddleware(Middleware):
         context: MiddlewareContext[mt.CallToolRequestParams],
         call_next: CallNext[mt.CallToolRequestParams, ToolResult],
     ) -> ToolResult:
-        started = time.perf_counter()
-        structured: dict[str, Any] | None = None
         token = current_session.set(self._process_session or self._connection_session(context))
         try:
-            try:
-                result = await call_next(context)
-            except ValidationError as exc:
-                result = ToolResult(
-                    structured_content={
-                        "success": False,
-                        "error": _describe(exc.__cause__, context.message.name),
-                        "code": Code.INVALID_ARGUMENT.value,
-                    },
-                    is_error=True,
-                )
-            structured = result.structured_content or {}
-            if structured.get("success") is False and not result.is_error:
-                # A failure is a tool execution error to the protocol (isError: true), so that
-                # clients and the Inspector show it as one; the structured shape stays.
-                result = ToolResult(result.content, structured, result.meta, is_error=True)
-            return result
+            with timed(self._metrics, context.message.name) as timing:
+                try:
+                    result = await call_next(context)
+                except ValidationError as exc:
+                    result = ToolResult(
+                        structured_content={
+                            "success": False,
+                            "error": _describe(exc.__cause__, context.message.name),
+                            "code": Code.INVALID_ARGUMENT.value,
+                        },
+                        is_error=True,
+                    )
+                timing.result = structured = result.structured_content or {}
+                if structured.get("success") is False and not result.is_error:
+                    # A failure is a tool execution error to the protocol (isError: true), so
+                    # that clients and the Inspector show it as one; the structured shape stays.
+                    result = ToolResult(result.content, structured, result.meta, is_error=True)
+                return result
         finally:
             current_session.reset(token)
-            if self._metrics is not None:
-                elapsed = time.perf_counter() - started
-                self._metrics.observe_call(context.message.name, elapsed, structured)
 
     async def _unparsed(
         self, context: MiddlewareContext[Any], call_next: CallNext[Any, Any]
@@ -246,7 +242,7 @@ def create_server(
             yield {}
         finally:
             if process_session is not None:
-                await chat.disconnect(process_session)
+                await chat.heartbeat.disconnect(process_session)
             await chat.close()
 
     server = FastMCP(

@@ -1,6 +1,8 @@
-"""The agent-facing tools: each a few lines that call the core and shape its answer."""
+"""The agent-facing tools: each a few lines that call the core and shape its answer.
 
-from __future__ import annotations
+The tools' parameter annotations carry descriptions with the limits that apply (read from
+`chat.limits` when the tools are registered), so this module does without `from __future__
+import annotations`: FastMCP must see those annotations evaluated where they are written."""
 
 import asyncio
 import contextlib
@@ -13,24 +15,23 @@ from fastmcp import Context, FastMCP
 from fastmcp.server.dependencies import get_http_request
 from pydantic import Field
 
-from mcp_chat.chat import ChatService, QueueResult
+from mcp_chat.chat import ChatService
 from mcp_chat.errors import ChatError, Code
 from mcp_chat.mcp.resources import room_uris
 from mcp_chat.mcp.results import (
     HistoryOut,
     JoinOut,
     LeaveOut,
-    MemberOut,
     MembersOut,
-    MessageOut,
     QueueOut,
     Result,
-    RoomOut,
     RoomsOut,
     SendOut,
     WaitOut,
 )
 from mcp_chat.mcp.schemas import output_schema
+from mcp_chat.types import QueueResult
+from mcp_chat.views import MemberOut, MessageOut, RoomOut
 
 log = logging.getLogger(__name__)
 
@@ -140,7 +141,10 @@ async def keepalive(ctx: Context, interval: float) -> AsyncIterator[None]:
 
 
 def register_tools(mcp: FastMCP, chat: ChatService, keepalive_every: float = 10.0) -> None:
-    wait_default = chat.limits.default_wait
+    # Every number the descriptions give is the limit that applies (`Limits`).
+    limits = chat.limits
+    wait_default = limits.default_wait
+    wait_range = f"{limits.min_wait:g}-{limits.max_wait:g}"
 
     @mcp.tool(output_schema=output_schema(JoinOut))
     async def join_room(
@@ -149,7 +153,8 @@ def register_tools(mcp: FastMCP, chat: ChatService, keepalive_every: float = 10.
             str | None, Field(description="Room to join or create; omit for a new one.")
         ] = None,
         capacity: Annotated[
-            int | None, Field(description="Places in a new room (default 2).")
+            int | None,
+            Field(description=f"Places in a new room (default {limits.default_capacity})."),
         ] = None,
         invite: Annotated[
             str | None,
@@ -173,7 +178,7 @@ def register_tools(mcp: FastMCP, chat: ChatService, keepalive_every: float = 10.
                 capacity=j.room.capacity,
                 created=j.created,
                 members=[MemberOut.of(m.participant, m.status) for m in j.members],
-                unread=await chat.unread(j.room.room_id, j.client_id),
+                unread=j.unread,
                 transcript_uri=transcript_uri,
                 members_uri=members_uri,
                 next_step=(
@@ -206,7 +211,7 @@ def register_tools(mcp: FastMCP, chat: ChatService, keepalive_every: float = 10.
         description=(
             "Receive messages from the others in the room: returns at once with any you have "
             "not read, else blocks until one arrives or `timeout` seconds pass "
-            f"(default {wait_default:g}, 1-300; keep it under 55 unless your client allows "
+            f"(default {wait_default:g}, {wait_range}; keep it under 55 unless your client allows "
             "longer requests). timed_out=true just means call again. Each message has seq, "
             "sender, message, timestamp, kind; system=true marks events (joined, left, ...). "
             "If a response was lost, pass `after` (a seq) to read again."
@@ -216,7 +221,9 @@ def register_tools(mcp: FastMCP, chat: ChatService, keepalive_every: float = 10.
         ctx: Context,
         room_id: RoomId,
         client_id: ClientId,
-        timeout: Annotated[float, Field(description="Seconds to wait, 1-300.")] = wait_default,
+        timeout: Annotated[
+            float, Field(description=f"Seconds to wait, {wait_range}.")
+        ] = wait_default,
         after: Annotated[int | None, Field(description="Re-read messages after this seq.")] = None,
         mentions_only: Annotated[
             bool, Field(description="Block until a message mentions you (@your name).")
@@ -245,7 +252,9 @@ def register_tools(mcp: FastMCP, chat: ChatService, keepalive_every: float = 10.
         after: Annotated[
             int | None, Field(description="Page forward: messages after this seq.")
         ] = None,
-        limit: Annotated[int | None, Field(description="At most this many (max 100).")] = None,
+        limit: Annotated[
+            int | None, Field(description=f"At most this many (max {limits.history_page}).")
+        ] = None,
     ) -> HistoryOut:
         """Read the room's history (yours included), newest page by default. Does not change
         what wait_for_message returns next."""
@@ -257,7 +266,7 @@ def register_tools(mcp: FastMCP, chat: ChatService, keepalive_every: float = 10.
                 messages=[MessageOut.of(m) for m in page.messages],
                 last_seq=page.last_seq,
                 has_older=page.has_older,
-                unread=await chat.unread(room_id, client_id),
+                unread=page.unread,
             )
 
         return await answer(HistoryOut, run)
@@ -267,14 +276,15 @@ def register_tools(mcp: FastMCP, chat: ChatService, keepalive_every: float = 10.
         """Who is in the room now."""
 
         async def run() -> MembersOut:
-            room, members = await chat.members(room_id, client_id)
+            roster = await chat.members(room_id, client_id)
+            room = roster.room
             return MembersOut(
                 success=True,
                 room_id=room.room_id,
                 capacity=room.capacity,
                 ended=room.ended,
-                members=[MemberOut.of(m.participant, m.status) for m in members],
-                unread=await chat.unread(room_id, client_id),
+                members=[MemberOut.of(m.participant, m.status) for m in roster.members],
+                unread=roster.unread,
             )
 
         return await answer(MembersOut, run)
@@ -284,7 +294,10 @@ def register_tools(mcp: FastMCP, chat: ChatService, keepalive_every: float = 10.
         display_name: Annotated[str, Field(description="The name others see.")],
         interests: Annotated[
             list[str] | None,
-            Field(description="Up to 5 short tags; people sharing one are matched first."),
+            Field(
+                description=f"Up to {limits.max_interests} short tags; people sharing one are "
+                "matched first."
+            ),
         ] = None,
     ) -> QueueOut:
         """Get paired with a random stranger. Returns your secret client_id and either
@@ -292,8 +305,8 @@ def register_tools(mcp: FastMCP, chat: ChatService, keepalive_every: float = 10.
         wait_for_match until matched. In the room, use the same client_id."""
 
         async def run() -> QueueOut:
-            entered = await chat.enter_queue(display_name, interests, caller())
-            return await queue_out(chat, entered)
+            entered = await chat.pairing.enter(display_name, interests, caller())
+            return queue_out(entered)
 
         return await answer(QueueOut, run)
 
@@ -308,12 +321,14 @@ def register_tools(mcp: FastMCP, chat: ChatService, keepalive_every: float = 10.
     async def wait_for_match(
         ctx: Context,
         client_id: ClientId,
-        timeout: Annotated[float, Field(description="Seconds to wait, 1-300.")] = wait_default,
+        timeout: Annotated[
+            float, Field(description=f"Seconds to wait, {wait_range}.")
+        ] = wait_default,
     ) -> QueueOut:
         async def run() -> QueueOut:
             async with keepalive(ctx, keepalive_every):
-                waited = await chat.wait_for_match(client_id, timeout)
-            return await queue_out(chat, waited)
+                waited = await chat.pairing.wait(client_id, timeout)
+            return queue_out(waited)
 
         return await answer(QueueOut, run)
 
@@ -322,7 +337,7 @@ def register_tools(mcp: FastMCP, chat: ChatService, keepalive_every: float = 10.
         """Stop waiting for a random partner."""
 
         async def run() -> Result:
-            await chat.leave_queue(client_id)
+            await chat.pairing.leave(client_id)
             return Result(success=True)
 
         return await answer(Result, run)
@@ -337,7 +352,7 @@ def register_tools(mcp: FastMCP, chat: ChatService, keepalive_every: float = 10.
         return await answer(RoomsOut, run)
 
 
-async def queue_out(chat: ChatService, q: QueueResult) -> QueueOut:
+def queue_out(q: QueueResult) -> QueueOut:
     partner = q.partner
     if q.matched is None or partner is None:
         return QueueOut(
@@ -360,7 +375,7 @@ async def queue_out(chat: ChatService, q: QueueResult) -> QueueOut:
         room_id=room_id,
         partner=MemberOut.of(partner),
         timed_out=False,
-        unread=await chat.unread(room_id, q.client_id),
+        unread=q.unread,
         transcript_uri=transcript_uri,
         members_uri=members_uri,
         next_step=(

@@ -1,4 +1,5 @@
-"""Storage backends, one module each; `open_store` picks one by URL scheme and imports only it."""
+"""Storage backends, a module or a package each; `open_store` picks one by URL scheme and
+imports only it."""
 
 from __future__ import annotations
 

@@ -116,8 +116,8 @@ class Store(ABC):
         self, participant_id: str, after: int | None, limit: int, through: int | None = None
     ) -> Claim:
         """Take up to `limit` messages from others past the read position (or past `after`,
-        when given) and move the read position past them, atomically: two concurrent
-        claims never return the same message. With `through`, nothing past that seq is
+        when given) and move the read position past them (`reading.read`), atomically: two
+        concurrent claims never return the same message. With `through`, nothing past that seq is
         taken, and the read position moves no further than it (and never back for it). Raises
         Unseated for a reader marked gone in a room that has not ended."""
 
@@ -129,7 +129,8 @@ class Store(ABC):
 
     @abstractmethod
     async def unread(self, participant_id: str) -> int:
-        """How many messages from others lie past the participant's read position."""
+        """How many messages from others lie past the participant's read position
+        (`reading.unread`)."""
 
     @abstractmethod
     async def history(
@@ -176,12 +177,13 @@ class Store(ABC):
 
     @abstractmethod
     async def enqueue(self, entry: QueueEntry, now: float, policy: MatchPolicy) -> Matched | None:
-        """Match `entry` with a waiting entry (`matching.pick_partner`) and make their room,
+        """Match `entry` with a waiting entry (`matching.on_entering`) and make their room,
         or add it to the queue. Atomic: nobody is matched twice."""
 
     @abstractmethod
     async def rematch(self, entry_id: str, now: float, policy: MatchPolicy) -> Matched | None:
-        """Try again to match a waiting entry (its interests may have stopped mattering)."""
+        """Try again to match a waiting entry (its interests may have stopped mattering):
+        `matching.on_retry`."""
 
     @abstractmethod
     async def queue_entry(self, secret_hash: str) -> QueueEntry | None:
@@ -212,10 +214,11 @@ class Store(ABC):
 
     @abstractmethod
     async def disconnect(self, ids: Collection[str]) -> list[Message]:
-        """Their clients went away: mark participants gone (logging 'disconnected' events,
-        returned) and drop waiting queue entries."""
+        """Their clients went away: mark participants gone where `presence.goes` (logging
+        'disconnected' events, returned) and drop waiting queue entries."""
 
     @abstractmethod
     async def sweep(self, now: float, gone_after: float, stale_after: float) -> list[Message]:
-        """Mark gone the participants silent for `gone_after` seconds (returning the events
-        logged) and drop queue entries silent for `stale_after`."""
+        """Mark gone the participants silent for `gone_after` seconds (`presence.goes` with
+        `presence.silent_since`; returning the events logged) and drop queue entries silent
+        for `stale_after` (`matching.stale`)."""

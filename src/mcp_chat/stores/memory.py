@@ -5,10 +5,11 @@ from __future__ import annotations
 import bisect
 import contextlib
 import dataclasses
+import itertools
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 
-from mcp_chat import errors, matching, mentions, messages, rooms
+from mcp_chat import errors, matching, mentions, presence, reading, rooms
 from mcp_chat.matching import MatchPolicy
 from mcp_chat.stores.base import Store, Unseated
 from mcp_chat.types import (
@@ -40,7 +41,8 @@ class _RoomState:
     sent: dict[str, list[int]] = field(default_factory=dict)
 
     def unread(self, participant: Participant) -> int:
-        """Messages from others past the participant's read position."""
+        """Messages from others past the participant's read position (`reading.unread`, by
+        two binary searches)."""
         cursor = participant.cursor
         past = len(self.log) - bisect.bisect_right(self.log, cursor, key=lambda m: m.seq)
         own = self.sent.get(participant.participant_id, [])
@@ -143,8 +145,11 @@ class MemoryStore(Store):
         return Appended(message, False, state.unread(participant))
 
     async def keyed(self, participant_id: str, key: str) -> Message | None:
-        _, state = self._member(participant_id)
-        return state.keys.get((participant_id, key))
+        participant = self._participants.get(participant_id)
+        if participant is None:
+            raise errors.unknown_client()
+        # Also for one who has left, as the other stores answer: the key names what is stored.
+        return self._rooms[participant.room_id].keys.get((participant_id, key))
 
     async def claim(
         self, participant_id: str, after: int | None, limit: int, through: int | None = None
@@ -169,23 +174,13 @@ class MemoryStore(Store):
         limit: int,
         through: int | None,
     ) -> Claim:
-        """What a claim takes, and where it leaves the read position."""
-        start = min(participant.cursor if after is None else max(after, 0), state.room.last_seq)
-        index = bisect.bisect_right(state.log, start, key=lambda m: m.seq)
-        taken: list[Message] = []
-        cursor = start
-        has_more = False
-        for message in state.log[index:]:
-            if through is not None and message.seq > through:
-                break
-            if message.sender_id == participant.participant_id:
-                cursor = message.seq
-                continue
-            if len(taken) == limit:
-                has_more = True
-                break
-            taken.append(message)
-            cursor = message.seq
+        """What a claim takes, and where it leaves the read position (`reading.read`)."""
+        span = reading.window(participant.cursor, after, state.room.last_seq, through)
+        index = bisect.bisect_right(state.log, span.start, key=lambda m: m.seq)
+        taken, has_more = reading.take(
+            itertools.islice(state.log, index, None), participant.participant_id, span, limit
+        )
+        cursor = reading.cursor_after(span, taken, has_more)
         return Claim(taken, cursor, has_more, state.room.ended, state.room.room_id)
 
     async def unread(self, participant_id: str) -> int:
@@ -292,27 +287,19 @@ class MemoryStore(Store):
     async def enqueue(self, entry: QueueEntry, now: float, policy: MatchPolicy) -> Matched | None:
         self._queue[entry.entry_id] = entry
         self._queue_by_secret[entry.secret_hash] = entry.entry_id
-        partner = matching.pick_partner(entry, self._waiting(), now, policy)
-        return None if partner is None else self._pair(partner, entry, now)
+        pair = matching.on_entering(entry, self._waiting(), now, policy)
+        return None if pair is None else self._pair(*pair, now)
 
     async def rematch(self, entry_id: str, now: float, policy: MatchPolicy) -> Matched | None:
-        entry = self._queue.get(entry_id)
-        if entry is None or entry.room_id is not None:
-            return None
-        partner = matching.pick_partner(entry, self._waiting(), now, policy)
-        if partner is None:
-            return None
-        return self._pair(*matching.by_arrival(partner, entry), now)
+        pair = matching.on_retry(entry_id, self._waiting(), now, policy)
+        return None if pair is None else self._pair(*pair, now)
 
     async def queue_entry(self, secret_hash: str) -> QueueEntry | None:
         entry_id = self._queue_by_secret.get(secret_hash)
         return None if entry_id is None else self._queue.get(entry_id)
 
     async def queue_position(self, entry_id: str) -> int:
-        for position, entry in enumerate(self._waiting(), start=1):
-            if entry.entry_id == entry_id:
-                return position
-        return 0
+        return matching.position(entry_id, self._waiting())
 
     async def leave_queue(self, entry_id: str) -> bool:
         entry = self._queue.get(entry_id)
@@ -323,15 +310,14 @@ class MemoryStore(Store):
 
     # -- presence --------------------------------------------------------------------------------
 
-    def _mark(self, participant: Participant, kind: Kind, gone: bool) -> Message:
-        state = self._rooms[participant.room_id]
-        message = self._append(state, messages.event_draft(kind, participant))
-        self._participants[participant.participant_id] = dataclasses.replace(participant, gone=gone)
+    def _mark(self, participant: Participant, kind: Kind) -> Message:
+        draft, marked = presence.mark(participant, kind)
+        message = self._append(self._rooms[participant.room_id], draft)
+        self._participants[participant.participant_id] = marked
         return message
 
-    # The same conditions for presence events are written in Lua in redis.py (_APPEND).
-    def _in_open_room(self, participant: Participant) -> bool:
-        return not participant.left and not self._rooms[participant.room_id].room.ended
+    def _goes(self, participant: Participant, cutoff: float | None = None) -> bool:
+        return presence.goes(participant, self._rooms[participant.room_id].room, cutoff)
 
     async def touch(self, seen: Mapping[str, float]) -> list[Message]:
         events: list[Message] = []
@@ -342,10 +328,7 @@ class MemoryStore(Store):
             participant = self._participants.get(some_id)
             if participant is None:
                 continue
-            participant = dataclasses.replace(
-                participant, last_seen=max(participant.last_seen, when)
-            )
-            self._participants[some_id] = participant
+            participant = self._participants[some_id] = presence.seen(participant, when)
             with contextlib.suppress(errors.ChatError):  # no free seat: it stays gone
                 if event := self._come_back(participant):
                     events.append(event)
@@ -362,7 +345,7 @@ class MemoryStore(Store):
         rooms.check_return(
             state.room, rooms.seated(self._members(state, participant.participant_id))
         )
-        return self._mark(participant, Kind.RETURNED, gone=False)
+        return self._mark(participant, Kind.RETURNED)
 
     async def disconnect(self, ids: Collection[str]) -> list[Message]:
         events: list[Message] = []
@@ -371,17 +354,15 @@ class MemoryStore(Store):
             if entry is not None and entry.room_id is None:
                 del self._queue[some_id]
             participant = self._participants.get(some_id)
-            if participant is not None and not participant.gone and self._in_open_room(participant):
-                events.append(self._mark(participant, Kind.DISCONNECTED, gone=True))
+            if participant is not None and self._goes(participant):
+                events.append(self._mark(participant, Kind.DISCONNECTED))
         return events
 
     async def sweep(self, now: float, gone_after: float, stale_after: float) -> list[Message]:
+        queue_cutoff = presence.silent_since(now, stale_after)
         for entry in self._waiting():
-            if now - entry.last_seen >= stale_after:
+            if matching.stale(entry, queue_cutoff):
                 del self._queue[entry.entry_id]
-        silent = [
-            p
-            for p in self._participants.values()
-            if not p.gone and self._in_open_room(p) and now - p.last_seen >= gone_after
-        ]
-        return [self._mark(p, Kind.DISCONNECTED, gone=True) for p in silent]
+        cutoff = presence.silent_since(now, gone_after)
+        silent = [p for p in self._participants.values() if self._goes(p, cutoff)]
+        return [self._mark(p, Kind.DISCONNECTED) for p in silent]

@@ -11,8 +11,9 @@ from textual.app import App, ComposeResult
 from textual.widgets import Input, Static
 from textual.worker import Worker, WorkerCancelled, WorkerFailed
 
-from mcp_chat.tui.link import ChatLink, Message, Refused, Seat, Unreachable
+from mcp_chat.tui.link import ChatLink, Message, Refused, Seat
 from mcp_chat.tui.transcript import Transcript
+from mcp_chat.tui.trouble import Unreachable
 from mcp_chat.tui.wording import Moment, refusal
 
 HELP = """\

@@ -9,9 +9,10 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from mcp_chat.chat import ChatService, QueueResult
+from mcp_chat.chat import ChatService
 from mcp_chat.errors import ChatError, invalid
-from mcp_chat.mcp.results import MemberOut
+from mcp_chat.types import QueueResult
+from mcp_chat.views import MemberOut
 from mcp_chat.web.http import (
     STREAM_WAIT,
     Route,
@@ -48,7 +49,7 @@ def add_queue(route: Route, chat: ChatService, streams: Streams) -> None:
         interests = body.get("interests")
         if interests is not None and not isinstance(interests, list):
             raise invalid("interests must be a list of short words, e.g. ['chess', 'go'].")
-        entered = await chat.enter_queue(
+        entered = await chat.pairing.enter(
             body.get("display_name", ""), interests, caller_of(request)
         )
         return JSONResponse({"client_id": entered.client_id, **queue_out(entered)})
@@ -58,7 +59,7 @@ def add_queue(route: Route, chat: ChatService, streams: Streams) -> None:
         """Server-sent events: `waiting` (with the position) now and after every quiet
         stretch, then `matched`; `end` if the entry is gone (left, or dropped as silent)."""
         secret = secret_of(request)
-        now = await chat.queue_state(secret)  # a bad id gets a plain JSON failure, not a stream
+        now = await chat.pairing.state(secret)  # a bad id gets a plain JSON failure, not a stream
         return stream_response(_follow(chat, streams, secret, now))
 
     @route("/api/queue/leave", "POST")
@@ -67,10 +68,10 @@ def add_queue(route: Route, chat: ChatService, streams: Streams) -> None:
         told rather than left talking to nobody."""
         secret = secret_of(request)
         try:
-            await chat.leave_queue(secret)
+            await chat.pairing.leave(secret)
             return JSONResponse({"left": "queue"})
         except ChatError:
-            state = await chat.queue_state(secret)  # raises if simply not in the queue
+            state = await chat.pairing.state(secret)  # raises if simply not in the queue
             if state.matched is None:
                 raise
         await chat.leave(state.matched.room.room_id, secret)
@@ -84,7 +85,7 @@ async def _follow(
     while state.matched is None:
         yield event("waiting", queue_out(state))
         try:
-            got = await streams.run(chat.wait_for_match(secret, STREAM_WAIT))
+            got = await streams.run(chat.pairing.wait(secret, STREAM_WAIT))
         except ChatError as exc:
             yield end_event(exc)
             return

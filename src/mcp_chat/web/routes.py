@@ -13,7 +13,7 @@ from starlette.responses import JSONResponse, Response
 
 from mcp_chat.chat import ChatService
 from mcp_chat.errors import ChatError, Code
-from mcp_chat.mcp.results import MemberOut, MessageOut, RoomOut
+from mcp_chat.views import MemberOut, MessageOut, RoomOut
 from mcp_chat.web.http import (
     STREAM_WAIT,
     Handler,
@@ -136,13 +136,16 @@ def add_web(server: FastMCP, chat: ChatService, streams: Streams | None = None) 
 
     @route("/api/rooms/{room_id}/members", "GET")
     async def members(request: Request) -> Response:
-        room, present = await chat.members(request.path_params["room_id"], secret_of(request))
+        roster = await chat.members(request.path_params["room_id"], secret_of(request))
+        room = roster.room
         return JSONResponse(
             {
                 "room_id": room.room_id,
                 "capacity": room.capacity,
                 "ended": room.ended,
-                "members": [MemberOut.of(m.participant, m.status).model_dump() for m in present],
+                "members": [
+                    MemberOut.of(m.participant, m.status).model_dump() for m in roster.members
+                ],
             }
         )
 

@@ -17,7 +17,7 @@ from mcp_chat import messages
 from mcp_chat.errors import ChatError, Code
 from mcp_chat.stores.sqlite import SQLiteStore
 from mcp_chat.types import Appended, Kind
-from tests.test_stores import enter, person, text
+from tests.stores_support import enter, person, text
 
 pytestmark = pytest.mark.anyio
 

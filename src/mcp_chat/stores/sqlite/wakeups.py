@@ -24,7 +24,7 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("mcp_chat.stores.wakeups")  # its name before it moved here
 
 _MAX_DATAGRAM = 512
 

@@ -1,0 +1,119 @@
+"""The Redis store's retention: old messages and idle rooms removed, room by room."""
+
+from __future__ import annotations
+
+from mcp_chat.stores.redis.client import Client
+from mcp_chat.stores.redis.codecs import as_scored, as_text_map, as_texts, message_of
+from mcp_chat.types import Pruned
+
+
+class RetentionOps(Client):
+    """Retention (`Store.prune`)."""
+
+    async def prune(self, messages_before: str | None, idle_before: str | None) -> Pruned:
+        """Retention, room by room, over the index of every room (no keyspace scan)."""
+        removed_messages = removed_rooms = 0
+        with self._guard():
+            room_ids = await self._ids(self._key("all"))
+            idle: list[str] = []
+            for room_id in room_ids:
+                if messages_before is not None:
+                    removed_messages += await self._prune_log(room_id, messages_before)
+                if idle_before is not None and await self._newest(room_id) < idle_before:
+                    idle.append(room_id)
+            if idle:
+                removed_messages += await self._drop_rooms(idle)
+                removed_rooms = len(idle)
+        return Pruned(removed_messages, removed_rooms)
+
+    async def _newest(self, room_id: str) -> str:
+        """When the room was last active: its newest message, or its creation."""
+        room_key, log_key, _, _ = self._room_keys(room_id)
+        newest = as_scored(await self._redis.zrange(log_key, -1, -1, withscores=True))
+        if newest:
+            return message_of(room_id, newest[0][1], newest[0][0]).timestamp
+        return (await self._field(room_key, "created_at")) or ""
+
+    async def _prune_log(self, room_id: str, before: str) -> int:
+        """Remove the room's messages older than `before`, except its newest. Messages are
+        logged in time order, so the old ones are a prefix of the log."""
+        _, log_key, _, keys_key = self._room_keys(room_id)
+        oldest_kept: int | None = None
+        start = 0
+        while oldest_kept is None:
+            chunk = as_scored(
+                await self._redis.zrange(log_key, start, start + 199, withscores=True)
+            )
+            if not chunk:
+                break
+            for payload, seq in chunk:
+                if message_of(room_id, seq, payload).timestamp >= before:
+                    oldest_kept = int(seq)
+                    break
+            start += len(chunk)
+        newest = as_scored(await self._redis.zrange(log_key, -1, -1, withscores=True))
+        if not newest:
+            return 0
+        keep_from = min(oldest_kept or int(newest[0][1]), int(newest[0][1]))
+        removed = int(await self._redis.zremrangebyscore(log_key, "-inf", f"({keep_from}"))
+        if removed:
+            # Keys of idempotent sends that point at removed messages go too.
+            stale = [
+                field
+                for field, seq in as_text_map(await self._redis.hgetall(keys_key)).items()
+                if int(seq) < keep_from
+            ]
+            if stale:
+                await self._redis.hdel(keys_key, *stale)
+            # So do their seqs among what each member sent.
+            everyone = as_texts(await self._redis.smembers(self._key("room", room_id, "everyone")))
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for participant_id in everyone:
+                    sent = self._key("p", participant_id, "sent")
+                    pipe.zremrangebyscore(sent, "-inf", f"({keep_from}")
+                await pipe.execute()
+        return removed
+
+    async def _drop_rooms(self, room_ids: list[str]) -> int:
+        """Remove whole rooms: their keys, their participants (present or not) and the queue
+        entries matched into them."""
+        doomed = set(room_ids)
+        removed = 0
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for room_id in room_ids:
+                pipe.zcard(self._room_keys(room_id)[1])
+            removed = sum(int(n) for n in await pipe.execute())
+        ids = [
+            participant_id
+            for room_id in room_ids
+            for participant_id in as_texts(
+                await self._redis.smembers(self._key("room", room_id, "everyone"))
+            )
+        ]
+        # A matched queue entry has the id of the participant it became.
+        participants = [
+            (key, fields)
+            for key in [self._key("p", pid) for pid in ids]
+            if (fields := as_text_map(await self._redis.hgetall(key))).get("room_id") in doomed
+        ]
+        entries = [
+            (key, fields)
+            for key in [self._key("q", pid) for pid in ids]
+            if (fields := as_text_map(await self._redis.hgetall(key))).get("room_id") in doomed
+        ]
+        async with self._redis.pipeline(transaction=True) as pipe:
+            for room_id in room_ids:
+                pipe.delete(*self._room_keys(room_id), self._key("room", room_id, "everyone"))
+                for index in ("rooms", "open", "all"):
+                    pipe.zrem(self._key(index), room_id)
+            for key, fields in participants:
+                pipe.delete(key, f"{key}:sent")
+                pipe.hdel(self._key("secrets"), fields.get("secret_hash", ""))
+                pipe.zrem(self._key("present"), key.rsplit(":", 1)[-1])
+            for key, fields in entries:
+                pipe.delete(key)
+                pipe.hdel(self._key("qsecrets"), fields.get("secret_hash", ""))
+            await pipe.execute()
+        for participant_id in [key.rsplit(":", 1)[-1] for key, _ in participants]:
+            self._room_of.pop(participant_id, None)
+        return removed
