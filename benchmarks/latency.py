@@ -370,7 +370,7 @@ def figure_a(url: str, rounds: int, pause: float, protocols: list[str]) -> int:
     print()
     print(f"A. one pair, two client processes: {rounds} rounds ({WARMUP} warm-up dropped),")
     print(f"   idle pause {pause * 1000:g} ms before each send and each no-op call")
-    print("                                     p50      p90      p99  (ms)")
+    print("                                       p50      p90      p99  (ms)")
     for protocol in protocols:
         peer_r, peer_s = ctx.Pipe()
         got = run_children(
@@ -384,11 +384,11 @@ def figure_a(url: str, rounds: int, pause: float, protocols: list[str]) -> int:
         noop = percentiles(got["sender"][WARMUP:])
         family = f"{FAMILIES[protocol]} {protocol}"
         print(
-            f"   {family:<19}send-to-receive {ms(delivery[0])} {ms(delivery[1])} {ms(delivery[2])}"
+            f"   {family:<21}send-to-receive {ms(delivery[0])} {ms(delivery[1])} {ms(delivery[2])}"
         )
-        print(f"   {'':<19}no-op round trip{ms(noop[0])} {ms(noop[1])} {ms(noop[2])}")
+        print(f"   {'':<21}no-op round trip{ms(noop[0])} {ms(noop[1])} {ms(noop[2])}")
         print(
-            f"   {'':<19}ratio           {delivery[0] / noop[0]:8.2f}          "
+            f"   {'':<21}ratio           {delivery[0] / noop[0]:8.2f}          "
             f"{delivery[2] / noop[2]:8.2f}"
         )
     print("   target, each family: p50 ratio <= 1.0, p99 ratio <= 1.5")
@@ -432,7 +432,7 @@ def figure_c(url: str, rounds: int, pause: float, protocols: list[str]) -> int:
     print(f"C. random pairing, two client processes: {rounds} matches ({WARMUP} warm-up dropped)")
     print("   from the second person's enter_queue call to the first person's")
     print("   wait_for_match returning with the match")
-    print("                                     p50      p90      p99  (ms)")
+    print("                                       p50      p90      p99  (ms)")
     for protocol in protocols:
         waiter_end, entrant_end = ctx.Pipe()
         got = run_children(
@@ -445,7 +445,7 @@ def figure_c(url: str, rounds: int, pause: float, protocols: list[str]) -> int:
         gaps = [a - e for a, e in zip(got["waiter"], got["entrant"], strict=True)][WARMUP:]
         p50, p90, p99 = percentiles(gaps)
         family = f"{FAMILIES[protocol]} {protocol}"
-        print(f"   {family:<19}enter-to-matched{ms(p50)} {ms(p90)} {ms(p99)}")
+        print(f"   {family:<21}enter-to-matched{ms(p50)} {ms(p90)} {ms(p99)}")
     return warnings
 
 
