@@ -209,7 +209,9 @@ class FastCalls:
         token = current_session.set(found[1])
         try:
             with sdk.in_flight(transport):
-                await self._serve(call, scope, receive, send, headers)
+                # A send does not block: answered in JSON (see `_serve`).
+                stream = headers if call.tool.blocks else None
+                await self._serve(call, scope, receive, send, stream, session_id)
         finally:
             current_session.reset(token)
 
@@ -220,15 +222,26 @@ class FastCalls:
         receive: Receive,
         send: Send,
         stream: list[tuple[bytes, bytes]] | None = None,
+        session_id: str | None = None,
     ) -> None:
         """Serves `call`: in JSON, or with `stream` (an event stream's headers) as one event
-        after those headers, sent at once."""
+        after those headers, sent at once. On a handshake-era session (`session_id`), a call
+        that does not block (a send) is answered in JSON too: what the SDK writes for a
+        session in its JSON-response mode (the transport lets a server answer a POST either
+        way, and every client takes both), where its default mode streams one event, which
+        costs the server its framing and the client its event parsing on every send."""
         with timed(self.road.metrics, call.tool.name) as timing:
             structured: dict[str, Any] | None
             if not call.tool.blocks and stream is None:
                 out = await call.tool.run(self.chat, call.arguments)
-                answer, structured = self.road.answer(call, out, ascii_only=True)
-                await Response(answer, media_type="application/json")(scope, receive, send)
+                if session_id is None:  # 2026-07-28: as the SDK writes it, \\u-escaped
+                    answer, structured = self.road.answer(call, out, ascii_only=True)
+                    response = Response(answer, media_type="application/json")
+                else:
+                    answer, structured = self.road.answer(call, out)
+                    headers = {"content-type": "application/json", "mcp-session-id": session_id}
+                    response = Response(answer, headers=headers)
+                await response(scope, receive, send)
             else:
                 structured = await self._serve_streamed(call, scope, receive, send, stream)
             timing.result = structured
