@@ -25,8 +25,9 @@ A client that hangs up cancels its wait.
   comes: one write and one wake-up on the path of a delivery instead of two, which took the
   send-to-receive latency from about 1.25 to 1.1 times a no-op call's (benchmarks.latency, A).
 - Handshake era: a call on an open session (the `Mcp-Session-Id` of one this server opened, with
-  the credential that opened it, its client initialized) is answered on an event stream, as the
-  SDK answers it: headers at once, pings every `PING_EVERY` seconds, the answer as one event. It
+  the credential that opened it, its client initialized): a wait is answered on an event stream,
+  as the SDK answers it (headers at once, pings every `PING_EVERY` seconds, the answer as one
+  event); a send in JSON, as the SDK's JSON-response mode answers it (see `_serve`). It
   speaks through the session's connection (`connections.py`: its participants are gone when the
   session closes) and holds the session's idle countdown while it is in flight, as the SDK does.
 
