@@ -19,31 +19,14 @@ import time
 from multiprocessing.connection import Connection
 from pathlib import Path
 
-from mcp_chat import credentials, messages
+from tests.stores_support import enter  # (the store contract tests' own people)
+
+from mcp_chat import messages
 from mcp_chat.loop import Choice, run_on_loop, running_loop_name
-from mcp_chat.stores import Store, open_store
-from mcp_chat.types import Draft, Kind, Participant
+from mcp_chat.stores import open_store
+from mcp_chat.types import Draft, Kind
 
 WARMUP = 20
-
-
-def person(room_id: str, name: str) -> Participant:
-    secret = credentials.new_client_secret()
-    return Participant(
-        participant_id=credentials.new_public_id("p-"),
-        room_id=room_id,
-        display_name=name,
-        secret_hash=credentials.hash_secret(secret),
-        cursor=0,
-        joined_at=messages.utc_now(),
-        left=False,
-    )
-
-
-async def enter(store: Store, room_id: str, name: str, capacity: int = 2) -> Participant:
-    p = person(room_id, name)
-    joined = await store.join(room_id, capacity, p, messages.event_draft(Kind.JOINED, p))
-    return joined.participant
 
 
 async def appends(url: str, count: int, concurrency: int, members: int) -> float:
