@@ -51,14 +51,9 @@ from typing import Any, Final
 
 from fastmcp import FastMCP
 from mcp.server.streamable_http import check_accept_headers
-from mcp.shared.inbound import (
-    InboundLadderRejection,
-    classify_inbound_request,
-    find_duplicated_routing_header,
-)
+from mcp.shared.inbound import find_duplicated_routing_header
 from mcp.types.version import HANDSHAKE_PROTOCOL_VERSIONS
 from starlette.requests import Request
-from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mcp_chat.auth import token_passed
@@ -99,6 +94,7 @@ _SSE_HEADERS: Final = [
     (b"x-accel-buffering", b"no"),
 ]
 _PING: Final = b": ping\r\n\r\n"
+_JSON: Final = (b"content-type", b"application/json")
 
 
 class FastCalls:
@@ -235,14 +231,9 @@ class FastCalls:
             structured: dict[str, Any] | None
             if not call.tool.blocks and stream is None:
                 out = await call.tool.run(self.chat, call.arguments)
-                if session_id is None:  # 2026-07-28: as the SDK writes it, \\u-escaped
-                    answer, structured = self.road.answer(call, out, ascii_only=True)
-                    response = Response(answer, media_type="application/json")
-                else:
-                    answer, structured = self.road.answer(call, out)
-                    headers = {"content-type": "application/json", "mcp-session-id": session_id}
-                    response = Response(answer, headers=headers)
-                await response(scope, receive, send)
+                # 2026-07-28: as the SDK writes it, \\u-escaped
+                answer, structured = self.road.answer(call, out, ascii_only=session_id is None)
+                await _send_json(send, answer, session_id)
             else:
                 structured = await self._serve_streamed(call, scope, receive, send, stream)
             timing.result = structured
@@ -284,7 +275,7 @@ class FastCalls:
                 frame = b"event: message\r\ndata: " + answer + b"\r\n\r\n"
                 await send({"type": "http.response.body", "body": frame, "more_body": False})
             else:
-                await Response(answer, media_type="application/json")(scope, receive, send)
+                await _send_json(send, answer)
             return structured
         finally:
             for task in (work, gone):
@@ -319,17 +310,23 @@ def _modern_version(
 ) -> str | None:
     """The protocol version of a 2026-07-28 request the SDK would take, naming `tool` in its
     routing headers as in its body; None if it would not."""
-    if modern_envelope_version(decoded, params) is None:
-        return None
     if _header(scope, b"mcp-name") != tool.name:
         return None
     headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"]]
     if find_duplicated_routing_header(headers) is not None:
         return None
-    verdict = classify_inbound_request(decoded, headers=dict(headers))
-    if isinstance(verdict, InboundLadderRejection):
-        return None
-    return verdict.protocol_version
+    return modern_envelope_version(decoded, params, dict(headers))
+
+
+async def _send_json(send: Send, answer: bytes, session_id: str | None = None) -> None:
+    """`answer` as a JSON response, with the headers starlette's `Response` gives it (as the
+    SDK answers: for a session, its id; in the same order), without building one."""
+    length = (b"content-length", b"%d" % len(answer))
+    headers = [length, _JSON]
+    if session_id is not None:
+        headers = [_JSON, (b"mcp-session-id", session_id.encode("latin-1")), length]
+    await send({"type": "http.response.start", "status": 200, "headers": headers})
+    await send({"type": "http.response.body", "body": answer})
 
 
 def _header(scope: Scope, name: bytes) -> str:

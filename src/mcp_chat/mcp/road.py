@@ -232,13 +232,16 @@ def checked_call(
     return Call(decoded["id"], version, tool, arguments, family)
 
 
-def modern_envelope_version(decoded: dict[str, Any], params: dict[str, Any]) -> str | None:
+def modern_envelope_version(
+    decoded: dict[str, Any], params: dict[str, Any], headers: dict[str, str] | None = None
+) -> str | None:
     """The protocol version of a 2026-07-28 request whose `_meta` is the protocol's envelope
-    and nothing more, as the SDK's validation ladder reads it; None if it would refuse it."""
+    and nothing more, as the SDK's validation ladder reads it (with the HTTP request's
+    `headers`, if any); None if it would refuse it."""
     meta = params.get("_meta")
     if not isinstance(meta, dict) or not set(meta) <= _ENVELOPE:
         return None
-    verdict = classify_inbound_request(decoded)
+    verdict = classify_inbound_request(decoded, headers=headers)
     if isinstance(verdict, InboundLadderRejection):
         return None
     return verdict.protocol_version
