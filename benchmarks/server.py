@@ -17,6 +17,7 @@ os.environ["FASTMCP_LOG_ENABLED"] = "false"
 import uvicorn
 
 from mcp_chat.app import build, http_app
+from mcp_chat.bounds import MAX_HEAD_BYTES, bounded_http
 from mcp_chat.config import Settings
 from mcp_chat.logs import setup_logging
 from mcp_chat.loop import run_on_loop
@@ -60,6 +61,8 @@ def main() -> None:
         timeout_graceful_shutdown=5,
         # Figure I's load leaves its connections idle while it runs on another setup.
         timeout_keep_alive=60,
+        # As `mcp-chat serve` runs: httptools with the bounds on each request's head.
+        http=bounded_http(MAX_HEAD_BYTES, settings.read_timeout),
     )
     run_on_loop(uvicorn.Server(config).serve(), settings.event_loop)
 
