@@ -42,7 +42,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib.metadata import version
 from multiprocessing.synchronize import Barrier
-from typing import Any
 
 import redis
 
@@ -66,7 +65,7 @@ from benchmarks.latency import (
     seat,
     sender,
 )
-from benchmarks.waits import raw_request, structured
+from benchmarks.raw import Client, KeptConnection
 
 
 async def pairs_across(
@@ -106,114 +105,37 @@ DEFAULT_SHARE = 0.75
 """Of its core, for each instance in figure I: two leave half a core to Redis and the load."""
 
 
-class _Wire(asyncio.Protocol):
-    """One TCP connection's answers: each taken whole when its last byte arrives (the end of
-    its body, or a chunked stream's last chunk), so that a call costs one wake-up."""
-
-    def __init__(self) -> None:
-        self.transport: asyncio.Transport | None = None
-        self.buffer = bytearray()
-        self.answer: asyncio.Future[bytes] | None = None
-        self.closed = False
-
-    def data_received(self, data: bytes) -> None:
-        self.buffer += data
-        if self.answer is not None and not self.answer.done() and self._complete():
-            self.answer.set_result(bytes(self.buffer))
-            self.buffer.clear()
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.closed = True
-        if self.answer is not None and not self.answer.done():
-            self.answer.set_exception(exc or ConnectionError("the server closed the connection"))
-
-    def _complete(self) -> bool:
-        end = self.buffer.find(b"\r\n\r\n")
-        if end < 0:
-            return False
-        head = bytes(self.buffer[:end]).lower()
-        if b"transfer-encoding: chunked" in head:
-            return self.buffer.endswith(b"\r\n0\r\n\r\n")
-        length = head.find(b"content-length:")
-        if length < 0:
-            raise RuntimeError(f"an answer without a length: {head[:200]!r}")
-        size = int(head[length + 15 :].split(b"\r\n", 1)[0])
-        return len(self.buffer) >= end + 4 + size
+Seat = tuple[KeptConnection, Client, bytes, bytes, bool]
+"""One side of a pair: its connection, its client (on the handshake family, its session), its
+wait and send requests, whether it serves first."""
 
 
-class KeptConnection:
-    """Raw 2026-07-28 tools/calls, one after another, on a keep-alive HTTP/1.1 connection
-    (opened again if the server closed it while idle). A bare protocol rather than streams,
-    so that the load costs as little CPU per message as it can."""
-
-    def __init__(self, port: int) -> None:
-        self.port = port
-        self.wire: _Wire | None = None
-
-    async def call(self, tool: str, request: bytes) -> dict[str, Any]:
-        """Sends `request` (from raw_request, keep-alive) and returns the call's result."""
-        if self.wire is None or self.wire.closed:
-            loop = asyncio.get_running_loop()
-            transport, self.wire = await loop.create_connection(_Wire, "127.0.0.1", self.port)
-            self.wire.transport = transport  # uvloop may call connection_made later
-        assert self.wire.transport is not None
-        self.wire.answer = asyncio.get_running_loop().create_future()
-        self.wire.transport.write(request)
-        raw = await self.wire.answer
-        end = raw.index(b"\r\n\r\n")
-        head, body = raw[:end], raw[end + 4 :]
-        if b"chunked" in head.lower():
-            body = _unchunk(body)
-        return structured(tool, head, body)
-
-    def close(self) -> None:
-        if self.wire is not None and self.wire.transport is not None:
-            self.wire.transport.close()
-
-
-def _unchunk(body: bytes) -> bytes:
-    """A whole chunked body (RFC 9112 7.1, no extensions or trailers) as its bytes."""
-    out = bytearray()
-    at = 0
-    while True:
-        line_end = body.index(b"\r\n", at)
-        size = int(body[at:line_end], 16)
-        if size == 0:
-            return bytes(out)
-        out += body[line_end + 2 : line_end + 2 + size]
-        at = line_end + 4 + size
-
-
-Seat = tuple[KeptConnection, bytes, bytes, bool]
-"""One side of a pair: its connection, its wait and send requests, whether it serves first."""
-
-
-async def seat_pairs(ports: tuple[int, int], n: int) -> list[Seat]:
-    """`n` pairs, each side on its own connection; the first side talks to ports[0], the
-    other to ports[1]."""
+async def seat_pairs(ports: tuple[int, int], n: int, protocol: str) -> list[Seat]:
+    """`n` pairs, each side on its own connection (and on the handshake family with a session
+    of its own, as each participant's client has); the first side talks to ports[0], the other
+    to ports[1]."""
+    connecting = asyncio.Semaphore(1)
     seats: list[Seat] = []
     for _ in range(n):
-        sides = KeptConnection(ports[0]), KeptConnection(ports[1])
         room = ""
-        for i, (side, port) in enumerate(zip(sides, ports, strict=True)):
+        for i, port in enumerate(ports):
+            side, client = KeptConnection(port), await Client(port, protocol, connecting).open()
             joining = {"display_name": "ab"[i]} | ({"room_id": room} if room else {})
-            joined = await side.call(
-                "join_room", raw_request(port, "join_room", joining, keep_alive=True)
-            )
+            joined = await side.call("join_room", client.request("join_room", joining, True))
             room = joined["room_id"]
             # The same requests every time (the server does not mind a repeated JSON-RPC id),
             # built once: the load's own work per message is as small as it can be.
             ids = {"room_id": room, "client_id": joined["client_id"]}
-            wait = raw_request(port, "wait_for_message", {**ids, "timeout": 1}, keep_alive=True)
-            send = raw_request(port, "send_message", {**ids, "message": "pong"}, keep_alive=True)
-            seats.append((side, wait, send, i == 0))
+            wait = client.request("wait_for_message", {**ids, "timeout": 1}, True)
+            send = client.request("send_message", {**ids, "message": "pong"}, True)
+            seats.append((side, client, wait, send, i == 0))
     return seats
 
 
 async def play(seat: Seat, deadline: float) -> int:
     """Ping-pong until `deadline`: whoever receives replies at once. Returns the messages
     this side received."""
-    side, wait, send, serve = seat
+    side, _, wait, send, serve = seat
     delivered = 0
     if serve:
         await side.call("send_message", send)
@@ -227,12 +149,17 @@ async def play(seat: Seat, deadline: float) -> int:
 
 
 async def raw_load(
-    setups: list[tuple[int, int]], n: int, window: float, windows: int, barrier: Barrier
+    setups: list[tuple[int, int]],
+    n: int,
+    window: float,
+    windows: int,
+    barrier: Barrier,
+    protocol: str,
 ) -> list[int]:
     """Figure I, one load process: `n` pairs seated on each setup (a pair's two sides' ports),
     then `windows` windows of `window` seconds, each on the next setup in turn, each begun
     together with the other processes. Returns the messages delivered in each window."""
-    seated = [await seat_pairs(ports, n) for ports in setups]
+    seated = [await seat_pairs(ports, n, protocol) for ports in setups]
     try:
         delivered = []
         for w in range(windows):
@@ -243,8 +170,9 @@ async def raw_load(
         return delivered
     finally:
         for seats in seated:
-            for side, *_ in seats:
+            for side, client, *_ in seats:
                 side.close()
+                await client.close()
 
 
 @dataclass
@@ -256,7 +184,9 @@ class Rate:
     cpu_per_message: float
 
 
-def raw_windows(setups: list[list[Server]], pairs: int, window: float, windows: int) -> list[Rate]:
+def raw_windows(
+    setups: list[list[Server]], pairs: int, window: float, windows: int, protocol: str
+) -> list[Rate]:
     """Runs the load on each setup in turn, `windows` windows in all; a Rate for each."""
     ctx = mp.get_context("spawn")
     barrier = ctx.Barrier(RAW_PROCESSES + 1)  # and this process, to read the servers' CPU
@@ -275,7 +205,7 @@ def raw_windows(setups: list[list[Server]], pairs: int, window: float, windows: 
     ports = [(setup[0].port, setup[-1].port) for setup in setups]
     got = run_children(
         [
-            (f"r{i}", raw_load, (ports, pairs // RAW_PROCESSES, window, windows, barrier))
+            (f"r{i}", raw_load, (ports, pairs // RAW_PROCESSES, window, windows, barrier, protocol))
             for i in range(RAW_PROCESSES)
         ],
         event_loop="auto",  # a light load: uvloop where installed
@@ -417,7 +347,7 @@ def main() -> None:
     print("  servers   benchmarks.server on 127.0.0.1, log warning; clients: official SDK,")
     print("            each side in its own process, on the protocol family in parentheses")
     print("            (2025 handshake: 2025-11-25; 2026 modern: 2026-07-28); figure I:")
-    print("            2026-07-28 (its load generator speaks that family only)")
+    print("            the raw load on each family in turn (benchmarks/raw.py)")
 
     rows: list[tuple[str, list[float]]] = []
     rates: list[tuple[str, float]] = []
@@ -433,18 +363,25 @@ def main() -> None:
             with servers(redis_store, 2) as (a, b):
                 # Figure D: the sender on B, the recipient on A; E: each pair split across.
                 measure_de("redis, two instances", (a, b), args, rows, rates)
-        raw: list[tuple[Rate, Rate]] = []  # (one instance, two instances), each window
+        # Each family's (one instance, two instances), each window.
+        raw: dict[str, list[tuple[Rate, Rate]]] = {}
         if "I" in args.figures and len(os.sched_getaffinity(0)) >= 2:
             # Each setup on a prefix of its own: the idle one hears nothing of the other.
             with (
                 pinned_servers(f"{redis_store}-one", [0], args.share) as one_pinned,
                 pinned_servers(f"{redis_store}-two", [0, 1], args.share) as two_pinned,
             ):
-                got = raw_windows(
-                    [one_pinned, two_pinned], args.raw_pairs, args.window, 2 * args.windows + 2
-                )
-            # The first window on each setup warms it up (Redis connections, scripts), unseen.
-            raw = list(zip(got[2::2], got[3::2], strict=True))
+                for protocol in families(args.protocol):
+                    got = raw_windows(
+                        [one_pinned, two_pinned],
+                        args.raw_pairs,
+                        args.window,
+                        2 * args.windows + 2,
+                        protocol,
+                    )
+                    # The first window on each setup warms it up (Redis connections, scripts,
+                    # this family's pairs), unseen.
+                    raw[protocol] = list(zip(got[2::2], got[3::2], strict=True))
     finally:
         with redis.Redis.from_url(args.redis) as r:
             keys = list(r.scan_iter(match=f"{prefix}*", count=1000))
@@ -475,8 +412,20 @@ def main() -> None:
         return
     print(f"I. throughput, servers pinned, light load: {args.raw_pairs} pairs ping-ponging")
     print(f"   (raw HTTP, {RAW_PROCESSES} load processes on uvloop); windows of {args.window:g} s,")
-    print(f"   {len(raw)} on one instance and {len(raw)} on two, alternating; delivered messages/s")
-    print("                              one instance    two instances    two / one")
+    print(f"   {args.windows} on one instance and {args.windows} on two, alternating, per family;")
+    print("   delivered messages/s")
+    for protocol, windows in raw.items():
+        print_i(f"{FAMILIES[protocol]} {protocol}", windows)
+    held = f"each held to {args.share:g} of its core"
+    if args.share == 1:
+        held = "whole cores" + (f" ({why}: no CPU quota)" if why else "")
+    print(f"   (one instance pinned to CPU 0; two pinned to CPUs 0 and 1; {held};")
+    print("   Redis and the load float)")
+
+
+def print_i(family: str, raw: list[tuple[Rate, Rate]]) -> None:
+    """Figure I on one protocol family: each pair of windows, the medians and their ratio."""
+    print(f"   {family:<27}one instance    two instances    two / one")
     for i, (alone, spread) in enumerate(raw, 1):
         print(
             f"   windows {i:<18}{alone.per_second:8.1f}         {spread.per_second:8.1f}"
@@ -495,11 +444,6 @@ def main() -> None:
         f"   server CPU per message    {ms(one_cpu)} ms      {ms(two_cpu)} ms"
         f"     {two_cpu / one_cpu:6.2f}   (median; both servers' CPU over all messages)"
     )
-    held = f"each held to {args.share:g} of its core"
-    if args.share == 1:
-        held = "whole cores" + (f" ({why}: no CPU quota)" if why else "")
-    print(f"   (one instance pinned to CPU 0; two pinned to CPUs 0 and 1; {held};")
-    print("   Redis and the load float)")
 
 
 if __name__ == "__main__":
