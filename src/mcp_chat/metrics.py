@@ -8,7 +8,13 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    GCCollector,
+    Histogram,
+)
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import generate_latest
 from prometheus_client.registry import Collector
@@ -59,6 +65,9 @@ class Metrics:
     def __init__(self, chat: ChatService, sessions: Callable[[], int] = lambda: 0) -> None:
         """`sessions`: how many handshake-era HTTP sessions are open (none over stdio)."""
         self.registry = CollectorRegistry()
+        # Python's garbage collections by generation, and what they freed (mcp/sessions.py
+        # runs full ones as handshake-era sessions end).
+        GCCollector(registry=self.registry)
         self._core = _Core(chat, sessions)
         self.registry.register(self._core)
         self.calls = Histogram(

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import secrets
 from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
 import httpx2
@@ -15,6 +15,7 @@ import pytest
 from mcp import Client, MCPError
 from mcp.client.streamable_http import streamable_http_client
 
+from mcp_chat.mcp.sessions import COLLECT_AFTER
 from tests.e2e.conftest import ServerProcess
 from tests.e2e.helpers import call
 from tests.e2e.test_operations import samples
@@ -204,5 +205,42 @@ async def test_an_idle_session_is_closed_and_a_busy_one_is_not(db_url: str) -> N
                     assert sent["success"], sent
                     got = await blocked
                     assert got["success"], got
+    finally:
+        server.stop()
+
+
+async def full_collections(server: ServerProcess) -> tuple[float, float]:
+    """Python's full (generation 2) collections in the server so far, and the objects they
+    freed (/metrics)."""
+    async with httpx2.AsyncClient(base_url=server.base) as http:
+        found = samples((await http.get("/metrics")).text)
+    full = (("generation", "2"),)
+    return (
+        found[("python_gc_collections_total", full)],
+        found[("python_gc_objects_collected_total", full)],
+    )
+
+
+async def test_what_ended_sessions_leave_behind_is_collected(db_url: str) -> None:
+    """A closed session leaves reference cycles (its cancelled tasks keep their frames) that
+    only a full collection frees, and CPython runs one rarely: once COLLECT_AFTER sessions
+    have ended, the server runs one, and it frees what they left."""
+    server = ServerProcess(db_url)
+    try:
+        collections, freed = await full_collections(server)
+        clients = COLLECT_AFTER + 5
+        # Open together, as clients are: their objects live long enough to be old ones (the
+        # young generations' collections, which run all the time, would free them otherwise).
+        async with AsyncExitStack() as stack:
+            for i in range(clients):
+                client = await stack.enter_async_context(Client(server.url, mode="legacy"))
+                await enter(client, f"churn{i}", "Ada")
+            await until_metric(server, "mcp_chat_sessions", clients)
+        await until_metric(server, "mcp_chat_sessions", 0)
+        async with asyncio.timeout(SETTLES_WITHIN):
+            while (now := await full_collections(server))[0] == collections:
+                await asyncio.sleep(0.1)
+        # About 150 objects a session (benchmarks.waits H); a third of that at least.
+        assert now[1] - freed >= clients * 50, (now, freed)
     finally:
         server.stop()
