@@ -153,3 +153,28 @@ async def test_a_directory_removed_between_mkdir_and_bind_is_made_again(
     finally:
         late.close()
         other.close()
+
+
+async def test_a_process_that_binds_in_the_same_clock_tick_as_a_scan_is_heard(
+    tmp_path: Path, base: Path
+) -> None:
+    """A coarse file-system clock: the directory's mtime stays where it was when a socket was
+    bound just after another process listed the directory (set back here, as such a clock
+    leaves it). The newcomer still hears that process's changes."""
+    db = tmp_path / "chat.db"
+    sender, first, late = Waker(db, base), Waker(db, base), Waker(db, base)
+    heard: asyncio.Queue[str] = asyncio.Queue()
+    try:
+        sender.start(lambda _: None)
+        first.start(lambda _: None)
+        sender.notify("room-0")  # lists the directory: `first` only
+        directory = rendezvous_dir(db, base)
+        before = os.stat(directory).st_mtime_ns
+        late.start(heard.put_nowait)
+        os.utime(directory, ns=(before, before))  # the same tick
+        sender.notify("room-1")
+        async with asyncio.timeout(10):
+            assert await heard.get() == "room-1"
+    finally:
+        for waker in (sender, first, late):
+            waker.close()

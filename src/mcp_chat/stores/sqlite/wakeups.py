@@ -21,12 +21,15 @@ import secrets
 import socket
 import stat
 import tempfile
+import time
 from collections.abc import Callable
 from pathlib import Path
 
 log = logging.getLogger("mcp_chat.stores.wakeups")  # its name before it moved here
 
 _MAX_DATAGRAM = 512
+_SETTLED = 1.0
+"""Seconds after which a directory's mtime is trusted to have moved past any later change."""
 
 
 def user_dir() -> Path:
@@ -135,7 +138,13 @@ class Waker:
     def _peers(self, own: Path) -> list[str]:
         """The other processes' sockets. The list is read again only when the directory
         changed (its mtime moves whenever a socket is added or removed): a stat, not a scan,
-        on every send."""
+        on every send.
+
+        A file system's clock may tick coarsely (a few milliseconds, on many kernels): a socket
+        bound in the same tick as the scan, after it, leaves the mtime where it was, and a
+        list kept on that mtime would never name that process, whose waiters would then sleep
+        through every change made here. So a list read while the mtime is less than
+        `_SETTLED` seconds old is read again at the next send."""
         try:
             stamp = os.stat(self._dir).st_mtime_ns
         except FileNotFoundError:
@@ -145,7 +154,8 @@ class Waker:
                 self._peer_paths = [
                     e.path for e in found if e.name != own.name and e.name.endswith(".sock")
                 ]
-            self._peers_stamp = stamp
+            settled = time.time_ns() - stamp >= _SETTLED * 1e9
+            self._peers_stamp = stamp if settled else -1
         return self._peer_paths
 
     def notify(self, room_id: str) -> None:
