@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from mcp_chat.stores.redis.client import Client
 from mcp_chat.stores.redis.codecs import as_scored, as_text_map, as_texts, message_of
+from mcp_chat.stores.redis.writes import Writes
 from mcp_chat.types import Pruned
 
 
-class RetentionOps(Client):
+class RetentionOps(Writes):
     """Retention (`Store.prune`)."""
 
     async def prune(self, messages_before: str | None, idle_before: str | None) -> Pruned:
@@ -66,54 +66,60 @@ class RetentionOps(Client):
             if stale:
                 await self._redis.hdel(keys_key, *stale)
             # So do their seqs among what each member sent.
-            everyone = as_texts(await self._redis.smembers(self._key("room", room_id, "everyone")))
+            everyone = as_texts(await self._redis.smembers(self.keys.room_set(room_id)[-1]))
             async with self._redis.pipeline(transaction=False) as pipe:
                 for participant_id in everyone:
-                    sent = self._key("p", participant_id, "sent")
+                    sent = self.keys.sent(room_id, participant_id)
                     pipe.zremrangebyscore(sent, "-inf", f"({keep_from}")
                 await pipe.execute()
         return removed
 
     async def _drop_rooms(self, room_ids: list[str]) -> int:
         """Remove whole rooms: their keys, their participants (present or not) and the queue
-        entries matched into them."""
-        doomed = set(room_ids)
+        entries matched into them. Each room goes in one transaction on its slot; then what
+        filed it and its participants elsewhere (the indexes, secrets, queue entries)."""
         removed = 0
-        async with self._redis.pipeline(transaction=False) as pipe:
-            for room_id in room_ids:
-                pipe.zcard(self._room_keys(room_id)[1])
-            removed = sum(int(n) for n in await pipe.execute())
-        ids = [
-            participant_id
-            for room_id in room_ids
-            for participant_id in as_texts(
-                await self._redis.smembers(self._key("room", room_id, "everyone"))
-            )
+        for room_id in room_ids:
+            removed += await self._drop_room(room_id)
+        return removed
+
+    async def _drop_room(self, room_id: str) -> int:
+        room_keys = self.keys.room_set(room_id)
+        ids = as_texts(await self._redis.smembers(room_keys[-1]))
+        # Participants filed under this room id (not those of a room set aside since).
+        participants = [
+            (pid, fields)
+            for pid in ids
+            if (
+                fields := as_text_map(
+                    await self._redis.hgetall(self.keys.participant(room_id, pid))
+                )
+            ).get("room_id")
+            == room_id
         ]
         # A matched queue entry has the id of the participant it became.
-        participants = [
-            (key, fields)
-            for key in [self._key("p", pid) for pid in ids]
-            if (fields := as_text_map(await self._redis.hgetall(key))).get("room_id") in doomed
-        ]
         entries = [
-            (key, fields)
-            for key in [self._key("q", pid) for pid in ids]
-            if (fields := as_text_map(await self._redis.hgetall(key))).get("room_id") in doomed
+            (pid, fields)
+            for pid in ids
+            if (fields := as_text_map(await self._redis.hgetall(self.keys.entry(pid)))).get(
+                "room_id"
+            )
+            == room_id
         ]
         async with self._redis.pipeline(transaction=True) as pipe:
-            for room_id in room_ids:
-                pipe.delete(*self._room_keys(room_id), self._key("room", room_id, "everyone"))
-                for index in ("rooms", "open", "all"):
-                    pipe.zrem(self._key(index), room_id)
-            for key, fields in participants:
-                pipe.delete(key, f"{key}:sent")
-                pipe.hdel(self._key("secrets"), fields.get("secret_hash", ""))
-                pipe.zrem(self._key("present"), key.rsplit(":", 1)[-1])
-            for key, fields in entries:
-                pipe.delete(key)
-                pipe.hdel(self._key("qsecrets"), fields.get("secret_hash", ""))
+            pipe.zcard(room_keys[1])
+            pipe.delete(*room_keys)
+            for pid, _ in participants:
+                pipe.delete(self.keys.participant(room_id, pid), self.keys.sent(room_id, pid))
+            removed, *_ = await pipe.execute()
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for index in ("rooms", "open", "all"):
+                pipe.zrem(self._key(index), room_id)
+            for pid, entry in entries:
+                pipe.delete(self.keys.entry(pid))
+                pipe.hdel(self.keys.queue_secrets(), entry.get("secret_hash", ""))
             await pipe.execute()
-        for participant_id in [key.rsplit(":", 1)[-1] for key, _ in participants]:
-            self._room_of.pop(participant_id, None)
-        return removed
+        await self._unindex_participants(
+            [(pid, fields.get("secret_hash", "")) for pid, fields in participants]
+        )
+        return int(removed)
