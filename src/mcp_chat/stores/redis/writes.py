@@ -118,7 +118,9 @@ class Writes(Client):
             zip(self._room_key_set(room_id), self._room_key_set(found.archive), strict=True)
         )
         for key in found.keys:
-            pipe.rename(key, renamed[key])
+            # As a command: redis-py's cluster pipeline blocks its `rename` method (keys may
+            # lie in two slots), and these share one.
+            pipe.execute_command("RENAME", key, renamed[key])
         for participant_id in found.everyone:
             pipe.hset(self.keys.participant(room_id, participant_id), "room_id", found.archive)
             self._room_of.pop(participant_id, None)
