@@ -138,6 +138,14 @@ class LocalCluster:
 
         await_condition(ready, "the cluster to be ok with its replicas attached")
 
+    def wait_promoted(self) -> None:
+        """Return once the cluster has all its primaries again, one of them a promoted replica
+        (after a primary was killed)."""
+        await_condition(
+            lambda: len(self.primaries()) == len(self.ports) // 2 and self.healthy(),
+            "a replica to take over",
+        )
+
     def kill(self, port: int) -> None:
         self.procs[port].kill()
         self.procs[port].wait(timeout=30)

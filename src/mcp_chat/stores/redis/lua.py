@@ -101,6 +101,8 @@ CLAIM = """
 -- end (or to `through`) when nothing more remains. A peek moves nothing and answers the read
 -- position.
 -- A reader marked gone in an open room holds no seat: its claim gets 'gone' (see APPEND).
+-- The answer: 'ok', the read position after, the one before, whether more remains, whether
+-- the room ended, then each message taken and its seq.
 local p = redis.call('HMGET', KEYS[1], 'left', 'cursor', 'room_id', 'gone')
 if not p[1] then return {'unknown'} end
 if p[3] ~= ARGV[4] then return {'moved'} end
@@ -139,7 +141,7 @@ if ARGV[6] == '0' then
 elseif cursor ~= tonumber(p[2]) then
   redis.call('HSET', KEYS[1], 'cursor', cursor)
 end
-return {'ok', cursor, more, room[2], unpack(taken)}
+return {'ok', cursor, p[2], more, room[2], unpack(taken)}
 """
 
 UNREAD = (

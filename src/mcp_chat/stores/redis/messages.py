@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
-from mcp_chat.stores.redis.client import raise_for, unmoved
+from redis.asyncio.client import Pipeline
+
+from mcp_chat import errors
+from mcp_chat.stores.redis.client import begin, raise_for, unmoved
 from mcp_chat.stores.redis.codecs import as_texts, message_of
 from mcp_chat.stores.redis.writes import Writes
 from mcp_chat.types import Appended, Claim, Draft, Message
@@ -71,12 +75,36 @@ class MessageOps(Writes):
 
         room_id, (status, *rest) = await self._in_room(participant_id, run)
         raise_for(status, room_id)
+        cursor, before, more, ended, *taken = rest
         if move:
-            # A read position lost in a failover would deliver its messages again.
-            await self._replicated(room_id)
-        cursor, more, ended, *taken = rest
+            await self._replicated_read(room_id, participant_id, int(cursor), int(before))
         found = [message_of(room_id, taken[i + 1], taken[i]) for i in range(0, len(taken), 2)]
         return Claim(found, int(cursor), more == 1, ended == "1", room_id)
+
+    async def _replicated_read(
+        self, room_id: str, participant_id: str, cursor: int, before: int
+    ) -> None:
+        """With `min_replicas`: a read position lost in a failover would deliver its messages
+        again, so a claim is answered once replicas have it. If they do not, the position goes
+        back (unless it moved on since) before the call answers store_unavailable: the same
+        call again gets the same messages. (Should the node die in that instant, a replica may
+        keep the moved position: what it skipped is in the history, and `after` reads it.)"""
+        if cursor == before:
+            return
+        try:
+            await self._replicated(room_id)
+        except errors.ChatError:
+            p_key = self.keys.participant(room_id, participant_id)
+
+            async def body(pipe: Pipeline) -> None:
+                if await self._field(p_key, "cursor") == str(cursor):
+                    begin(pipe)
+                    pipe.hset(p_key, "cursor", before)
+                    await pipe.execute()
+
+            with contextlib.suppress(errors.ChatError):
+                await self._transact([p_key], body)
+            raise
 
     async def unread(self, participant_id: str) -> int:
         async def run(room_id: str) -> list[Any]:
