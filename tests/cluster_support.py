@@ -14,6 +14,7 @@ from pathlib import Path
 
 import redis
 
+from mcp_chat.stores.redis.keys import slot
 from tests.conftest import port_holder
 
 NODE_TIMEOUT_MS = 1000
@@ -144,6 +145,20 @@ class LocalCluster:
         await_condition(
             lambda: len(self.primaries()) == len(self.ports) // 2 and self.healthy(),
             "a replica to take over",
+        )
+
+    def owner(self, key: str) -> int:
+        """The port of the primary that owns `key`'s slot now."""
+        want = slot(key)
+        with self.client(self.primaries()[0]) as c:
+            for start, end, primary, *_ in c.execute_command("CLUSTER", "SLOTS"):
+                if int(start) <= want <= int(end):
+                    return int(primary[1])
+        raise AssertionError(f"no primary owns slot {want}")
+
+    def replica_of(self, primary: int) -> int:
+        return next(
+            p for p in self.alive() if self.replication(p).get("master_port") == str(primary)
         )
 
     def kill(self, port: int) -> None:

@@ -12,7 +12,6 @@ from typing import Any
 import pytest
 from mcp import Client
 
-from mcp_chat.stores.redis.keys import slot
 from tests.cluster_support import LocalCluster, local_cluster
 from tests.e2e.conftest import ServerProcess
 from tests.e2e.helpers import call, join, texts
@@ -38,16 +37,6 @@ async def retried(client: Client, tool: str, **args: Any) -> dict[str, Any]:
             assert answer["success"], answer
             return answer
         await asyncio.sleep(0.1)  # a client's pause before retrying, not a synchronisation
-
-
-def owner(cluster: LocalCluster, room_id: str) -> int:
-    """The port of the primary that owns the room's slot now."""
-    want = slot(room_id)
-    with cluster.client(cluster.primaries()[0]) as c:
-        for start, end, primary, *_ in c.execute_command("CLUSTER", "SLOTS"):
-            if int(start) <= want <= int(end):
-                return int(primary[1])
-    raise AssertionError(f"no primary owns slot {want}")
 
 
 async def test_a_killed_primary_loses_nothing_acknowledged_and_rooms_carry_on(
@@ -87,8 +76,8 @@ async def test_a_killed_primary_loses_nothing_acknowledged_and_rooms_carry_on(
                 assert await read(r) == [f"{r} before {i}" for i in range(3)]
             # Bob is blocked in every room when the primary dies.
             waits = {r: asyncio.create_task(read(r)) for r in ROOMS}
-            victim = owner(cluster, ROOMS[0])
-            assert any(owner(cluster, r) != victim for r in ROOMS)  # some rooms stay put
+            victim = cluster.owner(ROOMS[0])
+            assert any(cluster.owner(r) != victim for r in ROOMS)  # some rooms stay put
             cluster.kill(victim)
 
             async def carry_on(r: str) -> list[str]:
