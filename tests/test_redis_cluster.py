@@ -13,6 +13,7 @@ from mcp_chat import errors
 from mcp_chat.errors import StartupError
 from mcp_chat.stores import Store, open_store
 from mcp_chat.stores.redis.connect import Target, target_of
+from mcp_chat.stores.redis.keys import Keys, slot
 from mcp_chat.types import Kind
 from tests.cluster_support import LocalCluster, await_condition, local_cluster
 from tests.conftest import PrivateRedis
@@ -147,3 +148,14 @@ async def test_on_a_cluster_a_send_its_shard_replica_missed_is_refused_then_stor
     finally:
         await store.close()
         await wanting_two.close()
+
+
+def test_change_notices_spread_over_every_primary_each_near_its_room(
+    redis_cluster: LocalCluster,
+) -> None:
+    """No one channel carries every notice: the sharded channels lie in every primary's
+    slots, and a room's channel in the same stretch of slots as the room."""
+    keys = Keys("p")
+    assert {redis_cluster.owner(c) for c in keys.channels()} == set(redis_cluster.primaries())
+    for room_id in (f"room-{i}" for i in range(50)):
+        assert slot(keys.channel(room_id)) // 128 == slot(room_id) // 128
