@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from redis import exceptions as rex
+
+from mcp_chat.stores.redis.client import begin
 from mcp_chat.stores.redis.codecs import as_scored, as_text_map, as_texts, message_of
 from mcp_chat.stores.redis.writes import Writes
 from mcp_chat.types import Pruned
@@ -21,9 +24,11 @@ class RetentionOps(Writes):
                     removed_messages += await self._prune_log(room_id, messages_before)
                 if idle_before is not None and await self._newest(room_id) < idle_before:
                     idle.append(room_id)
-            if idle:
-                removed_messages += await self._drop_rooms(idle)
-                removed_rooms = len(idle)
+            for room_id in idle:
+                dropped = await self._drop_room(room_id)
+                if dropped is not None:
+                    removed_messages += dropped
+                    removed_rooms += 1
         return Pruned(removed_messages, removed_rooms)
 
     async def _newest(self, room_id: str) -> str:
@@ -74,44 +79,29 @@ class RetentionOps(Writes):
                 await pipe.execute()
         return removed
 
-    async def _drop_rooms(self, room_ids: list[str]) -> int:
-        """Remove whole rooms: their keys, their participants (present or not) and the queue
-        entries matched into them. Each room goes in one transaction on its slot; then what
-        filed it and its participants elsewhere (the indexes, secrets, queue entries)."""
-        removed = 0
-        for room_id in room_ids:
-            removed += await self._drop_room(room_id)
-        return removed
+    async def _drop_room(self, room_id: str) -> int | None:
+        """Remove a whole room: its keys, its participants (present or not) and the queue
+        entries matched into them; the messages it had, or None if it was left.
 
-    async def _drop_room(self, room_id: str) -> int:
+        One room, in a transaction on its slot that watches the room: one that changed since
+        it was found idle (a message, a join) is left for the next run. A room named in the
+        index but not (or not yet) stored is left alone too: a join files a new room in the
+        index just before it writes it."""
         room_keys = self.keys.room_set(room_id)
-        ids = as_texts(await self._redis.smembers(room_keys[-1]))
-        # Participants filed under this room id (not those of a room set aside since).
-        participants = [
-            (pid, fields)
-            for pid in ids
-            if (
-                fields := as_text_map(
-                    await self._redis.hgetall(self.keys.participant(room_id, pid))
-                )
-            ).get("room_id")
-            == room_id
-        ]
-        # A matched queue entry has the id of the participant it became.
-        entries = [
-            (pid, fields)
-            for pid in ids
-            if (fields := as_text_map(await self._redis.hgetall(self.keys.entry(pid)))).get(
-                "room_id"
-            )
-            == room_id
-        ]
         async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.zcard(room_keys[1])
-            pipe.delete(*room_keys)
-            for pid, _ in participants:
-                pipe.delete(self.keys.participant(room_id, pid), self.keys.sent(room_id, pid))
-            removed, *_ = await pipe.execute()
+            try:
+                await pipe.watch(*room_keys)
+                if not await self._redis.exists(room_keys[0]):
+                    return None
+                participants, entries = await self._found_in(room_id)
+                begin(pipe)
+                pipe.zcard(room_keys[1])
+                pipe.delete(*room_keys)
+                for pid, _ in participants:
+                    pipe.delete(self.keys.participant(room_id, pid), self.keys.sent(room_id, pid))
+                removed, *_ = await pipe.execute()
+            except rex.WatchError:
+                return None
         async with self._redis.pipeline(transaction=False) as pipe:
             for index in ("rooms", "open", "all"):
                 pipe.zrem(self._key(index), room_id)
@@ -123,3 +113,20 @@ class RetentionOps(Writes):
             [(pid, fields.get("secret_hash", "")) for pid, fields in participants]
         )
         return int(removed)
+
+    async def _found_in(
+        self, room_id: str
+    ) -> tuple[list[tuple[str, dict[str, str]]], list[tuple[str, dict[str, str]]]]:
+        """The room's participants filed under its id (not those of a room set aside since),
+        and the queue entries matched into it (an entry has the id of the participant it
+        became)."""
+        ids = as_texts(await self._redis.smembers(self.keys.room_set(room_id)[-1]))
+        participants, entries = [], []
+        for pid in ids:
+            fields = as_text_map(await self._redis.hgetall(self.keys.participant(room_id, pid)))
+            if fields.get("room_id") == room_id:
+                participants.append((pid, fields))
+            entry = as_text_map(await self._redis.hgetall(self.keys.entry(pid)))
+            if entry.get("room_id") == room_id:
+                entries.append((pid, entry))
+        return participants, entries

@@ -201,6 +201,10 @@ class RoomOps(Writes):
             open_ids = await self._ids(self._key("open"))
             async with self._redis.pipeline(transaction=False) as pipe:
                 for room_id in open_ids:
-                    pipe.zcard(self._room_keys(room_id)[2])
-                sizes = await pipe.execute()
-        return Counts(len(open_ids), sum(int(n) for n in sizes))
+                    room_key, _, members_key, _ = self._room_keys(room_id)
+                    pipe.hget(room_key, "ended")
+                    pipe.zcard(members_key)
+                found = await pipe.execute()
+        # The index may name a room about to be stored, or one just ended (see writes.py).
+        sizes = [int(n) for ended, n in zip(found[::2], found[1::2], strict=True) if ended == "0"]
+        return Counts(len(sizes), sum(sizes))
