@@ -10,6 +10,7 @@ import tempfile
 import threading
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 import redis
@@ -19,6 +20,9 @@ from mcp_chat.limits import Limits
 from mcp_chat.matching import MatchPolicy
 from mcp_chat.presence import PresencePolicy
 from mcp_chat.stores import Store, open_store
+
+if TYPE_CHECKING:
+    from tests.cluster_support import LocalCluster
 
 
 @pytest.fixture
@@ -125,10 +129,27 @@ def private_redis() -> Iterator[PrivateRedis]:
     server.close()
 
 
-@pytest.fixture(params=["memory", "sqlite", "redis"])
+@pytest.fixture(scope="session")
+def redis_cluster() -> Iterator[LocalCluster]:
+    """This worker's own Redis Cluster (3 primaries, 3 replicas), for the whole session."""
+    from tests.cluster_support import local_cluster
+
+    yield from local_cluster()
+
+
+@pytest.fixture
+def redis_cluster_url(redis_cluster: LocalCluster) -> Iterator[str]:
+    """A store URL on the session's cluster with a fresh key prefix; its keys go when this
+    ends."""
+    prefix = f"test-{secrets.token_hex(6)}"
+    yield redis_cluster.url(prefix)
+    redis_cluster.delete_prefix(prefix)
+
+
+@pytest.fixture(params=["memory", "sqlite", "redis", "redis-cluster"])
 def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "redis":
-        url: str = request.getfixturevalue("redis_url")
+    if request.param in ("redis", "redis-cluster"):
+        url: str = request.getfixturevalue(request.param.replace("-", "_") + "_url")
         return url
     return "memory://" if request.param == "memory" else f"sqlite:///{tmp_path / 'chat.db'}"
 

@@ -373,15 +373,15 @@ async def keys(redis_url: str) -> AsyncIterator[tuple[RedisStore, str, redis.Red
 async def test_a_participant_stored_before_sent_messages_were_indexed_is_counted_right(
     keys: tuple[RedisStore, str, redis.Redis],
 ) -> None:
-    """Participants written by 0.1.0 have no P:p:ID:sent; their unread is read off the log."""
-    store, prefix, client = keys
+    """Participants written by 0.1.0 have no `sent` key; their unread is read off the log."""
+    store, _, client = keys
     a = await enter(store, "r", "A")
     b = await enter(store, "r", "B")
     for i in range(3):
         await store.append(a.participant_id, text(a, f"a{i}"))
         await store.append(b.participant_id, text(b, f"b{i}"))
-    client.hdel(f"{prefix}:p:{b.participant_id}", "indexed")
-    client.delete(f"{prefix}:p:{b.participant_id}:sent")
+    client.hdel(store.keys.participant("r", b.participant_id), "indexed")
+    client.delete(store.keys.sent("r", b.participant_id))
     assert await store.unread(b.participant_id) == 4  # A's arrival and a0..a2
     assert (await store.append(b.participant_id, text(b, "b3"))).unread == 4
 
@@ -390,15 +390,16 @@ async def test_log_entries_written_before_mentions_existed_read_as_mentioning_no
     keys: tuple[RedisStore, str, redis.Redis],
 ) -> None:
     """Entries of six items (no mentions) from before; ones with mentions carry a seventh."""
-    store, prefix, client = keys
+    store, _, client = keys
     a = await enter(store, "r", "A")
     b = await enter(store, "r", "B")
     to_b = messages.text_draft(a, "@B now", None, (b.participant_id,))
     await store.append(a.participant_id, to_b)
     old = json.dumps(["m_old", a.participant_id, "A", "message", "@B before", "2026-01-01T00:00Z"])
-    client.zadd(f"{prefix}:room:r:log", {old: 4})
-    client.hset(f"{prefix}:room:r", "last_seq", 4)
-    stored = client.zrange(f"{prefix}:room:r:log", 3, 3, byscore=True)
+    room_key, log_key, _, _ = store.keys.room("r")
+    client.zadd(log_key, {old: 4})
+    client.hset(room_key, "last_seq", 4)
+    stored = client.zrange(log_key, 3, 3, byscore=True)
     assert json.loads(str(stored[0]))[6] == [b.participant_id]
     claimed = await store.claim(b.participant_id, None, 10)
     assert [(m.text, m.mentions) for m in claimed.messages][-2:] == [

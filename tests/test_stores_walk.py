@@ -330,12 +330,12 @@ OPERATIONS = [
 
 
 async def test_every_backend_answers_a_random_walk_as_the_others_do(
-    tmp_path: Path, redis_url: str
+    tmp_path: Path, redis_url: str, redis_cluster_url: str
 ) -> None:
     """Several rooms (some ended and started anew), the queue, and every operation but the
-    sweep (whose marks each store may write in its own order): memory, SQLite and Redis, fed
-    the same calls, give the same answers and refuse with the same codes."""
-    urls = ["memory://", f"sqlite:///{tmp_path / 'alike.db'}", redis_url]
+    sweep (whose marks each store may write in its own order): memory, SQLite, Redis and a
+    Redis Cluster, fed the same calls, give the same answers and refuse with the same codes."""
+    urls = ["memory://", f"sqlite:///{tmp_path / 'alike.db'}", redis_url, redis_cluster_url]
     stores = [open_store(url) for url in urls]
     for s in stores:
         await s.start(lambda _: None)

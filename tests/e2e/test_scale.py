@@ -1,4 +1,4 @@
-"""Two real server processes on one Redis, as behind a load balancer, with the official SDK
+"""Two real server processes on one Redis (and on a Redis Cluster), as behind a load balancer, with the official SDK
 client over HTTP: one chat wherever the calls land, for both protocol families."""
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPError
 
+from tests.cluster_support import LocalCluster
 from tests.conftest import prefixed_redis_url
 from tests.e2e.conftest import MODES, ServerProcess
 from tests.e2e.helpers import blocked_waits, call, join, texts, until_blocked
@@ -22,14 +23,22 @@ from tests.e2e.helpers import blocked_waits, call, join, texts, until_blocked
 pytestmark = pytest.mark.anyio
 
 
-@pytest.fixture(scope="module")
-def shared_url() -> Iterator[str]:
-    yield from prefixed_redis_url()
+@pytest.fixture(scope="module", params=["redis", "redis-cluster"])
+def shared_url(request: pytest.FixtureRequest) -> Iterator[str]:
+    """One Redis, or the session's Redis Cluster: each with a key prefix of its own."""
+    if request.param == "redis":
+        yield from prefixed_redis_url()
+        return
+    cluster: LocalCluster = request.getfixturevalue("redis_cluster")
+    prefix = f"test-{secrets.token_hex(6)}"
+    yield cluster.url(prefix)
+    cluster.delete_prefix(prefix)
 
 
 @pytest.fixture(scope="module")
 def instances(shared_url: str) -> Iterator[tuple[ServerProcess, ServerProcess]]:
-    """Two instances on one Redis for the whole module (each test uses its own rooms)."""
+    """Two instances on one Redis (or cluster) for the whole module (each test uses its own
+    rooms)."""
     with ExitStack() as stack:  # each is stopped, whatever happens to the other or a test
         a = ServerProcess(shared_url)
         stack.callback(a.stop)

@@ -11,7 +11,8 @@ from mcp_chat.stores.base import Store
 
 
 def open_store(url: str) -> Store:
-    """A store for `memory://`, `sqlite:///path/to/file.db` or `redis://host:port/db`."""
+    """A store for `memory://`, `sqlite:///path/to/file.db`, `redis://host:port/db` or
+    `redis+cluster://host:port[,host:port...]`."""
     scheme = urlsplit(url).scheme
     if scheme == "memory":
         from mcp_chat.stores.memory import MemoryStore
@@ -21,13 +22,14 @@ def open_store(url: str) -> Store:
         from mcp_chat.stores.sqlite import SQLiteStore, path_from_url
 
         return SQLiteStore(path_from_url(url))
-    if scheme in ("redis", "rediss"):
+    if scheme in ("redis", "rediss", "redis+cluster", "rediss+cluster"):
         from mcp_chat.stores.redis import RedisStore
 
         return RedisStore(url)
     raise StartupError(
         f"unknown store URL scheme {scheme!r} in {redact_url(url)!r}: use "
-        "sqlite:///path/to/file.db, redis://host:port/db or memory://."
+        "sqlite:///path/to/file.db, redis://host:port/db, "
+        "redis+cluster://host:port[,host:port...] or memory://."
     )
 
 

@@ -7,86 +7,64 @@ import asyncio
 import contextlib
 import logging
 import random
-import re
 import secrets
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Any, TypeVar
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-import redis.asyncio as aioredis
 from redis import exceptions as rex
-from redis.asyncio.client import Pipeline, PubSub
-from redis.asyncio.retry import Retry
-from redis.backoff import ExponentialBackoff
+from redis.asyncio.client import Pipeline
 
-from mcp_chat import errors
-from mcp_chat.errors import StartupError
+from mcp_chat import errors, rooms
 from mcp_chat.stores.base import Outage, Store, Unseated
 from mcp_chat.stores.redis import lua
 from mcp_chat.stores.redis.codecs import as_text_map, as_texts
+from mcp_chat.stores.redis.connect import open_client, target_of
+from mcp_chat.stores.redis.keys import Keys
+from mcp_chat.stores.redis.replicas import Replicas
 
 log = logging.getLogger("mcp_chat.stores.redis")
 
 T = TypeVar("T")
 
-DEFAULT_PREFIX = "mcp-chat"
-_PREFIX = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,63}")
 _MAX_ATTEMPTS = 100
 """Optimistic transactions start again when another instance got there first; this many
 losses in a row means something is wrong, and the caller gets a retryable error."""
 _ROOM_CACHE_SIZE = 100_000
-POOL_SIZE = 100
-"""Connections to Redis per process, unless the URL says otherwise (`?max_connections=N`)."""
-_SOCKET_TIMEOUT = 5.0
-"""Seconds a command may take, and an operation may wait for a free connection."""
-UNAVAILABLE = (rex.ConnectionError, rex.TimeoutError, rex.ReadOnlyError, OSError)
-
-
-def parse_url(url: str) -> tuple[str, str]:
-    """`redis://host:port/db?prefix=name` -> (the URL redis-py reads, the key prefix)."""
-    parts = urlsplit(url)
-    query = parse_qsl(parts.query, keep_blank_values=True)
-    prefixes = [value for key, value in query if key == "prefix"]
-    prefix = prefixes[-1] if prefixes else DEFAULT_PREFIX
-    if not _PREFIX.fullmatch(prefix):
-        raise StartupError(
-            f"invalid key prefix {prefix!r} in the Redis store URL: use 1 to 64 letters, "
-            "digits, '.', '_', ':' or '-', starting with a letter or digit."
-        )
-    rest = urlencode([(k, v) for k, v in query if k != "prefix"])
-    return urlunsplit(parts._replace(query=rest)), prefix
+UNAVAILABLE = (
+    rex.ConnectionError,
+    rex.TimeoutError,
+    rex.ReadOnlyError,
+    rex.ClusterError,  # a cluster failing over: CLUSTERDOWN, MASTERDOWN
+    rex.RedisClusterException,  # no node reachable, a slot not covered
+    rex.MovedError,  # a slot moved while a transaction watched it
+    rex.TryAgainError,
+    OSError,
+)
 
 
 class Client(Store):
     """What every operation of the Redis store stands on."""
 
     def __init__(self, url: str) -> None:
-        self._url, self.prefix = parse_url(url)
+        self.target = target_of(url)
+        self._url, self.prefix = self.target.url, self.target.prefix
+        self.cluster = self.target.cluster
+        self.keys = Keys(self.prefix)
         self._origin = secrets.token_hex(6)  # this process, in the notices it publishes
-        # More operations at once than the pool has connections wait their turn for one
-        # (redis-py's plain pool refuses them at once, which callers would see as an outage);
-        # `?max_connections=N` in the URL sizes the pool.
-        pool = aioredis.BlockingConnectionPool.from_url(
-            self._url,
-            max_connections=POOL_SIZE,
-            timeout=_SOCKET_TIMEOUT,
-            decode_responses=True,
-            socket_timeout=_SOCKET_TIMEOUT,
-            socket_connect_timeout=2,
-            # One quick retry hides a stale pooled connection after a restart; a longer outage
-            # is reported to the caller at once rather than held up.
-            retry=Retry(ExponentialBackoff(cap=0.2, base=0.02), 1),
-        )
-        self._redis: aioredis.Redis = aioredis.Redis.from_pool(pool)
+        self._redis, self._cluster = open_client(self.target)
+        self._replicas = Replicas(self._redis, self._cluster, self.target)
         self._append = self._redis.register_script(lua.APPEND)
         self._claim = self._redis.register_script(lua.CLAIM)
         self._unread = self._redis.register_script(lua.UNREAD)
-        self._touch = self._redis.register_script(lua.TOUCH)
         self._dequeue = self._redis.register_script(lua.DEQUEUE)
         # participant id -> room id; changes only when an ended room is set aside (`_in_room`)
         self._room_of: dict[str, str] = {}
+        # participant id -> the public id of its room, which never changes (see keys.py)
+        self._tag_of: dict[str, str] = {}
         self._outage = Outage("Redis", log)
-        self.channel = self._key("changes")
+        # One Redis: notices go out on one channel, inside each script and transaction. A
+        # cluster: on the sharded channel of the room's bucket, once the write is done.
+        self.channel = "" if self.cluster else self._key("changes")
 
     # -- keys and plumbing -------------------------------------------------------------------
 
@@ -109,15 +87,42 @@ class Client(Store):
         self._outage.passed(None)
 
     def _key(self, *parts: str) -> str:
-        return ":".join((self.prefix, *parts))
+        return self.keys.key(*parts)
 
     def _room_keys(self, room_id: str) -> tuple[str, str, str, str]:
         """The room's hash, log, members and message keys."""
-        base = self._key("room", room_id)
-        return base, f"{base}:log", f"{base}:members", f"{base}:keys"
+        return self.keys.room(room_id)
 
     def _notice(self, key: str) -> str:
         return f"{self._origin} {key}"
+
+    def _publish(self, pipe: Pipeline, key: str) -> None:
+        """Announce a change to `key` in `pipe`'s transaction (one Redis); on a cluster,
+        `_announce` does it once the transaction is done."""
+        if not self.cluster:
+            pipe.publish(self.channel, self._notice(key))
+
+    async def _announce(self, *keys: str) -> None:
+        """On a cluster, publish change notices on their sharded channels. The write they
+        announce is done: a notice that cannot go out is logged, not raised (a retried write
+        would be written twice); waits it would have woken wake at their timeout, or when the
+        change feed finds the node gone and wakes every wait."""
+        if not self.cluster:
+            return
+        try:
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for key in keys:
+                    pipe.spublish(self.keys.channel(key), self._notice(key))
+                await pipe.execute()
+        except UNAVAILABLE as exc:
+            log.warning("a change notice was not published (%s)", type(exc).__name__)
+
+    async def _replicated(self, room_id: str | None = None) -> None:
+        """With `min_replicas=N`: return once N replicas have every write made so far to the
+        node of `room_id`'s slot (or the queue's), else raise store_unavailable."""
+        with self._guard():
+            key = self.keys.queue() if room_id is None else self.keys.room(room_id)[0]
+            await self._replicas.confirm(key)
 
     async def _transact(self, keys: list[str], body: Callable[[Pipeline], Awaitable[T]]) -> T:
         """Run `body` under WATCH of `keys`; it reads, decides, then writes after `multi()`.
@@ -139,14 +144,44 @@ class Client(Store):
     async def _participant_room(self, participant_id: str) -> str:
         room_id = self._room_of.get(participant_id)
         if room_id is None:
-            with self._guard():
-                room_id = await self._field(self._key("p", participant_id), "room_id")
-            if room_id is None:
-                raise errors.unknown_client()
+            room_id = await self._stored_room(participant_id)
             if len(self._room_of) >= _ROOM_CACHE_SIZE:
                 self._room_of.clear()
             self._room_of[participant_id] = room_id
         return room_id
+
+    async def _stored_room(self, participant_id: str) -> str:
+        """The participant's room as stored now (not as cached)."""
+        with self._guard():
+            tag = await self._tag(participant_id)
+            room_id = (
+                None
+                if tag is None
+                else await self._field(self.keys.participant(tag, participant_id), "room_id")
+            )
+        if room_id is None:
+            raise errors.unknown_client()
+        return room_id
+
+    async def _tag(self, participant_id: str) -> str | None:
+        """The public id of the participant's room (None for no such participant)."""
+        tag = self._tag_of.get(participant_id)
+        if tag is None:
+            found = await self._redis.get(self.keys.located(participant_id))
+            if found is None:  # one just paired by the queue? (see queue.py)
+                found = await self._field(self.keys.entry(participant_id), "room_id")
+            if found is None:
+                return None
+            found = tag_of(str(found))
+            if len(self._tag_of) >= _ROOM_CACHE_SIZE:
+                self._tag_of.clear()
+            self._tag_of[participant_id] = tag = str(found)
+        return tag
+
+    async def _participant_fields(self, participant_id: str) -> dict[str, str]:
+        """The participant's hash, or {} if there is no such participant."""
+        tag = await self._tag(participant_id)
+        return {} if tag is None else await self._hash(self.keys.participant(tag, participant_id))
 
     async def _hash(self, key: str) -> dict[str, str]:
         return as_text_map(await self._redis.hgetall(key))
@@ -184,6 +219,7 @@ class Client(Store):
         )
 
     async def close(self) -> None:
+        await self._replicas.close()
         await self._redis.aclose()
 
 
@@ -192,10 +228,8 @@ def begin(pipe: Pipeline) -> None:
     pipe.multi()  # type: ignore[no-untyped-call]
 
 
-async def close_pubsub(pubsub: PubSub) -> None:
-    # Through a typed name: some redis-py releases annotate aclose, some do not.
-    close: Callable[[], Awaitable[None]] = pubsub.aclose
-    await close()
+def tag_of(room_id: str) -> str:
+    return rooms.public_id(room_id)
 
 
 def unavailable(exc: BaseException) -> errors.ChatError:

@@ -10,7 +10,8 @@ against it (tests/test_stores_walk.py):
   CLAIM         reading.read: reading.window, reading.take (in chunks of the log) and
                 reading.cursor_after; a peek (move '0') answers the read position unmoved
   UNREAD        reading.unread
-  TOUCH         presence.seen: last_seen rises, never falls
+  TOUCH         presence.seen: last_seen rises, never falls (sent whole, as EVAL: it runs in
+                a pipeline, which on a cluster does not load scripts)
   DEQUEUE       matching.stale with a cutoff (a sweep), or leave_queue without one
 
 Coming back and pairing are WATCH/MULTI transactions in Python instead (stores/redis/presence.py,
@@ -42,19 +43,20 @@ end
 APPEND = (
     COUNT_UNREAD
     + """
--- KEYS: participant, room, log, keys, present, participant's sent
--- ARGV: mode, payload, dedup field ('' for none), channel, notice, participant id,
+-- KEYS: participant, room, log, keys, participant's sent (all in the room's slot)
+-- ARGV: mode, payload, dedup field ('' for none), channel ('' for none), notice, participant id,
 --       silent-since cutoff ('' for none), the participant's room id as the caller knows it
 -- mode 'text': a participant's message; the answer ends with the sender's unread count.
 -- A sender marked gone holds no seat and gets 'gone' (it must come back first, see rooms.py).
 -- 'gone': a presence event that also sets the participant's gone flag, and is skipped if it
 -- no longer applies (presence.goes: not left, the room open, not gone already, and silent
 -- since the cutoff when one is given). Coming back is a transaction instead
--- (RedisStore.come_back): whether a seat is free is a rule of rooms.py.
+-- (RedisStore.come_back): whether a seat is free is a rule of rooms.py. The caller takes a
+-- participant marked gone out of the `present` index (a key of its own, see keys.py).
 local mode = ARGV[1]
 local p = redis.call('HMGET', KEYS[1], 'left', 'gone', 'last_seen', 'cursor', 'indexed',
                      'room_id')
-local function unread() return count_unread(KEYS[3], KEYS[6], p[4], ARGV[6], p[5]) end
+local function unread() return count_unread(KEYS[3], KEYS[5], p[4], ARGV[6], p[5]) end
 if not p[1] then
   if mode == 'text' then return {'unknown'} end
   return {'skip'}
@@ -79,13 +81,12 @@ if mode == 'gone' then
   if p[2] == '1' then return {'skip'} end
   if ARGV[7] ~= '' and tonumber(p[3]) > tonumber(ARGV[7]) then return {'skip'} end
   redis.call('HSET', KEYS[1], 'gone', '1')
-  redis.call('ZREM', KEYS[5], ARGV[6])
 end
 local seq = redis.call('HINCRBY', KEYS[2], 'last_seq', 1)
 redis.call('ZADD', KEYS[3], seq, ARGV[2])
-redis.call('ZADD', KEYS[6], seq, seq)
+redis.call('ZADD', KEYS[5], seq, seq)
 if ARGV[3] ~= '' then redis.call('HSET', KEYS[4], ARGV[3], seq) end
-redis.call('PUBLISH', ARGV[4], ARGV[5])
+if ARGV[4] ~= '' then redis.call('PUBLISH', ARGV[4], ARGV[5]) end
 if mode == 'text' then return {'ok', seq, unread()} end
 return {'ok', seq}
 """
@@ -100,6 +101,8 @@ CLAIM = """
 -- end (or to `through`) when nothing more remains. A peek moves nothing and answers the read
 -- position.
 -- A reader marked gone in an open room holds no seat: its claim gets 'gone' (see APPEND).
+-- The answer: 'ok', the read position after, the one before, whether more remains, whether
+-- the room ended, then each message taken and its seq.
 local p = redis.call('HMGET', KEYS[1], 'left', 'cursor', 'room_id', 'gone')
 if not p[1] then return {'unknown'} end
 if p[3] ~= ARGV[4] then return {'moved'} end
@@ -138,7 +141,7 @@ if ARGV[6] == '0' then
 elseif cursor ~= tonumber(p[2]) then
   redis.call('HSET', KEYS[1], 'cursor', cursor)
 end
-return {'ok', cursor, more, room[2], unpack(taken)}
+return {'ok', cursor, p[2], more, room[2], unpack(taken)}
 """
 
 UNREAD = (
@@ -154,23 +157,14 @@ return {'ok', count_unread(KEYS[2], KEYS[3], p[2], ARGV[1], p[3])}
 )
 
 TOUCH = """
--- KEYS: participant, queue entry, present.  ARGV: when, id
--- Raises last_seen (never lowers it); returns the participant's gone flag ('' if none).
-local when = tonumber(ARGV[1])
-local gone = ''
-if redis.call('EXISTS', KEYS[1]) == 1 then
-  if when > tonumber(redis.call('HGET', KEYS[1], 'last_seen')) then
-    redis.call('HSET', KEYS[1], 'last_seen', ARGV[1])
-  end
-  redis.call('ZADD', KEYS[3], 'XX', 'GT', ARGV[1], ARGV[2])
-  gone = redis.call('HGET', KEYS[1], 'gone')
+-- KEYS: a participant or a queue entry.  ARGV: when
+-- Raises last_seen (never lowers it); returns the gone flag ('' if none, or no such record).
+-- The `present` index is raised apart from it (ZADD XX GT: a key of its own, see keys.py).
+if redis.call('EXISTS', KEYS[1]) == 0 then return '' end
+if tonumber(ARGV[1]) > tonumber(redis.call('HGET', KEYS[1], 'last_seen')) then
+  redis.call('HSET', KEYS[1], 'last_seen', ARGV[1])
 end
-if redis.call('EXISTS', KEYS[2]) == 1 then
-  if when > tonumber(redis.call('HGET', KEYS[2], 'last_seen')) then
-    redis.call('HSET', KEYS[2], 'last_seen', ARGV[1])
-  end
-end
-return gone
+return redis.call('HGET', KEYS[1], 'gone') or ''
 """
 
 DEQUEUE = """

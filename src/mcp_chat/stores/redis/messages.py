@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
+from redis.asyncio.client import Pipeline
+
 from mcp_chat import errors
-from mcp_chat.stores.redis.client import raise_for, unmoved
+from mcp_chat.stores.redis.client import begin, raise_for, unmoved
 from mcp_chat.stores.redis.codecs import as_texts, message_of
 from mcp_chat.stores.redis.writes import Writes
 from mcp_chat.types import Appended, Claim, Draft, Message
@@ -22,16 +25,18 @@ class MessageOps(Writes):
 
         room_id, (status, *rest) = await self._in_room(participant_id, run)
         if status == "duplicate":
+            # Stored by an earlier try, whose answer may have been store_unavailable for want
+            # of replicas: acknowledged only once they have it.
+            await self._replicated(room_id)
             return Appended(message_of(room_id, rest[0], rest[1]), True, int(rest[2]))
         raise_for(status, room_id)
+        await self._replicated(room_id)
         return Appended(Message.from_draft(room_id, int(rest[0]), draft), False, int(rest[1]))
 
     async def keyed(self, participant_id: str, key: str) -> Message | None:
+        # Not the cached room: a rare call, and its room may have been set aside.
+        room_id = await self._stored_room(participant_id)
         with self._guard():
-            # Not the cached room: a rare call, and its room may have been set aside.
-            room_id = await self._field(self._key("p", participant_id), "room_id")
-            if room_id is None:
-                raise errors.unknown_client()
             _, log_key, _, keys_key = self._room_keys(room_id)
             seq = await self._field(keys_key, f"{participant_id} {key}")
             if seq is None:
@@ -56,7 +61,7 @@ class MessageOps(Writes):
             with self._guard():
                 return unmoved(
                     await self._claim(
-                        keys=[self._key("p", participant_id), room_key, log_key],
+                        keys=[self.keys.participant(room_id, participant_id), room_key, log_key],
                         args=[
                             "" if after is None else after,
                             limit,
@@ -70,9 +75,36 @@ class MessageOps(Writes):
 
         room_id, (status, *rest) = await self._in_room(participant_id, run)
         raise_for(status, room_id)
-        cursor, more, ended, *taken = rest
+        cursor, before, more, ended, *taken = rest
+        if move:
+            await self._replicated_read(room_id, participant_id, int(cursor), int(before))
         found = [message_of(room_id, taken[i + 1], taken[i]) for i in range(0, len(taken), 2)]
         return Claim(found, int(cursor), more == 1, ended == "1", room_id)
+
+    async def _replicated_read(
+        self, room_id: str, participant_id: str, cursor: int, before: int
+    ) -> None:
+        """With `min_replicas`: a read position lost in a failover would deliver its messages
+        again, so a claim is answered once replicas have it. If they do not, the position goes
+        back (unless it moved on since) before the call answers store_unavailable: the same
+        call again gets the same messages. (Should the node die in that instant, a replica may
+        keep the moved position: what it skipped is in the history, and `after` reads it.)"""
+        if cursor == before:
+            return
+        try:
+            await self._replicated(room_id)
+        except errors.ChatError:
+            p_key = self.keys.participant(room_id, participant_id)
+
+            async def body(pipe: Pipeline) -> None:
+                if await self._field(p_key, "cursor") == str(cursor):
+                    begin(pipe)
+                    pipe.hset(p_key, "cursor", before)
+                    await pipe.execute()
+
+            with contextlib.suppress(errors.ChatError):
+                await self._transact([p_key], body)
+            raise
 
     async def unread(self, participant_id: str) -> int:
         async def run(room_id: str) -> list[Any]:
@@ -81,9 +113,9 @@ class MessageOps(Writes):
                 return unmoved(
                     await self._unread(
                         keys=[
-                            self._key("p", participant_id),
+                            self.keys.participant(room_id, participant_id),
                             log_key,
-                            self._key("p", participant_id, "sent"),
+                            self.keys.sent(room_id, participant_id),
                         ],
                         args=[participant_id, room_id],
                     )

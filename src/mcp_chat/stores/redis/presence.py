@@ -8,6 +8,7 @@ from collections.abc import Collection, Mapping
 from redis.asyncio.client import Pipeline
 
 from mcp_chat import errors, presence, rooms
+from mcp_chat.stores.redis import lua
 from mcp_chat.stores.redis.client import Moved, begin
 from mcp_chat.stores.redis.codecs import as_texts, participant_of, room_of
 from mcp_chat.stores.redis.writes import Writes
@@ -24,8 +25,10 @@ class PresenceOps(Writes):
         """Log that the participant is gone and set its gone flag, if that still applies when
         the script runs (another instance may have done it first)."""
         with self._guard():
-            fields = await self._hash(self._key("p", participant_id))
+            fields = await self._participant_fields(participant_id)
         if not fields:
+            with self._guard():  # filed in `present` by a join that did not happen
+                await self._redis.zrem(self._key("present"), participant_id)
             return None
         participant = participant_of(fields)
         draft, _ = presence.mark(participant, Kind.DISCONNECTED)  # the flag: in the script
@@ -37,22 +40,25 @@ class PresenceOps(Writes):
         return Message.from_draft(participant.room_id, int(rest[0]), draft)
 
     async def touch(self, seen: Mapping[str, float]) -> list[Message]:
-        # One round trip for the whole heartbeat: each script in the pipeline is atomic alone.
+        # One round trip for the whole heartbeat (after the lookup of participants this
+        # process has not filed yet): each script in the pipeline is atomic alone. An id is a
+        # participant's, a queue entry's, or both (a matched entry becomes a participant).
         with self._guard():
+            tags = {some_id: await self._tag(some_id) for some_id in seen}
             async with self._redis.pipeline(transaction=False) as pipe:
                 for some_id, when in seen.items():
-                    await self._touch(
-                        keys=[
-                            self._key("p", some_id),
-                            self._key("q", some_id),
-                            self._key("present"),
-                        ],
-                        args=[repr(when), some_id],
-                        client=pipe,
-                    )
-                flags = await pipe.execute()
+                    tag = tags[some_id]
+                    if tag is not None:
+                        pipe.eval(lua.TOUCH, 1, self.keys.participant(tag, some_id), repr(when))
+                        pipe.zadd(self._key("present"), {some_id: when}, xx=True, gt=True)
+                    pipe.eval(lua.TOUCH, 1, self.keys.entry(some_id), repr(when))
+                replies = iter(await pipe.execute())
         events: list[Message] = []
-        for some_id, gone in zip(seen, flags, strict=True):
+        for some_id in seen:
+            gone = next(replies) if tags[some_id] is not None else ""
+            if tags[some_id] is not None:
+                next(replies)  # present
+            next(replies)  # the queue entry
             if gone != "1":
                 continue
             with contextlib.suppress(errors.ChatError):  # no free seat: it stays gone
@@ -68,7 +74,7 @@ class PresenceOps(Writes):
 
     async def _come_back(self, participant_id: str, room_id: str) -> Message | None:
         room_key, _, members_key, _ = self._room_keys(room_id)
-        p_key = self._key("p", participant_id)
+        p_key = self.keys.participant(room_id, participant_id)
 
         async def body(pipe: Pipeline) -> Message | None:
             fields = await self._hash(p_key)
@@ -83,20 +89,24 @@ class PresenceOps(Writes):
             if not rooms.may_come_back(room, participant):
                 return None
             others = [m for m in await self._ids(members_key) if m != participant_id]
-            members = await self._hashes([self._key("p", m) for m in others])
+            members = await self._hashes([self.keys.participant(room_id, m) for m in others])
             rooms.check_return(room, rooms.seated(participant_of(f) for f in members if f))
             draft, _ = presence.mark(participant, Kind.RETURNED)  # the flag: below
             begin(pipe)
             message = self._log(pipe, room_id, room.last_seq + 1, draft)
             pipe.hset(p_key, "gone", 0)
-            pipe.zadd(self._key("present"), {participant_id: participant.last_seen})
-            pipe.publish(self.channel, self._notice(room_id))
+            self._publish(pipe, room_id)
             await pipe.execute()
+            await self._redis.zadd(self._key("present"), {participant_id: participant.last_seen})
+            await self._announce(room_id)
             return message
 
         # The room's hash changes with every seat taken or given up (each logs an event), so
         # watching it sees a newcomer or another returner get there first.
-        return await self._transact([p_key, room_key, members_key], body)
+        message = await self._transact([p_key, room_key, members_key], body)
+        if message is not None:
+            await self._replicated(room_id)
+        return message
 
     async def disconnect(self, ids: Collection[str]) -> list[Message]:
         events: list[Message] = []
@@ -109,7 +119,7 @@ class PresenceOps(Writes):
     async def sweep(self, now: float, gone_after: float, stale_after: float) -> list[Message]:
         queue_cutoff = repr(presence.silent_since(now, stale_after))
         with self._guard():
-            waiting = await self._ids(self._key("queue"))
+            waiting = await self._ids(self.keys.queue())
         for entry_id in waiting:
             await self._run_dequeue(entry_id, queue_cutoff)
         cutoff = presence.silent_since(now, gone_after)

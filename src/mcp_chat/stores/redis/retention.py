@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from mcp_chat.stores.redis.client import Client
+from redis import exceptions as rex
+
+from mcp_chat.stores.redis.client import begin
 from mcp_chat.stores.redis.codecs import as_scored, as_text_map, as_texts, message_of
+from mcp_chat.stores.redis.writes import Writes
 from mcp_chat.types import Pruned
 
 
-class RetentionOps(Client):
+class RetentionOps(Writes):
     """Retention (`Store.prune`)."""
 
     async def prune(self, messages_before: str | None, idle_before: str | None) -> Pruned:
@@ -21,9 +24,11 @@ class RetentionOps(Client):
                     removed_messages += await self._prune_log(room_id, messages_before)
                 if idle_before is not None and await self._newest(room_id) < idle_before:
                     idle.append(room_id)
-            if idle:
-                removed_messages += await self._drop_rooms(idle)
-                removed_rooms = len(idle)
+            for room_id in idle:
+                dropped = await self._drop_room(room_id)
+                if dropped is not None:
+                    removed_messages += dropped
+                    removed_rooms += 1
         return Pruned(removed_messages, removed_rooms)
 
     async def _newest(self, room_id: str) -> str:
@@ -66,54 +71,62 @@ class RetentionOps(Client):
             if stale:
                 await self._redis.hdel(keys_key, *stale)
             # So do their seqs among what each member sent.
-            everyone = as_texts(await self._redis.smembers(self._key("room", room_id, "everyone")))
+            everyone = as_texts(await self._redis.smembers(self.keys.room_set(room_id)[-1]))
             async with self._redis.pipeline(transaction=False) as pipe:
                 for participant_id in everyone:
-                    sent = self._key("p", participant_id, "sent")
+                    sent = self.keys.sent(room_id, participant_id)
                     pipe.zremrangebyscore(sent, "-inf", f"({keep_from}")
                 await pipe.execute()
         return removed
 
-    async def _drop_rooms(self, room_ids: list[str]) -> int:
-        """Remove whole rooms: their keys, their participants (present or not) and the queue
-        entries matched into them."""
-        doomed = set(room_ids)
-        removed = 0
-        async with self._redis.pipeline(transaction=False) as pipe:
-            for room_id in room_ids:
-                pipe.zcard(self._room_keys(room_id)[1])
-            removed = sum(int(n) for n in await pipe.execute())
-        ids = [
-            participant_id
-            for room_id in room_ids
-            for participant_id in as_texts(
-                await self._redis.smembers(self._key("room", room_id, "everyone"))
-            )
-        ]
-        # A matched queue entry has the id of the participant it became.
-        participants = [
-            (key, fields)
-            for key in [self._key("p", pid) for pid in ids]
-            if (fields := as_text_map(await self._redis.hgetall(key))).get("room_id") in doomed
-        ]
-        entries = [
-            (key, fields)
-            for key in [self._key("q", pid) for pid in ids]
-            if (fields := as_text_map(await self._redis.hgetall(key))).get("room_id") in doomed
-        ]
+    async def _drop_room(self, room_id: str) -> int | None:
+        """Remove a whole room: its keys, its participants (present or not) and the queue
+        entries matched into them; the messages it had, or None if it was left.
+
+        One room, in a transaction on its slot that watches the room: one that changed since
+        it was found idle (a message, a join) is left for the next run. A room named in the
+        index but not (or not yet) stored is left alone too: a join files a new room in the
+        index just before it writes it."""
+        room_keys = self.keys.room_set(room_id)
         async with self._redis.pipeline(transaction=True) as pipe:
-            for room_id in room_ids:
-                pipe.delete(*self._room_keys(room_id), self._key("room", room_id, "everyone"))
-                for index in ("rooms", "open", "all"):
-                    pipe.zrem(self._key(index), room_id)
-            for key, fields in participants:
-                pipe.delete(key, f"{key}:sent")
-                pipe.hdel(self._key("secrets"), fields.get("secret_hash", ""))
-                pipe.zrem(self._key("present"), key.rsplit(":", 1)[-1])
-            for key, fields in entries:
-                pipe.delete(key)
-                pipe.hdel(self._key("qsecrets"), fields.get("secret_hash", ""))
+            try:
+                await pipe.watch(*room_keys)
+                if not await self._redis.exists(room_keys[0]):
+                    return None
+                participants, entries = await self._found_in(room_id)
+                begin(pipe)
+                pipe.zcard(room_keys[1])
+                pipe.delete(*room_keys)
+                for pid, _ in participants:
+                    pipe.delete(self.keys.participant(room_id, pid), self.keys.sent(room_id, pid))
+                removed, *_ = await pipe.execute()
+            except rex.WatchError:
+                return None
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for index in ("rooms", "open", "all"):
+                pipe.zrem(self._key(index), room_id)
+            for pid, entry in entries:
+                pipe.delete(self.keys.entry(pid))
+                pipe.hdel(self.keys.queue_secrets(), entry.get("secret_hash", ""))
             await pipe.execute()
-        for participant_id in [key.rsplit(":", 1)[-1] for key, _ in participants]:
-            self._room_of.pop(participant_id, None)
-        return removed
+        await self._unindex_participants(
+            [(pid, fields.get("secret_hash", "")) for pid, fields in participants]
+        )
+        return int(removed)
+
+    async def _found_in(
+        self, room_id: str
+    ) -> tuple[list[tuple[str, dict[str, str]]], list[tuple[str, dict[str, str]]]]:
+        """The room's participants filed under its id (not those of a room set aside since),
+        and the queue entries matched into it (an entry has the id of the participant it
+        became)."""
+        ids = as_texts(await self._redis.smembers(self.keys.room_set(room_id)[-1]))
+        participants, entries = [], []
+        for pid in ids:
+            fields = as_text_map(await self._redis.hgetall(self.keys.participant(room_id, pid)))
+            if fields.get("room_id") == room_id:
+                participants.append((pid, fields))
+            entry = as_text_map(await self._redis.hgetall(self.keys.entry(pid)))
+            if entry.get("room_id") == room_id:
+                entries.append((pid, entry))
+        return participants, entries

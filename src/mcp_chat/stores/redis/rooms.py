@@ -28,8 +28,10 @@ class RoomOps(Writes):
         invite_hash: str | None = None,
     ) -> Joined:
         room_key, _, members_key, _ = self._room_keys(room_id)
+        indexed = False
 
         async def body(pipe: Pipeline) -> Joined:
+            nonlocal indexed
             fields = await self._hash(room_key)
             set_aside: SetAside | None = None
             if fields and rooms.starts_anew(room_of(fields)):
@@ -38,7 +40,9 @@ class RoomOps(Writes):
             member_ids = [] if set_aside else await self._ids(members_key)
             members = [
                 participant_of(f)
-                for f in await self._hashes([self._key("p", pid) for pid in member_ids])
+                for f in await self._hashes(
+                    [self.keys.participant(room_id, pid) for pid in member_ids]
+                )
             ]
             created = not fields
             room = (
@@ -50,6 +54,10 @@ class RoomOps(Writes):
             # The newcomer's read position starts at the beginning: what was said before it
             # arrived is delivered too.
             stored = dataclasses.replace(participant, cursor=0)
+            if created:
+                await self._index_room(room)
+            await self._index_participant(stored)
+            indexed = True
             begin(pipe)
             if set_aside:
                 self._set_aside(pipe, room_id, set_aside)
@@ -57,19 +65,30 @@ class RoomOps(Writes):
                 self._add_room(pipe, room)
             message = self._log(pipe, room_id, room.last_seq + 1, event)
             self._add_participant(pipe, stored, message.seq)
-            pipe.publish(self.channel, self._notice(room_id))
+            self._publish(pipe, room_id)
             await pipe.execute()
+            await self._announce(room_id)
             room = dataclasses.replace(room, last_seq=message.seq)
             return Joined(stored, room, created, [*members, stored])
 
-        return await self._transact([room_key, members_key], body)
+        try:
+            joined = await self._transact([room_key, members_key], body)
+        except errors.ChatError:
+            if indexed:  # filed by a try that lost a race, then refused (the room filled up)
+                with self._guard():
+                    await self._unindex_participants(
+                        [(participant.participant_id, participant.secret_hash)]
+                    )
+            raise
+        await self._replicated(room_id)
+        return joined
 
     async def participant(self, secret_hash: str) -> Participant | None:
         with self._guard():
-            participant_id = await self._field(self._key("secrets"), secret_hash)
+            participant_id = await self._redis.get(self.keys.secret(secret_hash))
             if participant_id is None:
                 return None
-            fields = await self._hash(self._key("p", participant_id))
+            fields = await self._participant_fields(str(participant_id))
         return participant_of(fields) if fields else None
 
     async def leave(self, participant_id: str, event: Draft) -> Left:
@@ -80,7 +99,7 @@ class RoomOps(Writes):
 
     async def _leave(self, participant_id: str, room_id: str, event: Draft) -> Left:
         room_key, _, members_key, _ = self._room_keys(room_id)
-        p_key = self._key("p", participant_id)
+        p_key = self.keys.participant(room_id, participant_id)
 
         async def body(pipe: Pipeline) -> Left:
             fields = await self._hash(p_key)
@@ -93,7 +112,8 @@ class RoomOps(Writes):
             room = room_of(await self._hash(room_key))
             others = [m for m in await self._ids(members_key) if m != participant_id]
             seated = rooms.seated(
-                participant_of(f) for f in await self._hashes([self._key("p", m) for m in others])
+                participant_of(f)
+                for f in await self._hashes([self.keys.participant(room_id, m) for m in others])
             )
             ended = room.ended or rooms.ends_after_leave(room, len(others), seated)
             begin(pipe)
@@ -102,19 +122,22 @@ class RoomOps(Writes):
             )
             pipe.hset(p_key, mapping={"left": 1, "cursor": message.seq})
             pipe.zrem(members_key, participant_id)
-            pipe.zrem(self._key("present"), participant_id)
-            if ended and not room.ended:
+            ending = ended and not room.ended
+            if ending:
                 pipe.hset(room_key, "ended", 1)
-                pipe.zrem(self._key("rooms"), room_id)
-                pipe.zrem(self._key("open"), room_id)
-                if others:
-                    # Nobody in an ended room is watched for silence any more.
-                    pipe.zrem(self._key("present"), *others)
-            pipe.publish(self.channel, self._notice(room_id))
+            self._publish(pipe, room_id)
             await pipe.execute()
+            await self._announce(room_id)
+            if ending:
+                # Nobody in an ended room is watched for silence any more.
+                await self._unindex_room(room_id, participant_id, *others)
+            else:
+                await self._redis.zrem(self._key("present"), participant_id)
             return Left(message, ended)
 
-        return await self._transact([p_key, room_key, members_key], body)
+        left = await self._transact([p_key, room_key, members_key], body)
+        await self._replicated(room_id)
+        return left
 
     async def room(self, room_id: str) -> Room | None:
         with self._guard():
@@ -130,7 +153,7 @@ class RoomOps(Writes):
     async def members(self, room_id: str) -> list[Participant]:
         with self._guard():
             ids = await self._ids(self._room_keys(room_id)[2])
-            found = await self._hashes([self._key("p", pid) for pid in ids])
+            found = await self._hashes([self.keys.participant(room_id, pid) for pid in ids])
         return [participant_of(f) for f in found if f]
 
     async def rooms(self, limit: int) -> list[RoomSummary]:
@@ -167,7 +190,7 @@ class RoomOps(Writes):
             return None, 0
         async with self._redis.pipeline(transaction=False) as pipe:
             for participant_id in as_texts(member_ids):
-                pipe.hget(self._key("p", participant_id), "gone")
+                pipe.hget(self.keys.participant(room_id, participant_id), "gone")
             flags = await pipe.execute()
         return room_of(as_text_map(fields)), sum(
             1 for flag in flags if flag is not None and flag != "1"
@@ -178,6 +201,10 @@ class RoomOps(Writes):
             open_ids = await self._ids(self._key("open"))
             async with self._redis.pipeline(transaction=False) as pipe:
                 for room_id in open_ids:
-                    pipe.zcard(self._room_keys(room_id)[2])
-                sizes = await pipe.execute()
-        return Counts(len(open_ids), sum(int(n) for n in sizes))
+                    room_key, _, members_key, _ = self._room_keys(room_id)
+                    pipe.hget(room_key, "ended")
+                    pipe.zcard(members_key)
+                found = await pipe.execute()
+        # The index may name a room about to be stored, or one just ended (see writes.py).
+        sizes = [int(n) for ended, n in zip(found[::2], found[1::2], strict=True) if ended == "0"]
+        return Counts(len(sizes), sum(sizes))
