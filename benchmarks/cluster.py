@@ -2,6 +2,7 @@
 and what `min_replicas=1` costs a send.
 
     .venv/bin/python -m benchmarks.cluster [--rounds 300] [--duration 10] [--sends 2000]
+        [--protocol handshake|modern|both]
 
 Starts its own cluster on loopback (3 primaries, 3 replicas: tests/cluster_support.py) and uses
 the Redis on 127.0.0.1:6379 (`--redis`). Prints figures only (no pass/fail):
@@ -14,7 +15,8 @@ the Redis on 127.0.0.1:6379 (`--redis`). Prints figures only (no pass/fail):
   `min_replicas=1` adds to it (a WAIT round trip to the room's primary, which waits for its
   replica).
 
-Each of J and K on: one Redis; the cluster; the cluster with `min_replicas=1`.
+Each of J and K on: one Redis; the cluster; the cluster with `min_replicas=1`; and once per
+protocol family (`--protocol`, default both), as benchmarks.latency.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ import redis
 from tests.cluster_support import LocalCluster
 from tests.stores_support import enter
 
-from benchmarks.latency import ms, percentiles
+from benchmarks.latency import FAMILIES, add_protocol_option, families, ms, percentiles
 from benchmarks.scale import latency, servers, throughput
 from mcp_chat import messages
 from mcp_chat.stores import open_store
@@ -65,8 +67,8 @@ def main() -> None:
     parser.add_argument("--sends", type=int, default=2000, help="figure L sends (default 2000)")
     parser.add_argument("--redis", default="redis://127.0.0.1:6379/0", help="Redis to use")
     parser.add_argument("--figures", default="JKL", help="which figures (default JKL)")
+    add_protocol_option(parser)
     args = parser.parse_args()
-    protocol = "modern"
     prefix = f"bench-{secrets.token_hex(4)}"
     cluster = LocalCluster()
     try:
@@ -80,7 +82,8 @@ def main() -> None:
         print(f"  packages  redis-py {version('redis')}; Redis server {redis_version}")
         print("  setups    two instances (benchmarks.server) on: one Redis; a cluster of 3")
         print("            primaries + 3 replicas, all on this machine; the same cluster with")
-        print("            min_replicas=1. Clients: official SDK, 2026-07-28, own processes")
+        print("            min_replicas=1. Clients: official SDK, own processes, on the")
+        print("            protocol family in parentheses")
         setups = [
             ("one Redis", f"{args.redis}?prefix={prefix}"),
             ("cluster", cluster.url(prefix)),
@@ -93,26 +96,28 @@ def main() -> None:
             if "J" in args.figures or "K" in args.figures:
                 with servers(url, 2) as urls:
                     pair = (urls[0], urls[1])
-                    if "J" in args.figures:
-                        rows.append((label, latency(*pair, args.rounds, args.pause, protocol)))
-                    if "K" in args.figures:
-                        rates.append((label, throughput(pair, args.duration, protocol)))
+                    for protocol in families(args.protocol):
+                        named = f"{label} ({FAMILIES[protocol][:4]} {protocol})"
+                        if "J" in args.figures:
+                            rows.append((named, latency(*pair, args.rounds, args.pause, protocol)))
+                        if "K" in args.figures:
+                            rates.append((named, throughput(pair, args.duration, protocol)))
             if "L" in args.figures:
                 sends.append((label, asyncio.run(one_send(url, args.sends))))
         if rows:
             print("\nJ. send-to-receive latency across two instances, ms   p50      p90      p99")
             for label, values in rows:
                 p50, p90, p99 = percentiles(values)
-                print(f"   {label:<40} {ms(p50)} {ms(p90)} {ms(p99)}")
+                print(f"   {label:<48} {ms(p50)} {ms(p90)} {ms(p99)}")
         if rates:
             print("\nK. delivered messages per second, two instances")
             for label, rate in rates:
-                print(f"   {label:<40} {rate:8.0f}")
+                print(f"   {label:<48} {rate:8.0f}")
         if sends:
             print("\nL. one send (store.append), in-process, ms            p50      p99")
             for label, values in sends:
                 p50, _, p99 = percentiles(values)
-                print(f"   {label:<40} {ms(p50)} {ms(p99)}")
+                print(f"   {label:<48} {ms(p50)} {ms(p99)}")
     finally:
         cluster.close()
         with redis.Redis.from_url(args.redis) as r:
