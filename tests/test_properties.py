@@ -107,6 +107,7 @@ async def run(store_url: str, program: list[tuple[str, dict[str, Any]]]) -> None
         known = {A: a["client_id"], B: b["client_id"], ROOM: "r"}
         rooms = {"r"}
         acknowledged: dict[str, tuple[str, int, str]] = {}  # message_id -> room, seq, text
+        started: dict[str, str] = {}  # message_id -> when its room began
         for tool, raw in program:
             args = {k: resolve(v, known) for k, v in raw.items()}
             data = await call(tool, args)
@@ -115,6 +116,9 @@ async def run(store_url: str, program: list[tuple[str, dict[str, Any]]]) -> None
             if tool == "send_message" and data["success"]:
                 sent = (args["room_id"], data["seq"], args["message"])
                 assert acknowledged.setdefault(data["message_id"], sent) == sent
+                room = await chat.store.room(args["room_id"])
+                assert room is not None
+                started[data["message_id"]] = room.created_at
 
         for room_id in rooms:
             room = await chat.store.room(room_id)
@@ -123,6 +127,12 @@ async def run(store_url: str, program: list[tuple[str, dict[str, Any]]]) -> None
             assert [m.seq for m in log] == list(range(1, room.last_seq + 1))
             assert len({m.message_id for m in log}) == len(log)
         for message_id, (room_id, seq, text) in acknowledged.items():
+            room = await chat.store.room(room_id)
+            assert room is not None
+            if room.created_at != started[message_id]:
+                # The room ended and its name was taken again: the conversation it was sent in
+                # was set aside (`rooms.archive_id`), and the stores' tests read it there.
+                continue
             (stored,) = await chat.store.history(room_id, after=seq - 1, before=None, limit=1)
             assert (stored.message_id, stored.seq, stored.text) == (message_id, seq, text)
 
