@@ -16,10 +16,10 @@ from typing import NamedTuple
 
 import uvicorn
 from fastmcp import FastMCP
-from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from mcp_chat.auth import GUARDED_PATHS, BearerTokens, RequireToken, load_tokens
 from mcp_chat.bounds import MAX_HEAD_BYTES, RequestBounds, bounded_http
@@ -31,6 +31,7 @@ from mcp_chat.loop import run_on_loop, running_loop_name
 from mcp_chat.mcp import stdio
 from mcp_chat.mcp.channel import CHANNEL_CLIENTS, Channels, StreamTap
 from mcp_chat.mcp.connections import Connections
+from mcp_chat.mcp.door import FrontDoor
 from mcp_chat.mcp.fastcalls import FastCalls
 from mcp_chat.mcp.replies import TrackReplies
 from mcp_chat.mcp.server import create_server
@@ -106,21 +107,16 @@ def build(settings: Settings, stdio: bool = False, streams: Streams | None = Non
     return Parts(chat, server, metrics, sessions, channels, session, connections)
 
 
-def http_app(settings: Settings, parts: Parts) -> Starlette:
+def http_app(settings: Settings, parts: Parts) -> ASGIApp:
     """The ASGI app. Bound to a loopback address, it refuses requests whose Host or Origin
     header names another site (DNS rebinding); `allowed_hosts` adds names to accept. Request
     bodies are bounded (bounds.py), and handshake-era sessions capped and closed when idle
-    (mcp/sessions.py)."""
+    (mcp/sessions.py). Plain sends and waits take the short road (mcp/fastcalls.py), on a
+    server without tokens from the front door (mcp/door.py)."""
     server = parts.server
+    max_body, read_timeout = settings.max_body_bytes(), settings.read_timeout
     # Every body is read within its bounds before any route sees it (see bounds.py).
-    middleware = [
-        Middleware(
-            RequestBounds,
-            max_body=settings.max_body_bytes(),
-            read_timeout=settings.read_timeout,
-            mcp_path="/mcp",
-        )
-    ]
+    middleware = [Middleware(RequestBounds, max_body, read_timeout, mcp_path="/mcp")]
     # FastMCP's auth guards /mcp only; its middleware checks the token of every request, and
     # RequireToken refuses the other guarded paths a request whose token did not pass.
     middleware.append(Middleware(TrackReplies, path="/mcp"))
@@ -128,19 +124,18 @@ def http_app(settings: Settings, parts: Parts) -> Starlette:
         middleware.append(Middleware(StreamTap, streams=parts.channels.streams, path="/mcp"))
     if server.auth:
         middleware.append(Middleware(RequireToken, paths=GUARDED_PATHS))
+    fast: FastCalls | None = None
     if settings.fast_calls:
-        scopes = tuple(server.auth.required_scopes or ()) if server.auth else None
-        middleware.append(
-            Middleware(
-                FastCalls,
-                chat=parts.chat,
-                server=server,
-                metrics=parts.metrics,
-                required_scopes=scopes,
-                sessions=parts.sessions,
-                connections=parts.connections,
-            )
+        fast = FastCalls(
+            _not_yet,
+            chat=parts.chat,
+            server=server,
+            metrics=parts.metrics,
+            required_scopes=tuple(server.auth.required_scopes or ()) if server.auth else None,
+            sessions=parts.sessions,
+            connections=parts.connections,
         )
+        middleware.append(Middleware(fast.inside))
     app = server.http_app(
         path="/mcp",
         middleware=middleware,
@@ -149,7 +144,13 @@ def http_app(settings: Settings, parts: Parts) -> Starlette:
         session_idle_timeout=settings.session_idle_timeout,
     )
     install_sessions(app, parts.sessions, path="/mcp")
-    return app
+    if fast is None or server.auth:
+        return app
+    return FrontDoor(app, fast, RequestBounds(app, max_body, read_timeout, mcp_path="/mcp"))
+
+
+async def _not_yet(scope: Scope, receive: Receive, send: Send) -> None:
+    raise RuntimeError("the short road's place in the stack is set when Starlette builds it")
 
 
 class _Server(uvicorn.Server):

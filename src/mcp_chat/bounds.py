@@ -68,16 +68,23 @@ class RequestBounds:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        body = await self.read(scope, receive, send)
+        if body is not None:
+            await self.app(scope, replay(body, receive), send)
+
+    async def read(self, scope: Scope, receive: Receive, send: Send) -> bytes | None:
+        """The request's whole body, read within the bounds; None if the request was refused
+        (answered here) or the client hung up before its body was in (nobody to answer). Also
+        for the front door (`mcp.door`), which reads a body before this middleware's place."""
         declared = _content_length(scope)
         if declared is not None and declared > self.max_body:
             await self._refuse(scope, send, 413, self._too_large())
-            return
+            return None
         try:
             async with asyncio.timeout(self.read_timeout):
-                body = await self._read(receive)
+                return await self._read(receive)
         except _TooLarge:
             await self._refuse(scope, send, 413, self._too_large())
-            return
         except TimeoutError:
             sentence = (
                 f"The request body did not arrive within {self.read_timeout:g} seconds; "
@@ -85,10 +92,7 @@ class RequestBounds:
             )
             log.info("refused %s %s: body too slow", scope["method"], scope["path"])
             await self._refuse(scope, send, 408, sentence)
-            return
-        if body is None:
-            return  # the client hung up before its body was in: nobody to answer
-        await self.app(scope, _replay(body, receive), send)
+        return None
 
     def _too_large(self) -> str:
         return f"The request body is larger than this server takes ({self.max_body} bytes)."
@@ -137,7 +141,7 @@ def _content_length(scope: Scope) -> int | None:
     return None
 
 
-def _replay(body: bytes, receive: Receive) -> Receive:
+def replay(body: bytes, receive: Receive) -> Receive:
     """A receive that hands out the body read, then goes on reading (for the disconnect)."""
     pending: list[Message] = [{"type": "http.request", "body": body, "more_body": False}]
 

@@ -23,6 +23,7 @@ from mcp_chat.app import build, http_app
 from mcp_chat.chat import ChatService
 from mcp_chat.config import Settings
 from mcp_chat.mcp import fastcalls
+from mcp_chat.mcp.door import FrontDoor
 from mcp_chat.mcp.fastcalls import FastCalls
 from mcp_chat.mcp.road import Call
 from tests.conftest import blocked
@@ -59,6 +60,8 @@ class Served:
     """The client id of each wait_for_message the fast path answered."""
     sent: list[str] = field(default_factory=list)
     """The client id of each send_message the fast path answered."""
+    door: FrontDoor | None = None
+    """The front door (mcp/door.py): None on a server with tokens, which has none."""
 
     @property
     def url(self) -> str:
@@ -73,9 +76,10 @@ async def serving(
     handshake family, with a session opened (and initialized) for the raw requests."""
     config = Settings(store="memory://", port=0, log_level="warning", **settings)
     parts = build(config)
+    app = http_app(config, parts)
     server = uvicorn.Server(
         uvicorn.Config(
-            http_app(config, parts),
+            app,
             host="127.0.0.1",
             port=0,
             log_config=None,
@@ -87,7 +91,7 @@ async def serving(
         while not server.started:
             await asyncio.sleep(0.01)
     port = server.servers[0].sockets[0].getsockname()[1]
-    served = Served(port, parts.chat, family)
+    served = Served(port, parts.chat, family, door=app if isinstance(app, FrontDoor) else None)
     serve = FastCalls._serve
 
     async def counted(self: FastCalls, call: Call, *args: Any) -> None:
@@ -112,6 +116,7 @@ def request(
     meta: dict[str, Any] | None = None,
     tool: str = "wait_for_message",
     headers: str = "",
+    host: str = "",
 ) -> bytes:
     """A tools/call as raw HTTP: on 2026-07-28 (a port, or a server with no session), with the
     envelope in `_meta` and the routing headers; on a served session, with its id. `meta`
@@ -130,13 +135,14 @@ def request(
         number,
         {"jsonrpc": "2.0", "id": 7, "method": "tools/call", "params": params},
         route + headers,
+        host,
     )
 
 
-def raw_post(port: int, message: dict[str, Any], headers: str = "") -> bytes:
+def raw_post(port: int, message: dict[str, Any], headers: str = "", host: str = "") -> bytes:
     body = json.dumps(message).encode()
     return (
-        f"POST /mcp HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+        f"POST /mcp HTTP/1.1\r\nHost: {host or f'127.0.0.1:{port}'}\r\n"
         "Accept: application/json, text/event-stream\r\nContent-Type: application/json\r\n"
         f"{headers}Connection: close\r\nContent-Length: {len(body)}\r\n\r\n"
     ).encode() + body
@@ -644,3 +650,80 @@ async def close_session(port: int, session: str) -> int:
     head = await reader.readuntil(b"\r\n\r\n")
     writer.close()
     return int(head.split()[1])
+
+
+# The front door (mcp/door.py): the short road served before Starlette's stack.
+
+
+def said(s: Served, client_id: str, text: str, **request_args: Any) -> bytes:
+    arguments = {"room_id": "r", "client_id": client_id, "message": text}
+    return request(s, arguments, tool="send_message", **request_args)
+
+
+async def read_all(s: Served, client_id: str) -> list[str]:
+    """The texts of the room's messages (not its notices) from the others, read from the
+    start by `client_id`."""
+    answer = await post(request(s, {"room_id": "r", "client_id": client_id, "after": 0}), s.port)
+    return [m["message"] for m in answer.structured()["messages"] if m["kind"] == "message"]
+
+
+async def test_plain_calls_take_the_front_door_once_their_gate_passed_the_guard(
+    monkeypatch: pytest.MonkeyPatch, family: str
+) -> None:
+    async with serving(monkeypatch, family) as s:
+        assert s.door is not None
+        me, bob = await joined(s, "r", "Ann"), await joined(s, "r", "Bob")
+        assert (await post(said(s, me, "one"), s.port)).structured()["success"]
+        before = s.door.served  # the guard has seen this gate by now
+        assert (await post(said(s, me, "two"), s.port)).structured()["success"]
+        assert s.door.served == before + 1
+        assert await read_all(s, bob) == ["one", "two"]
+        assert s.door.served == before + 2
+        assert s.sent == [me, me]  # both sends on the short road
+
+
+async def test_the_front_door_refuses_what_the_guard_refuses(
+    monkeypatch: pytest.MonkeyPatch, family: str
+) -> None:
+    """DNS rebinding: a page on evil.example that resolves its name to 127.0.0.1 sends a
+    plain send_message, after our own client's plain calls have taught the door their gate."""
+    async with serving(monkeypatch, family) as s:
+        assert s.door is not None
+        me, bob = await joined(s, "r", "Ann"), await joined(s, "r", "Bob")
+        for text in ("one", "two"):
+            assert (await post(said(s, me, text), s.port)).structured()["success"]
+        before = s.door.served
+        rebound = await post(said(s, me, "rebound", host="evil.example"), s.port)
+        assert rebound.status == 421
+        cross = await post(said(s, me, "cross", headers="Origin: http://evil.example\r\n"), s.port)
+        assert cross.status == 403
+        assert s.door.served == before
+        assert await read_all(s, bob) == ["one", "two"]
+
+
+async def test_a_body_that_stops_at_the_front_door_is_answered_408(
+    monkeypatch: pytest.MonkeyPatch, family: str
+) -> None:
+    async with serving(monkeypatch, family, read_timeout=0.3) as s:
+        me, bob = await joined(s, "r", "Ann"), await joined(s, "r", "Bob")
+        for text in ("one", "two"):  # the second through the door
+            assert (await post(said(s, me, text), s.port)).structured()["success"]
+        head, _, body = said(s, me, "slow").partition(b"\r\n\r\n")
+        reader, writer = await asyncio.open_connection("127.0.0.1", s.port)
+        try:
+            writer.write(head + b"\r\n\r\n" + body[:10])
+            async with asyncio.timeout(30):  # a bound on a hang, not a measurement
+                answer = await reader.read()
+        finally:
+            writer.close()
+        top, _, refusal = answer.partition(b"\r\n\r\n")
+        assert top.startswith(b"HTTP/1.1 408") and b"connection: close" in top.lower(), top
+        assert json.loads(refusal)["error"]["code"] == -32600
+        assert (await post(said(s, me, "three"), s.port)).structured()["success"]
+        assert await read_all(s, bob) == ["one", "two", "three"]
+
+
+async def test_a_server_with_tokens_has_no_front_door(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Its token check is in the stack: every call goes through it (the short road after)."""
+    async with serving(monkeypatch, "modern", auth_token=TOKEN) as s:
+        assert s.door is None

@@ -36,7 +36,9 @@ token (its keepalive notifications are the SDK's), `_meta` beyond the protocol's
 `Mcp-Param-*` headers, arguments of another type than declared or missing (the SDK's coercion
 and its error shapes stay the only ones), a session that is unknown, closing or not yet
 initialized, and anything the SDK would reject. It sits inside the Host/Origin guard and the
-token check; a request whose token did not pass goes on to be refused by FastMCP.
+token check; a request whose token did not pass goes on to be refused by FastMCP. On a server
+without tokens, the front door (`mcp.door`) hands it most of its requests before those layers,
+once the guard has passed their gate (`at_door`).
 """
 
 from __future__ import annotations
@@ -87,6 +89,15 @@ MAX_BODY: Final = 64 * 1024
 message close to the largest size (`max_message_bytes`, 64 KiB by default) takes the SDK's
 road."""
 
+MAX_GATES: Final = 64
+"""The most gates `FastCalls.passed` holds (a server bound to every address takes any Host):
+requests through the others go the long way, through the guard, as before."""
+
+Gate = tuple[Any, str, bytes | None, bytes | None]
+"""What FastMCP's Host/Origin guard decides on (fastmcp 4.2: `HostOriginGuardMiddleware`):
+the address the request arrived on (the ASGI scope's `server`), its scheme, and its Host and
+Origin headers."""
+
 _SSE_HEADERS: Final = [
     (b"content-type", b"text/event-stream"),
     (b"cache-control", b"no-cache, no-transform"),
@@ -120,12 +131,42 @@ class FastCalls:
         self.path = path
         self.required_scopes = required_scopes
         self.sessions, self.connections = sessions, connections
+        self.passed: set[Gate] = set()
+        """The gates of requests that reached this middleware: those passed the guard."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        family = self._candidate(scope)
-        if family is None:
+        found = self._candidate(scope)
+        if found is None:
             await self.app(scope, receive, send)
             return
+        family, gate = found
+        # Here, the request has passed the Host/Origin guard: its gate may take the front door.
+        if gate not in self.passed and len(self.passed) < MAX_GATES:
+            self.passed.add(gate)
+        await self.take(family, scope, receive, send, self.app)
+
+    def inside(self, app: ASGIApp) -> FastCalls:
+        """This middleware, in front of `app`: its place in Starlette's stack (a factory for
+        `starlette.middleware.Middleware`, when the front door holds it too)."""
+        self.app = app
+        return self
+
+    def at_door(self, scope: Scope) -> Family | None:
+        """The family of a request the front door (`mcp.door`) may hand this road before the
+        layers in front of it: a candidate, on a server without tokens, whose gate (what the
+        Host/Origin guard decides on) a request already passed the guard with."""
+        if self.required_scopes is not None:
+            return None
+        found = self._candidate(scope)
+        if found is None or found[1] not in self.passed:
+            return None
+        return found[0]
+
+    async def take(
+        self, family: Family, scope: Scope, receive: Receive, send: Send, fallback: ASGIApp
+    ) -> None:
+        """Reads the body of a candidate request of `family`; serves it if it is a plain call
+        of one of the road's tools, else hands it, body included, to `fallback`."""
         received: list[Message] = []
         body = b""
         while True:
@@ -139,18 +180,18 @@ class FastCalls:
         whole = received[-1]["type"] == "http.request" and not received[-1].get("more_body")
         call = parse(scope, body, family, self.road.tools) if whole else None
         if call is None:
-            await self.app(scope, _replay(received, receive), send)
+            await fallback(scope, _replay(received, receive), send)
         elif call.family == "modern":
             await self._serve(call, scope, receive, send)
         else:
-            await self._serve_in_session(call, scope, _replay(received, receive), send)
+            await self._serve_in_session(call, scope, _replay(received, receive), send, fallback)
 
-    def _candidate(self, scope: Scope) -> Family | None:
-        """The protocol family of a request that may be one for this road: cheap checks on the
-        request line and headers, before any body is read."""
+    def _candidate(self, scope: Scope) -> tuple[Family, Gate] | None:
+        """The protocol family and gate of a request that may be one for this road: cheap
+        checks on the request line and headers, before any body is read."""
         if scope["type"] != "http" or scope["method"] != "POST" or scope["path"] != self.path:
             return None
-        version = name = length = session_id = None
+        version = name = length = session_id = host = origin = None
         for key, value in scope["headers"]:
             if key == b"mcp-protocol-version":
                 version = value
@@ -160,6 +201,10 @@ class FastCalls:
                 length = value
             elif key == b"mcp-session-id":
                 session_id = value
+            elif key == b"host" and host is None:  # the first, as the guard reads it
+                host = value
+            elif key == b"origin" and origin is None:
+                origin = value
             elif key.startswith(b"mcp-param-"):
                 return None
         if version is None or length is None or not length.isdigit() or int(length) > MAX_BODY:
@@ -176,10 +221,12 @@ class FastCalls:
         if self.required_scopes is not None and not token_passed(scope, self.required_scopes):
             return None
         has_json, has_sse = check_accept_headers(Request(scope))
-        return family if has_json and has_sse else None
+        if not (has_json and has_sse):
+            return None
+        return family, (scope.get("server"), scope["scheme"], host, origin)
 
     async def _serve_in_session(
-        self, call: Call, scope: Scope, receive: Receive, send: Send
+        self, call: Call, scope: Scope, receive: Receive, send: Send, fallback: ASGIApp
     ) -> None:
         """A handshake-era call: served on its session, if the SDK would serve it there."""
         assert self.sessions is not None and self.connections is not None
@@ -194,7 +241,7 @@ class FastCalls:
             or sdk.session_closing(transport)
             or not sdk.owns_session(manager, session_id, scope.get("user"))
         ):
-            await self.app(scope, receive, send)
+            await fallback(scope, receive, send)
             return
         headers = [
             (b"cache-control", b"no-cache, no-transform"),
