@@ -27,7 +27,7 @@ from __future__ import annotations
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from mcp_chat.bounds import RequestBounds, replay
-from mcp_chat.mcp.fastcalls import FastCalls
+from mcp_chat.mcp.fastcalls import DECLINED, FastCalls
 from mcp_chat.mcp.replies import replying
 
 
@@ -49,5 +49,7 @@ class FrontDoor:
         if body is None:
             return  # refused by the bounds, or the client hung up
         self.served += 1
+        # Declined here (not a plain call after all), it is not looked at again in the stack.
+        scope[DECLINED] = True
         with replying(send) as tracked:
             await self.fast.take(family, scope, replay(body, receive), tracked, self.stack)

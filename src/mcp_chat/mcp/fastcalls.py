@@ -98,6 +98,10 @@ Gate = tuple[Any, str, bytes | None, bytes | None]
 the address the request arrived on (the ASGI scope's `server`), its scheme, and its Host and
 Origin headers."""
 
+DECLINED: Final = "mcp_chat.fastcalls.declined"
+"""Set in the ASGI scope of a request the front door handed this road: one it passes on to the
+stack is not read and parsed a second time when it reaches this middleware there."""
+
 _SSE_HEADERS: Final = [
     (b"content-type", b"text/event-stream"),
     (b"cache-control", b"no-cache, no-transform"),
@@ -135,7 +139,7 @@ class FastCalls:
         """The gates of requests that reached this middleware: those passed the guard."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        found = self._candidate(scope)
+        found = None if DECLINED in scope else self._candidate(scope)
         if found is None:
             await self.app(scope, receive, send)
             return
